@@ -1,0 +1,95 @@
+/* libaetask-sd: the client side of aetask.  A client keeps a pool of
+ * connections to worker processes of one aetaskd; a checkout gives exclusive
+ * use of one worker; calls queue on the checkout and their results come back
+ * through callbacks on the caller's sd-event loop.  See libaetask-sd(3). */
+#pragma once
+
+#include <json-c/json.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct aetask_client aetask_client;
+typedef struct aetask_checkout aetask_checkout;
+
+/* A timeout that never expires. */
+#define AETASK_TIMEOUT_INFINITY UINT64_MAX
+
+typedef enum aetask_error_kind {
+        AETASK_ERROR_HANDLER = 1,   /* the handler raised an error; the checkout stays usable */
+        AETASK_ERROR_SETUP,         /* the handler's setup failed ("setup exception: ...") */
+        AETASK_ERROR_TIMEOUT,       /* "timed out after N seconds" */
+        AETASK_ERROR_WORKER_DIED,   /* the worker connection suddenly died */
+        AETASK_ERROR_ABORTED,       /* aetask_checkout_throw_fatal_error() */
+        AETASK_ERROR_PROTOCOL,      /* the worker sent something we cannot read */
+        AETASK_ERROR_REFUSED,       /* the server refused the connection (worker cap) */
+        AETASK_ERROR_CANCELLED,     /* the client was freed with the checkout outstanding */
+        _AETASK_ERROR_KIND_MAX,
+} aetask_error_kind;
+
+/* RESULT is borrowed for the duration of the callback (json_object_get() it
+ * to keep it); NULL stands for JSON null. */
+typedef void (*aetask_reply_handler_t)(aetask_checkout *checkout, json_object *result, void *userdata);
+typedef void (*aetask_error_handler_t)(aetask_checkout *checkout, aetask_error_kind kind,
+                                       const char *message, void *userdata);
+
+/* The client */
+int aetask_client_new(aetask_client **ret, const char *address);
+aetask_client *aetask_client_ref(aetask_client *client);
+aetask_client *aetask_client_unref(aetask_client *client);
+
+int aetask_client_set_name(aetask_client *client, const char *name);
+int aetask_client_set_min_workers(aetask_client *client, unsigned n);
+int aetask_client_set_max_workers(aetask_client *client, unsigned n);
+int aetask_client_set_timeout(aetask_client *client, uint64_t usec);
+int aetask_client_set_max_checkouts(aetask_client *client, unsigned n);
+int aetask_client_set_dont_refork_after_error(aetask_client *client, int b);
+int aetask_client_set_max_message_size(aetask_client *client, size_t size);
+int aetask_client_set_error_handler(aetask_client *client, aetask_error_handler_t callback, void *userdata);
+
+const char *aetask_client_get_name(aetask_client *client);
+int aetask_client_get_pool(aetask_client *client, unsigned *ret_workers, unsigned *ret_idle, unsigned *ret_queued);
+
+int aetask_client_attach_event(aetask_client *client, sd_event *event, int64_t priority);
+int aetask_client_detach_event(aetask_client *client);
+sd_event *aetask_client_get_event(aetask_client *client);
+
+/* Checkouts */
+int aetask_client_checkout(aetask_client *client, aetask_checkout **ret);
+aetask_checkout *aetask_checkout_ref(aetask_checkout *checkout);
+aetask_checkout *aetask_checkout_unref(aetask_checkout *checkout);
+
+int aetask_checkout_set_timeout(aetask_checkout *checkout, uint64_t usec);
+int aetask_checkout_set_error_handler(aetask_checkout *checkout, aetask_error_handler_t callback, void *userdata);
+void *aetask_checkout_set_userdata(aetask_checkout *checkout, void *userdata);
+void *aetask_checkout_get_userdata(aetask_checkout *checkout);
+aetask_client *aetask_checkout_get_client(aetask_checkout *checkout);
+
+/* Queues a call of METHOD (NULL: the handler's catch-all) with ARGS, a JSON
+ * array or NULL for none.  ARGS stays the caller's: it is serialized now. */
+int aetask_checkout_call(aetask_checkout *checkout, const char *method, json_object *args,
+                         aetask_reply_handler_t callback, void *userdata);
+
+int aetask_checkout_throw_fatal_error(aetask_checkout *checkout, const char *message);
+int aetask_checkout_get_error(aetask_checkout *checkout, aetask_error_kind *ret_kind, const char **ret_message);
+int aetask_checkout_release(aetask_checkout *checkout);
+
+const char *aetask_error_kind_to_string(aetask_error_kind kind);
+
+/* For __attribute__((cleanup)) */
+static inline void aetask_client_unrefp(aetask_client **p) {
+        if (*p)
+                aetask_client_unref(*p);
+}
+static inline void aetask_checkout_unrefp(aetask_checkout **p) {
+        if (*p)
+                aetask_checkout_unref(*p);
+}
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,59 @@
+/* The handler API: the code that aetask workers run.  A handler is a
+ * struct aetask_handler with an optional setup step, named methods, an
+ * optional catch-all for calls made without a method name and an optional
+ * checkout-done hook.  It is either built as a module that aetaskd loads by
+ * name, or handed to aetask_server_set_handler() by an embedding program.
+ * See aetask-handler(3). */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdarg.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AETASK_HANDLER_ABI_VERSION 1
+
+typedef struct aetask_worker aetask_worker;
+
+/* A method: ARGS is a JSON array (borrowed).  On success return 0 and set
+ * *RET_RESULT to a new reference (or leave it NULL for JSON null); on failure
+ * return aetask_worker_raise(...) or any negative errno. */
+typedef int (*aetask_method_t)(aetask_worker *worker, json_object *args, json_object **ret_result);
+
+typedef struct aetask_method {
+        const char *name;
+        aetask_method_t call;
+} aetask_method;
+
+typedef struct aetask_handler {
+        unsigned abi_version;                   /* AETASK_HANDLER_ABI_VERSION */
+        const char *name;
+        int (*setup)(aetask_worker *worker);    /* once per worker, before its first call */
+        const aetask_method *methods;           /* ends with an entry whose name is NULL */
+        aetask_method_t call;                   /* calls made without a method name */
+        int (*checkout_done)(aetask_worker *worker);  /* when the client releases the checkout */
+} aetask_handler;
+
+/* A handler module exports its handler under this name. */
+#define AETASK_HANDLER_SYMBOL "aetask_handler_module"
+#define AETASK_HANDLER_MODULE(h) \
+        __attribute__((visibility("default"))) const aetask_handler *const aetask_handler_module = &(h)
+
+/* Records MESSAGE as the error of the current call and returns a negative
+ * value to return from the method, setup or checkout-done hook. */
+int aetask_worker_raise(aetask_worker *worker, const char *format, ...) __attribute__((format(printf, 2, 3)));
+int aetask_worker_raisev(aetask_worker *worker, const char *format, va_list ap);
+
+/* Options given to the server (aetaskd --option KEY=VALUE), or NULL. */
+const char *aetask_worker_get_option(aetask_worker *worker, const char *key);
+const char *aetask_worker_get_handler_name(aetask_worker *worker);
+const char *aetask_worker_get_method(aetask_worker *worker);  /* NULL in a catch-all call */
+unsigned aetask_worker_get_number(aetask_worker *worker);
+void *aetask_worker_get_userdata(aetask_worker *worker);
+void *aetask_worker_set_userdata(aetask_worker *worker, void *userdata);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,54 @@
+/* The server: accepts connections and forks one worker process per
+ * connection, running a handler.  aetaskd is a thin program around it; a C
+ * program can also fork a dedicated server of its own with
+ * aetask_server_fork() (the seed's fork_task_server).  See aetask-server(3). */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <aetask/aetask-handler.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct aetask_server aetask_server;
+
+int aetask_server_new(aetask_server **ret);
+aetask_server *aetask_server_free(aetask_server *server);
+
+/* Either hand over a handler, or load the module NAME from DIR (NULL: the
+ * installed handler directory, or $AETASK_HANDLER_DIR). */
+int aetask_server_set_handler(aetask_server *server, const aetask_handler *handler);
+int aetask_server_load_handler(aetask_server *server, const char *name, const char *dir);
+
+int aetask_server_set_name(aetask_server *server, const char *name);
+int aetask_server_set_hung_timeout(aetask_server *server, uint64_t usec);
+int aetask_server_set_max_message_size(aetask_server *server, size_t size);
+int aetask_server_set_max_workers(aetask_server *server, unsigned n);
+int aetask_server_set_option(aetask_server *server, const char *key, const char *value);
+
+/* Listens on ADDRESS now (unix:/path, unix:@abstract, tcp:HOST:PORT), or
+ * serves an already listening socket FD, which the server then owns. */
+int aetask_server_listen(aetask_server *server, const char *address);
+int aetask_server_add_listen_fd(aetask_server *server, int fd);
+
+/* Serves until SIGTERM or SIGINT.  Returns 0, or a negative errno. */
+int aetask_server_run(aetask_server *server);
+
+/* Forks a process that serves; the server object stays with the caller, who
+ * may free it.  When the caller closes *RET_KEEPALIVE_FD, or exits, the
+ * server shuts down.  With RET_KEEPALIVE_FD NULL, it lasts until the caller
+ * exits. */
+int aetask_server_fork(aetask_server *server, pid_t *ret_pid, int *ret_keepalive_fd);
+
+static inline void aetask_server_freep(aetask_server **p) {
+        if (*p)
+                aetask_server_free(*p);
+}
+
+#ifdef __cplusplus
+}
+#endif

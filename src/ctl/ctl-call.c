@@ -1,0 +1,102 @@
+/* aetaskctl call: one checkout, one call, the result on stdout. */
+#include <aetask/aetask-client.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "macro.h"
+#include "protocol.h"
+
+typedef struct call_state {
+        sd_event *event;
+        int exit_code;
+} call_state;
+
+static void on_reply(aetask_checkout *co, json_object *result, void *userdata) {
+        call_state *st = userdata;
+
+        puts(json_object_to_json_string_ext(result, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        st->exit_code = 0;
+        sd_event_exit(st->event, 0);
+}
+
+static void on_error(aetask_checkout *co, aetask_error_kind kind, const char *message, void *userdata) {
+        call_state *st = userdata;
+
+        fprintf(stderr, "aetaskctl: %s error: %s\n", aetask_error_kind_to_string(kind), message);
+        st->exit_code = CTL_EXIT_CALL_FAILED;
+        sd_event_exit(st->event, 0);
+}
+
+/* An argument is JSON if it parses as JSON; otherwise it is a string. */
+static json_object *parse_argument(const char *s) {
+        json_tokener *tok = json_tokener_new();
+        json_object *v = NULL;
+
+        if (!tok)
+                return NULL;
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+        /* The terminating NUL is part of the input: it ends a bare number. */
+        v = json_tokener_parse_ex(tok, s, (int) strlen(s) + 1);
+        if (json_tokener_get_error(tok) != json_tokener_success ||
+            (size_t) json_tokener_get_parse_end(tok) < strlen(s)) {
+                json_object_put(v);
+                v = json_object_new_string(s);
+        }
+        json_tokener_free(tok);
+        return v;
+}
+
+int ctl_call(ctl_context *ctx, int argc, char **argv) {
+        _cleanup_(aetask_client_unrefp) aetask_client *client = NULL;
+        _cleanup_(aetask_checkout_unrefp) aetask_checkout *co = NULL;
+        _cleanup_(json_object_putp) json_object *args = NULL;
+        call_state st = { .exit_code = CTL_EXIT_CALL_FAILED };
+        const char *method = NULL;
+        int i = 0, r;
+
+        if (!ctx->address) {
+                fprintf(stderr, "aetaskctl: no server given: use --connect ADDRESS\n");
+                return CTL_EXIT_USAGE;
+        }
+        if (argc > 0) {
+                if (strcmp(argv[0], "-") == 0)
+                        i = 1;
+                else if (protocol_method_name_is_valid(argv[0])) {
+                        method = argv[0];
+                        i = 1;
+                }
+        }
+
+        args = json_object_new_array();
+        for (; i < argc; i++)
+                json_object_array_add(args, parse_argument(argv[i]));
+
+        r = sd_event_default(&st.event);
+        if (r >= 0)
+                r = aetask_client_new(&client, ctx->address);
+        if (r < 0) {
+                fprintf(stderr, "aetaskctl: cannot use %s: %s\n", ctx->address, strerror(-r));
+                sd_event_unref(st.event);
+                return CTL_EXIT_USAGE;
+        }
+        (void) aetask_client_set_min_workers(client, 0);
+        (void) aetask_client_set_max_workers(client, 1);
+        (void) aetask_client_set_timeout(client, ctx->timeout_usec);
+        (void) aetask_client_set_error_handler(client, on_error, &st);
+        r = aetask_client_attach_event(client, st.event, 0);
+        if (r >= 0)
+                r = aetask_client_checkout(client, &co);
+        if (r >= 0)
+                r = aetask_checkout_call(co, method, args, on_reply, &st);
+        if (r < 0) {
+                fprintf(stderr, "aetaskctl: failed to call: %s\n", strerror(-r));
+                st.exit_code = CTL_EXIT_CALL_FAILED;
+        } else
+                (void) sd_event_loop(st.event);
+
+        co = aetask_checkout_unref(co);
+        client = aetask_client_unref(client);
+        sd_event_unref(st.event);
+        return st.exit_code;
+}

@@ -1,0 +1,378 @@
+/* A checkout: exclusive use of one worker, a queue of calls run on it in
+ * order, a timeout, and the errors that end it. */
+#include <stdio.h>
+#include <string.h>
+
+#include "client-internal.h"
+#include "macro.h"
+#include "protocol.h"
+
+static void checkout_free(aetask_checkout *co) {
+        list_remove(&co->client_node);
+        list_remove(&co->report_node);
+        sd_event_source_disable_unref(co->timer);
+        free(co->fatal_message);
+        free(co);
+}
+
+static void free_calls(aetask_checkout *co) {
+        list_node *n, *t;
+        list_for_each_safe(n, t, &co->calls) {
+                list_remove(n);
+                free(list_entry(n, call, node));
+        }
+}
+
+call *checkout_first_call(aetask_checkout *co) {
+        return list_first_entry(&co->calls, call, node);
+}
+
+static void checkout_leave_queue(aetask_checkout *co) {
+        if (list_is_linked(&co->wait_node)) {
+                list_remove(&co->wait_node);
+                co->client->n_waiting--;
+        }
+}
+
+/* The worker goes back to the pool, or away; the checkout is over. */
+static void checkout_finish(aetask_checkout *co) {
+        if (co->finished)
+                return;
+        co->finished = true;
+        co->deadline = USEC_INFINITY;
+        if (co->client)
+                checkout_leave_queue(co);
+        if (co->worker) {
+                bool reuse = co->fatal_kind == 0 && (!co->had_error || co->client->dont_refork_after_error);
+                conn_release(co->worker, reuse);
+        }
+}
+
+/* Ends the checkout once nobody can add calls and none are left. */
+static void checkout_maybe_end(aetask_checkout *co) {
+        if (!list_is_empty(&co->calls) || co->n_pending_reports > 0)
+                return;
+        if (co->n_ref > 0 && !co->released)
+                return;
+        checkout_finish(co);
+        if (co->n_ref == 0)
+                checkout_free(co);
+}
+
+_public_ int aetask_client_checkout(aetask_client *c, aetask_checkout **ret) {
+        aetask_checkout *co;
+
+        assert_return(c, -EINVAL);
+        assert_return(ret, -EINVAL);
+        assert_return(!client_origin_changed(c), -ECHILD);
+        assert_return(!c->freeing, -ESTALE);
+
+        co = calloc(1, sizeof(*co));
+        if (!co)
+                return -ENOMEM;
+        co->n_ref = 1;
+        co->client = c;
+        co->timeout = c->timeout;
+        co->deadline = USEC_INFINITY;
+        list_init(&co->client_node);
+        list_init(&co->wait_node);
+        list_init(&co->report_node);
+        list_init(&co->calls);
+        list_append(&c->checkouts, &co->client_node);
+
+        *ret = co;
+        return 0;
+}
+
+_public_ aetask_checkout *aetask_checkout_ref(aetask_checkout *co) {
+        if (!co)
+                return NULL;
+        co->n_ref++;
+        return co;
+}
+
+_public_ aetask_checkout *aetask_checkout_unref(aetask_checkout *co) {
+        if (!co)
+                return NULL;
+        if (--co->n_ref == 0)
+                checkout_maybe_end(co);
+        return NULL;
+}
+
+_public_ int aetask_checkout_set_timeout(aetask_checkout *co, uint64_t usec) {
+        assert_return(co, -EINVAL);
+        assert_return(usec > 0, -EINVAL);
+        co->timeout = usec;
+        return 0;
+}
+
+_public_ int aetask_checkout_set_error_handler(aetask_checkout *co, aetask_error_handler_t callback, void *userdata) {
+        assert_return(co, -EINVAL);
+        co->error_handler = callback;
+        co->error_userdata = userdata;
+        return 0;
+}
+
+_public_ void *aetask_checkout_set_userdata(aetask_checkout *co, void *userdata) {
+        assert_return(co, NULL);
+        void *old = co->userdata;
+        co->userdata = userdata;
+        return old;
+}
+
+_public_ void *aetask_checkout_get_userdata(aetask_checkout *co) {
+        assert_return(co, NULL);
+        return co->userdata;
+}
+
+_public_ aetask_client *aetask_checkout_get_client(aetask_checkout *co) {
+        assert_return(co, NULL);
+        return co->client;
+}
+
+static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        aetask_checkout *co = userdata;
+        char message[64];
+
+        if (co->deadline == USEC_INFINITY)
+                return 0;
+        if (usec < co->deadline) {
+                /* The deadline moved on since this was armed: timers are
+                 * re-armed lazily, so a call costs no timer syscall. */
+                (void) sd_event_source_set_time(s, co->deadline);
+                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+                return 0;
+        }
+
+        if (co->timeout % USEC_PER_SEC == 0)
+                snprintf(message, sizeof(message), "timed out after %llu seconds",
+                         (unsigned long long) (co->timeout / USEC_PER_SEC));
+        else
+                snprintf(message, sizeof(message), "timed out after %g seconds",
+                         (double) co->timeout / USEC_PER_SEC);
+
+        aetask_checkout_ref(co);
+        checkout_fail(co, AETASK_ERROR_TIMEOUT, message);
+        aetask_checkout_unref(co);
+        return 0;
+}
+
+/* Starts (or restarts) the timeout for the call at the head of the queue. */
+static void checkout_arm_timer(aetask_checkout *co) {
+        aetask_client *c = co->client;
+        uint64_t now, armed = 0;
+        int enabled = SD_EVENT_OFF;
+
+        if (co->timeout == AETASK_TIMEOUT_INFINITY || !c || !c->event) {
+                co->deadline = USEC_INFINITY;
+                return;
+        }
+        if (sd_event_now(c->event, CLOCK_MONOTONIC, &now) < 0)
+                return;
+        co->deadline = now + co->timeout;
+
+        if (!co->timer) {
+                if (sd_event_add_time(c->event, &co->timer, CLOCK_MONOTONIC, co->deadline,
+                                      USEC_PER_MSEC, on_timeout, co) < 0)
+                        return;
+                (void) sd_event_source_set_priority(co->timer, c->priority);
+                (void) sd_event_source_set_description(co->timer, "aetask-checkout-timeout");
+                return;
+        }
+
+        (void) sd_event_source_get_enabled(co->timer, &enabled);
+        (void) sd_event_source_get_time(co->timer, &armed);
+        if (enabled == SD_EVENT_OFF || armed > co->deadline) {
+                (void) sd_event_source_set_time(co->timer, co->deadline);
+                (void) sd_event_source_set_enabled(co->timer, SD_EVENT_ONESHOT);
+        }
+}
+
+static void checkout_report(aetask_checkout *co, aetask_error_kind kind, const char *message) {
+        aetask_error_handler_t handler = co->error_handler;
+        void *userdata = co->error_userdata;
+
+        if (!handler && co->client) {
+                handler = co->client->error_handler;
+                userdata = co->client->error_userdata;
+        }
+        if (!handler) {
+                client_log_debug("Unhandled %s error on a checkout: %s", aetask_error_kind_to_string(kind), message);
+                return;
+        }
+        aetask_checkout_ref(co);
+        handler(co, kind, message, userdata);
+        aetask_checkout_unref(co);
+}
+
+void checkout_send_next(aetask_checkout *co) {
+        worker_conn *w = co->worker;
+        call *k = checkout_first_call(co);
+
+        if (w && k && !w->call_in_flight)
+                conn_send_call(w, k);
+}
+
+void checkout_deliver_reply(aetask_checkout *co, json_object *result) {
+        call *k = checkout_first_call(co);
+
+        list_remove(&k->node);
+        if (list_is_empty(&co->calls))
+                co->deadline = USEC_INFINITY;
+        else {
+                checkout_arm_timer(co);
+                /* Send the next call before running this one's callback, so
+                 * the worker is busy while we are. */
+                checkout_send_next(co);
+        }
+
+        aetask_checkout_ref(co);
+        if (k->callback)
+                k->callback(co, result, k->userdata);
+        free(k);
+        aetask_checkout_unref(co);
+}
+
+void checkout_fail(aetask_checkout *co, aetask_error_kind kind, const char *message) {
+        bool had_calls = !list_is_empty(&co->calls);
+
+        free_calls(co);
+        co->deadline = USEC_INFINITY;
+
+        aetask_checkout_ref(co);
+        if (kind == AETASK_ERROR_HANDLER)
+                co->had_error = true;
+        else if (co->fatal_kind == 0) {
+                /* Fatal: the worker is never used again, and the error sticks. */
+                co->fatal_kind = kind;
+                co->fatal_message = strdup(message);
+                if (co->client)
+                        checkout_leave_queue(co);
+                if (co->worker)
+                        conn_release(co->worker, false);
+        }
+        if (had_calls)
+                checkout_report(co, kind, message);
+        aetask_checkout_unref(co);
+}
+
+void checkout_requeue(aetask_checkout *co) {
+        if (co->client && !co->finished)
+                client_enqueue_checkout(co->client, co, true);
+}
+
+void checkout_report_pending(aetask_checkout *co) {
+        aetask_checkout_ref(co);
+        while (co->n_pending_reports > 0) {
+                co->n_pending_reports--;
+                checkout_report(co, co->fatal_kind, co->fatal_message ?: "");
+        }
+        aetask_checkout_unref(co);
+}
+
+void checkout_cancel(aetask_checkout *co) {
+        aetask_checkout_ref(co);
+        checkout_fail(co, AETASK_ERROR_CANCELLED, "the client was freed with the checkout outstanding");
+        checkout_report_pending(co);
+        checkout_leave_queue(co);
+        list_remove(&co->client_node);
+        list_remove(&co->report_node);
+        co->timer = sd_event_source_disable_unref(co->timer);
+        co->client = NULL;
+        aetask_checkout_unref(co);
+}
+
+_public_ int aetask_checkout_call(aetask_checkout *co, const char *method, json_object *args,
+                                  aetask_reply_handler_t callback, void *userdata) {
+        aetask_client *c;
+        buffer b = {};
+        call *k;
+        int r;
+
+        assert_return(co, -EINVAL);
+        assert_return(!method || protocol_method_name_is_valid(method), -EINVAL);
+        assert_return(!args || json_object_is_type(args, json_type_array), -EINVAL);
+        c = co->client;
+        assert_return(c, -ENOTCONN);
+        assert_return(!client_origin_changed(c), -ECHILD);
+        assert_return(!co->released && !co->finished, -ESTALE);
+
+        r = client_ensure_event(c);
+        if (r < 0)
+                return r;
+
+        if (co->fatal_kind != 0) {
+                /* Fails at once, through the error handler like any error. */
+                co->n_pending_reports++;
+                client_schedule_reports(c, co);
+                return 0;
+        }
+
+        /* Serialize behind room for the call's header, so the message is
+         * never copied again before it is written. */
+        r = buffer_reserve(&b, sizeof(call) + 256);
+        if (r < 0)
+                return r;
+        b.end = sizeof(call);
+        r = protocol_append_call(&b, method, args);
+        if (r < 0) {
+                buffer_done(&b);
+                return r;
+        }
+        if (b.end - sizeof(call) - 1 > c->max_message_size) {
+                buffer_done(&b);
+                return -EMSGSIZE;
+        }
+        k = (call *) b.data;
+        k->size = b.end - sizeof(call);
+        k->callback = callback;
+        k->userdata = userdata;
+
+        bool first = list_is_empty(&co->calls);
+        list_append(&co->calls, &k->node);
+        if (first) {
+                checkout_arm_timer(co);
+                if (co->worker)
+                        checkout_send_next(co);
+                else {
+                        client_enqueue_checkout(c, co, false);
+                        client_dispatch(c);
+                }
+        }
+        return 0;
+}
+
+_public_ int aetask_checkout_throw_fatal_error(aetask_checkout *co, const char *message) {
+        assert_return(co, -EINVAL);
+        assert_return(!co->client || !client_origin_changed(co->client), -ECHILD);
+
+        if (co->fatal_kind != 0)
+                return 0;
+        checkout_fail(co, AETASK_ERROR_ABORTED, message ?: "aborted by the caller");
+        return 1;
+}
+
+_public_ int aetask_checkout_get_error(aetask_checkout *co, aetask_error_kind *ret_kind, const char **ret_message) {
+        assert_return(co, -EINVAL);
+
+        if (co->fatal_kind == 0)
+                return -ENODATA;
+        if (ret_kind)
+                *ret_kind = co->fatal_kind;
+        if (ret_message)
+                *ret_message = co->fatal_message ?: "";
+        return 0;
+}
+
+_public_ int aetask_checkout_release(aetask_checkout *co) {
+        assert_return(co, -EINVAL);
+        assert_return(!co->client || !client_origin_changed(co->client), -ECHILD);
+
+        if (co->released)
+                return 0;
+        co->released = true;
+        aetask_checkout_ref(co);
+        checkout_maybe_end(co);
+        aetask_checkout_unref(co);
+        return 1;
+}

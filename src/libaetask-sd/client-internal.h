@@ -1,0 +1,134 @@
+/* The client library's internal objects and how they point at each other:
+ *
+ *   aetask_client ── idle / assigned / connecting lists ──> worker_conn
+ *        │                                                     │ (assigned)
+ *        └── waiting (FIFO) ──> aetask_checkout <──────────────┘
+ *                                   └── calls ──> call (the first is in flight)
+ *
+ * A checkout does not hold a reference on its client: freeing the client
+ * cancels its checkouts.  A checkout is kept alive by its users' references
+ * and by its unfinished calls. */
+#pragma once
+
+#include <aetask/aetask-client.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "address.h"
+#include "buffer.h"
+#include "list.h"
+
+typedef struct worker_conn worker_conn;
+
+typedef struct call {
+        list_node node;                  /* in checkout->calls */
+        aetask_reply_handler_t callback;
+        void *userdata;
+        size_t size;                     /* of message, NUL included */
+        char message[];
+} call;
+
+typedef enum conn_state {
+        CONN_CONNECTING,                 /* tcp connect in progress */
+        CONN_IDLE,                       /* in the pool */
+        CONN_ASSIGNED,                   /* serving a checkout */
+} conn_state;
+
+struct worker_conn {
+        unsigned n_ref;                  /* the pool's, plus one while reading */
+        bool closed;
+        aetask_client *client;
+        list_node node;                  /* in the client's list for its state */
+        conn_state state;
+        int fd;
+        sd_event_source *io;
+        buffer in, out;
+        size_t scanned;
+        json_tokener *tokener;
+        aetask_checkout *checkout;       /* CONN_ASSIGNED */
+        unsigned n_checkouts;            /* served so far, for max_checkouts */
+        unsigned pending_done;           /* Done messages not yet answered */
+        bool call_in_flight;
+        bool retire;                     /* do not pool again */
+};
+
+struct aetask_client {
+        unsigned n_ref;
+        pid_t origin_pid;
+        char *name;
+        char *address;
+        socket_address sockaddr;
+
+        unsigned min_workers, max_workers, max_checkouts;
+        uint64_t timeout;
+        size_t max_message_size;
+        bool dont_refork_after_error;
+        aetask_error_handler_t error_handler;
+        void *error_userdata;
+
+        sd_event *event;
+        int64_t priority;
+        sd_event_source *retry_source;   /* reconnects after a failed connect */
+        sd_event_source *defer_source;   /* reports errors of calls on failed checkouts */
+        unsigned retry_attempt;
+
+        list_node idle, assigned, connecting;
+        unsigned n_workers;
+        list_node waiting;               /* checkouts waiting for a worker, first come first served */
+        unsigned n_waiting;
+        list_node checkouts;             /* every live checkout */
+        list_node pending_reports;       /* checkouts with errors to report from defer_source */
+        bool freeing;
+};
+
+struct aetask_checkout {
+        unsigned n_ref;
+        aetask_client *client;           /* NULL once the client is gone */
+        list_node client_node, wait_node, report_node;
+        worker_conn *worker;
+        list_node calls;
+        unsigned n_pending_reports;
+
+        uint64_t timeout;
+        uint64_t deadline;               /* USEC_INFINITY when no call is pending */
+        sd_event_source *timer;
+
+        aetask_error_handler_t error_handler;
+        void *error_userdata;
+        void *userdata;
+
+        bool released;                   /* aetask_checkout_release() was called */
+        bool finished;                   /* its worker went back or away for good */
+        bool had_error;                  /* a handler raised: do not pool the worker */
+        bool answered;                   /* its worker answered a call: it cannot move */
+        aetask_error_kind fatal_kind;    /* 0, or the error that sticks */
+        char *fatal_message;
+};
+
+/* client.c */
+bool client_origin_changed(aetask_client *c);
+void client_dispatch(aetask_client *c);
+void client_enqueue_checkout(aetask_client *c, aetask_checkout *co, bool front);
+void client_schedule_reports(aetask_client *c, aetask_checkout *co);
+int client_ensure_event(aetask_client *c);
+
+/* worker-connection.c */
+int conn_open(aetask_client *c, worker_conn **ret);
+worker_conn *conn_free(worker_conn *w);
+void conn_assign(worker_conn *w, aetask_checkout *co);
+void conn_send_call(worker_conn *w, call *k);
+/* Ends W's service to its checkout: back to the pool, or closed. */
+void conn_release(worker_conn *w, bool reuse);
+
+/* checkout.c */
+void checkout_deliver_reply(aetask_checkout *co, json_object *result);
+void checkout_fail(aetask_checkout *co, aetask_error_kind kind, const char *message);
+/* The worker went away before running anything of this checkout. */
+void checkout_requeue(aetask_checkout *co);
+void checkout_send_next(aetask_checkout *co);
+void checkout_cancel(aetask_checkout *co);
+void checkout_report_pending(aetask_checkout *co);
+call *checkout_first_call(aetask_checkout *co);
+
+/* Debug logging only: the library's users own their logs. */
+void client_log_debug(const char *format, ...) __attribute__((format(printf, 1, 2)));

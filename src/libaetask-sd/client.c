@@ -1,0 +1,400 @@
+/* The client object: its options, its event loop, and the pool logic that
+ * matches waiting checkouts with worker connections. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "client-internal.h"
+#include "macro.h"
+#include "protocol.h"
+
+#define DEFAULT_MIN_WORKERS 2
+#define DEFAULT_MAX_WORKERS 20
+#define DEFAULT_TIMEOUT_USEC (30 * USEC_PER_SEC)
+#define RETRY_MIN_USEC (10 * USEC_PER_MSEC)
+#define RETRY_MAX_USEC (500 * USEC_PER_MSEC)
+
+void client_log_debug(const char *format, ...) {
+        static int enabled = -1;
+        va_list ap;
+
+        if (enabled < 0)
+                enabled = !!getenv("AETASK_DEBUG");
+        if (!enabled)
+                return;
+        va_start(ap, format);
+        fputs("libaetask-sd: ", stderr);
+        vfprintf(stderr, format, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+}
+
+bool client_origin_changed(aetask_client *c) {
+        return c->origin_pid != getpid();
+}
+
+_public_ int aetask_client_new(aetask_client **ret, const char *address) {
+        _cleanup_(freep) aetask_client *c = NULL;
+        int r;
+
+        assert_return(ret, -EINVAL);
+        assert_return(address, -EINVAL);
+
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        r = socket_address_parse(&c->sockaddr, address);
+        if (r < 0)
+                return r;
+        c->address = strdup(address);
+        if (!c->address)
+                return -ENOMEM;
+
+        c->n_ref = 1;
+        c->origin_pid = getpid();
+        c->min_workers = DEFAULT_MIN_WORKERS;
+        c->max_workers = DEFAULT_MAX_WORKERS;
+        c->timeout = DEFAULT_TIMEOUT_USEC;
+        c->max_message_size = PROTOCOL_DEFAULT_MESSAGE_SIZE_MAX;
+        list_init(&c->idle);
+        list_init(&c->assigned);
+        list_init(&c->connecting);
+        list_init(&c->waiting);
+        list_init(&c->checkouts);
+        list_init(&c->pending_reports);
+
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+static void client_free(aetask_client *c) {
+        list_node *n, *t;
+
+        c->freeing = true;
+
+        /* Cancel what is outstanding: each checkout gets the error once, and
+         * forgets its client. */
+        list_for_each_safe(n, t, &c->checkouts)
+                checkout_cancel(list_entry(n, aetask_checkout, client_node));
+
+        list_for_each_safe(n, t, &c->idle)
+                conn_free(list_entry(n, worker_conn, node));
+        list_for_each_safe(n, t, &c->connecting)
+                conn_free(list_entry(n, worker_conn, node));
+        list_for_each_safe(n, t, &c->assigned)
+                conn_free(list_entry(n, worker_conn, node));
+
+        aetask_client_detach_event(c);
+        free(c->name);
+        free(c->address);
+        free(c);
+}
+
+_public_ aetask_client *aetask_client_ref(aetask_client *c) {
+        if (!c)
+                return NULL;
+        c->n_ref++;
+        return c;
+}
+
+_public_ aetask_client *aetask_client_unref(aetask_client *c) {
+        if (!c)
+                return NULL;
+        if (--c->n_ref == 0)
+                client_free(c);
+        return NULL;
+}
+
+_public_ int aetask_client_set_name(aetask_client *c, const char *name) {
+        assert_return(c, -EINVAL);
+        assert_return(!client_origin_changed(c), -ECHILD);
+
+        char *copy = NULL;
+        if (name && !(copy = strdup(name)))
+                return -ENOMEM;
+        free(c->name);
+        c->name = copy;
+        return 0;
+}
+
+_public_ const char *aetask_client_get_name(aetask_client *c) {
+        assert_return(c, NULL);
+        return c->name;
+}
+
+_public_ int aetask_client_set_min_workers(aetask_client *c, unsigned n) {
+        assert_return(c, -EINVAL);
+        assert_return(!client_origin_changed(c), -ECHILD);
+        c->min_workers = n;
+        if (c->event)
+                client_dispatch(c);
+        return 0;
+}
+
+_public_ int aetask_client_set_max_workers(aetask_client *c, unsigned n) {
+        assert_return(c, -EINVAL);
+        assert_return(n > 0, -EINVAL);
+        assert_return(!client_origin_changed(c), -ECHILD);
+        c->max_workers = n;
+        return 0;
+}
+
+_public_ int aetask_client_set_timeout(aetask_client *c, uint64_t usec) {
+        assert_return(c, -EINVAL);
+        assert_return(usec > 0, -EINVAL);
+        c->timeout = usec;
+        return 0;
+}
+
+_public_ int aetask_client_set_max_checkouts(aetask_client *c, unsigned n) {
+        assert_return(c, -EINVAL);
+        c->max_checkouts = n;
+        return 0;
+}
+
+_public_ int aetask_client_set_dont_refork_after_error(aetask_client *c, int b) {
+        assert_return(c, -EINVAL);
+        c->dont_refork_after_error = !!b;
+        return 0;
+}
+
+_public_ int aetask_client_set_max_message_size(aetask_client *c, size_t size) {
+        assert_return(c, -EINVAL);
+        assert_return(size >= 64, -EINVAL);
+        c->max_message_size = size;
+        return 0;
+}
+
+_public_ int aetask_client_set_error_handler(aetask_client *c, aetask_error_handler_t callback, void *userdata) {
+        assert_return(c, -EINVAL);
+        c->error_handler = callback;
+        c->error_userdata = userdata;
+        return 0;
+}
+
+_public_ int aetask_client_get_pool(aetask_client *c, unsigned *ret_workers, unsigned *ret_idle, unsigned *ret_queued) {
+        unsigned idle = 0;
+        list_node *n, *t;
+
+        assert_return(c, -EINVAL);
+        list_for_each_safe(n, t, &c->idle)
+                idle++;
+        if (ret_workers)
+                *ret_workers = c->n_workers;
+        if (ret_idle)
+                *ret_idle = idle;
+        if (ret_queued)
+                *ret_queued = c->n_waiting;
+        return 0;
+}
+
+/* The smaller of min and max workers: min is clamped to max. */
+static unsigned client_min_workers(aetask_client *c) {
+        return MIN(c->min_workers, c->max_workers);
+}
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        aetask_client *c = userdata;
+
+        aetask_client_ref(c);
+        client_dispatch(c);
+        aetask_client_unref(c);
+        return 0;
+}
+
+/* A connect failed: the server may be starting, or restarting.  Try again
+ * soon, backing off, for as long as somebody wants a worker. */
+static void client_schedule_retry(aetask_client *c) {
+        uint64_t delay = RETRY_MIN_USEC << MIN(c->retry_attempt, 10U);
+        uint64_t now;
+        int r;
+
+        delay = MIN(delay, RETRY_MAX_USEC);
+        c->retry_attempt++;
+
+        if (!c->event || sd_event_now(c->event, CLOCK_MONOTONIC, &now) < 0)
+                return;
+
+        if (!c->retry_source) {
+                r = sd_event_add_time(c->event, &c->retry_source, CLOCK_MONOTONIC, now + delay,
+                                      USEC_PER_MSEC, on_retry, c);
+                if (r < 0) {
+                        client_log_debug("Failed to add retry timer: %s", strerror(-r));
+                        return;
+                }
+                (void) sd_event_source_set_priority(c->retry_source, c->priority);
+                (void) sd_event_source_set_description(c->retry_source, "aetask-client-retry");
+        } else {
+                int enabled = SD_EVENT_OFF;
+                (void) sd_event_source_get_enabled(c->retry_source, &enabled);
+                if (enabled != SD_EVENT_OFF)
+                        return;  /* already scheduled */
+                (void) sd_event_source_set_time(c->retry_source, now + delay);
+        }
+        (void) sd_event_source_set_enabled(c->retry_source, SD_EVENT_ONESHOT);
+}
+
+static bool client_retry_pending(aetask_client *c) {
+        int enabled = SD_EVENT_OFF;
+
+        if (c->retry_source)
+                (void) sd_event_source_get_enabled(c->retry_source, &enabled);
+        return enabled != SD_EVENT_OFF;
+}
+
+void client_enqueue_checkout(aetask_client *c, aetask_checkout *co, bool front) {
+        if (list_is_linked(&co->wait_node))
+                return;
+        if (front)
+                list_insert_before(c->waiting.next, &co->wait_node);
+        else
+                list_append(&c->waiting, &co->wait_node);
+        c->n_waiting++;
+}
+
+static unsigned list_count(const list_node *head) {
+        unsigned n = 0;
+        for (const list_node *i = head->next; i != head; i = i->next)
+                n++;
+        return n;
+}
+
+void client_dispatch(aetask_client *c) {
+        if (c->freeing || !c->event)
+                return;
+
+        for (;;) {
+                /* Hand idle workers to waiting checkouts, first come first served. */
+                while (!list_is_empty(&c->waiting) && !list_is_empty(&c->idle)) {
+                        worker_conn *w = list_first_entry(&c->idle, worker_conn, node);
+                        aetask_checkout *co = list_first_entry(&c->waiting, aetask_checkout, wait_node);
+
+                        list_remove(&co->wait_node);
+                        c->n_waiting--;
+                        conn_assign(w, co);
+                }
+
+                /* Open connections for what is still waiting, and for hot standby. */
+                unsigned want = MAX(c->n_waiting, client_min_workers(c) > c->n_workers ? client_min_workers(c) - c->n_workers : 0);
+                unsigned connecting = list_count(&c->connecting);
+                if (want <= connecting || c->n_workers >= c->max_workers || client_retry_pending(c))
+                        return;
+
+                worker_conn *w;
+                int r = conn_open(c, &w);
+                if (r < 0) {
+                        client_log_debug("Failed to connect to %s: %s", c->address, strerror(-r));
+                        client_schedule_retry(c);
+                        return;
+                }
+                c->retry_attempt = 0;
+        }
+}
+
+static int on_defer(sd_event_source *s, void *userdata) {
+        aetask_client *c = userdata;
+
+        aetask_client_ref(c);
+        while (!list_is_empty(&c->pending_reports)) {
+                aetask_checkout *co = list_first_entry(&c->pending_reports, aetask_checkout, report_node);
+                list_remove(&co->report_node);
+                checkout_report_pending(co);
+                if (c->freeing)
+                        break;
+        }
+        if (!c->freeing)
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        aetask_client_unref(c);
+        return 0;
+}
+
+void client_schedule_reports(aetask_client *c, aetask_checkout *co) {
+        if (!list_is_linked(&co->report_node))
+                list_append(&c->pending_reports, &co->report_node);
+        if (c->defer_source)
+                (void) sd_event_source_set_enabled(c->defer_source, SD_EVENT_ONESHOT);
+}
+
+_public_ int aetask_client_attach_event(aetask_client *c, sd_event *event, int64_t priority) {
+        int r;
+
+        assert_return(c, -EINVAL);
+        assert_return(!c->event, -EBUSY);
+        assert_return(!client_origin_changed(c), -ECHILD);
+
+        if (event)
+                c->event = sd_event_ref(event);
+        else {
+                r = sd_event_default(&c->event);
+                if (r < 0)
+                        return r;
+        }
+        c->priority = priority;
+
+        r = sd_event_add_defer(c->event, &c->defer_source, on_defer, c);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_priority(c->defer_source, priority);
+        (void) sd_event_source_set_description(c->defer_source, "aetask-client-reports");
+        (void) sd_event_source_set_enabled(c->defer_source,
+                                           list_is_empty(&c->pending_reports) ? SD_EVENT_OFF : SD_EVENT_ONESHOT);
+
+        client_dispatch(c);
+        return 0;
+
+fail:
+        c->event = sd_event_unref(c->event);
+        return r;
+}
+
+int client_ensure_event(aetask_client *c) {
+        return c->event ? 0 : aetask_client_attach_event(c, NULL, 0);
+}
+
+_public_ int aetask_client_detach_event(aetask_client *c) {
+        list_node *n, *t;
+
+        assert_return(c, -EINVAL);
+
+        if (!c->event)
+                return 0;
+
+        /* Connections and timers live on the loop; without it there is no
+         * pool.  Outstanding checkouts are cancelled as when freeing. */
+        if (!c->freeing) {
+                list_for_each_safe(n, t, &c->checkouts)
+                        checkout_cancel(list_entry(n, aetask_checkout, client_node));
+                list_for_each_safe(n, t, &c->idle)
+                        conn_free(list_entry(n, worker_conn, node));
+                list_for_each_safe(n, t, &c->connecting)
+                        conn_free(list_entry(n, worker_conn, node));
+                list_for_each_safe(n, t, &c->assigned)
+                        conn_free(list_entry(n, worker_conn, node));
+        }
+
+        c->retry_source = sd_event_source_disable_unref(c->retry_source);
+        c->defer_source = sd_event_source_disable_unref(c->defer_source);
+        c->event = sd_event_unref(c->event);
+        return 1;
+}
+
+_public_ sd_event *aetask_client_get_event(aetask_client *c) {
+        assert_return(c, NULL);
+        return c->event;
+}
+
+_public_ const char *aetask_error_kind_to_string(aetask_error_kind kind) {
+        static const char *const table[_AETASK_ERROR_KIND_MAX] = {
+                [AETASK_ERROR_HANDLER] = "handler",
+                [AETASK_ERROR_SETUP] = "setup",
+                [AETASK_ERROR_TIMEOUT] = "timeout",
+                [AETASK_ERROR_WORKER_DIED] = "worker-died",
+                [AETASK_ERROR_ABORTED] = "aborted",
+                [AETASK_ERROR_PROTOCOL] = "protocol",
+                [AETASK_ERROR_REFUSED] = "refused",
+                [AETASK_ERROR_CANCELLED] = "cancelled",
+        };
+        if ((unsigned) kind >= _AETASK_ERROR_KIND_MAX)
+                return NULL;
+        return table[kind];
+}

@@ -1,0 +1,321 @@
+/* One connection to a worker process: connecting, writing calls, reading and
+ * framing replies, and noticing when the worker goes away. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include "client-internal.h"
+#include "macro.h"
+#include "protocol.h"
+
+static void conn_set_state(worker_conn *w, conn_state state) {
+        aetask_client *c = w->client;
+        list_node *head = state == CONN_IDLE ? &c->idle : state == CONN_ASSIGNED ? &c->assigned : &c->connecting;
+
+        list_remove(&w->node);
+        w->state = state;
+        if (state == CONN_IDLE)
+                /* Most recently used first: it is the one whose pages are warm. */
+                list_insert_before(head->next, &w->node);
+        else
+                list_append(head, &w->node);
+}
+
+static void conn_unref(worker_conn *w);
+
+/* Closes the connection; the memory goes when the last holder lets go. */
+worker_conn *conn_free(worker_conn *w) {
+        if (!w || w->closed)
+                return NULL;
+        if (w->checkout)
+                w->checkout->worker = NULL;
+        w->checkout = NULL;
+        w->closed = true;
+        list_remove(&w->node);
+        w->client->n_workers--;
+        w->io = sd_event_source_disable_unref(w->io);
+        w->fd = safe_close(w->fd);
+        conn_unref(w);
+        return NULL;
+}
+
+static void conn_update_events(worker_conn *w) {
+        uint32_t events = EPOLLIN;
+        if (w->state == CONN_CONNECTING || buffer_length(&w->out) > 0)
+                events |= EPOLLOUT;
+        (void) sd_event_source_set_io_events(w->io, events);
+}
+
+/* The worker is gone, or has said something we cannot accept. */
+static void conn_lost(worker_conn *w, aetask_error_kind kind, const char *message) {
+        aetask_client *c = w->client;
+        aetask_checkout *co = w->checkout;
+
+        client_log_debug("Worker connection lost: %s", message);
+
+        if (co) {
+                co->worker = NULL;
+                w->checkout = NULL;
+                /* A Done still unanswered means the worker never read this
+                 * checkout's first call: it is safe to send it elsewhere. */
+                if (w->pending_done > 0 && !co->answered)
+                        checkout_requeue(co);
+                else
+                        checkout_fail(co, kind, message);
+        }
+        conn_free(w);
+        client_dispatch(c);
+}
+
+static void conn_write(worker_conn *w, const char *data, size_t size) {
+        int r;
+
+        if (buffer_length(&w->out) == 0 && w->state != CONN_CONNECTING) {
+                /* The common case: write straight from the caller's bytes. */
+                ssize_t n = send(w->fd, data, size, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno != EAGAIN && errno != EINTR) {
+                                /* Reading will find out why; keep what was not sent. */
+                                n = 0;
+                        } else
+                                n = 0;
+                }
+                data += n;
+                size -= n;
+                if (size == 0)
+                        return;
+        }
+        r = buffer_append(&w->out, data, size);
+        if (r < 0) {
+                conn_lost(w, AETASK_ERROR_PROTOCOL, "out of memory queueing a call");
+                return;
+        }
+        conn_update_events(w);
+}
+
+void conn_send_call(worker_conn *w, call *k) {
+        w->call_in_flight = true;
+        conn_write(w, k->message, k->size);
+}
+
+void conn_assign(worker_conn *w, aetask_checkout *co) {
+        conn_set_state(w, CONN_ASSIGNED);
+        w->checkout = co;
+        w->n_checkouts++;
+        co->worker = w;
+        co->answered = false;
+        checkout_send_next(co);
+}
+
+void conn_release(worker_conn *w, bool reuse) {
+        aetask_client *c = w->client;
+        buffer done = {};
+
+        if (w->checkout) {
+                w->checkout->worker = NULL;
+                w->checkout = NULL;
+        }
+
+        if (!reuse || w->retire || w->call_in_flight ||
+            (c->max_checkouts > 0 && w->n_checkouts >= c->max_checkouts)) {
+                conn_free(w);
+                client_dispatch(c);
+                return;
+        }
+
+        if (protocol_append_done(&done) < 0) {
+                conn_free(w);
+                client_dispatch(c);
+                return;
+        }
+        w->pending_done++;
+        conn_set_state(w, CONN_IDLE);
+        conn_write(w, buffer_head(&done), buffer_length(&done));
+        buffer_done(&done);
+        client_dispatch(c);
+}
+
+static void conn_handle_message(worker_conn *w, const char *s, size_t len) {
+        _cleanup_(json_object_putp) json_object *m = NULL;
+        protocol_reply reply;
+        const char *reason;
+        char text[256];
+        int r;
+
+        r = protocol_parse_message(w->tokener, s, len, &m, &reason);
+        buffer_consume(&w->in, len + 1);
+        if (r >= 0)
+                r = protocol_parse_reply(m, &reply, &reason);
+        if (r < 0) {
+                snprintf(text, sizeof(text), "invalid reply from worker: %s", reason);
+                conn_lost(w, AETASK_ERROR_PROTOCOL, text);
+                return;
+        }
+
+        if (w->pending_done > 0) {
+                /* The answer to a Done: a failing checkout-done hook means
+                 * the worker's state is suspect, so it is not pooled again. */
+                w->pending_done--;
+                if (reply.error)
+                        w->retire = true;
+                if (reply.error && w->state == CONN_IDLE)
+                        conn_lost(w, AETASK_ERROR_HANDLER, reply.message);
+                return;
+        }
+
+        aetask_checkout *co = w->checkout;
+        if (!co || !w->call_in_flight) {
+                if (reply.error && (strcmp(reply.error, PROTOCOL_ERROR_SERVER_BUSY) == 0 ||
+                                    strcmp(reply.error, PROTOCOL_ERROR_RETIRING) == 0)) {
+                        conn_lost(w, AETASK_ERROR_REFUSED, reply.message);
+                        return;
+                }
+                conn_lost(w, AETASK_ERROR_PROTOCOL, "worker sent a reply nobody asked for");
+                return;
+        }
+        w->call_in_flight = false;
+
+        if (!reply.error) {
+                co->answered = true;
+                checkout_deliver_reply(co, reply.result);
+                return;
+        }
+
+        if (strcmp(reply.error, PROTOCOL_ERROR_RETIRING) == 0) {
+                /* The worker is shutting down and did not run the call. */
+                if (!co->answered) {
+                        co->worker = NULL;
+                        w->checkout = NULL;
+                        checkout_requeue(co);
+                        aetask_client *c = w->client;
+                        conn_free(w);
+                        client_dispatch(c);
+                        return;
+                }
+                conn_lost(w, AETASK_ERROR_WORKER_DIED, "worker retired during the checkout");
+                return;
+        }
+
+        co->answered = true;
+        if (strcmp(reply.error, PROTOCOL_ERROR_SETUP) == 0)
+                checkout_fail(co, AETASK_ERROR_SETUP, reply.message);
+        else if (strcmp(reply.error, PROTOCOL_ERROR_SERVER_BUSY) == 0)
+                checkout_fail(co, AETASK_ERROR_REFUSED, reply.message);
+        else if (strcmp(reply.error, PROTOCOL_ERROR_HANDLER) == 0 ||
+                 strcmp(reply.error, PROTOCOL_ERROR_METHOD_NOT_FOUND) == 0)
+                checkout_fail(co, AETASK_ERROR_HANDLER, reply.message);
+        else {
+                snprintf(text, sizeof(text), "worker reported %s: %s", reply.error, reply.message);
+                checkout_fail(co, AETASK_ERROR_PROTOCOL, text);
+        }
+}
+
+static void conn_unref(worker_conn *w) {
+        if (--w->n_ref > 0)
+                return;
+        buffer_done(&w->in);
+        buffer_done(&w->out);
+        if (w->tokener)
+                json_tokener_free(w->tokener);
+        free(w);
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        worker_conn *w = userdata;
+        aetask_client *c = w->client;
+        int r;
+
+        if (w->state == CONN_CONNECTING) {
+                int error = 0;
+                socklen_t len = sizeof(error);
+                if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0)
+                        error = errno;
+                if (error != 0) {
+                        conn_free(w);
+                        client_dispatch(c);
+                        return 0;
+                }
+                conn_set_state(w, CONN_IDLE);
+                conn_update_events(w);
+                client_dispatch(c);
+                return 0;
+        }
+
+        if (revents & EPOLLOUT) {
+                r = buffer_flush(&w->out, fd);
+                if (r < 0 && r != -EPIPE && r != -ECONNRESET) {
+                        conn_lost(w, AETASK_ERROR_WORKER_DIED, "worker connection suddenly died");
+                        return 0;
+                }
+                /* On EPIPE the reading side below sees the end and says so. */
+                conn_update_events(w);
+        }
+
+        if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+                return 0;
+
+        ssize_t n = buffer_read(&w->in, fd, c->max_message_size + 1);
+        if (n == -EAGAIN)
+                return 0;
+        if (n == -EMSGSIZE) {
+                conn_lost(w, AETASK_ERROR_PROTOCOL, "worker reply exceeds the message size limit");
+                return 0;
+        }
+
+        /* Callbacks run from here may close W or drop the last reference to
+         * the client: hold both until we are done. */
+        aetask_client_ref(c);
+        w->n_ref++;
+        while (!w->closed) {
+                const char *msg;
+                ssize_t len = buffer_next_message(&w->in, &w->scanned, &msg);
+                if (len < 0)
+                        break;
+                conn_handle_message(w, msg, (size_t) len);
+        }
+        if (!w->closed && n <= 0)
+                conn_lost(w, AETASK_ERROR_WORKER_DIED, "worker connection suddenly died");
+        conn_unref(w);
+        aetask_client_unref(c);
+        return 0;
+}
+
+int conn_open(aetask_client *c, worker_conn **ret) {
+        _cleanup_(freep) worker_conn *w = NULL;
+        bool in_progress;
+        int fd, r;
+
+        fd = socket_address_connect(&c->sockaddr, &in_progress);
+        if (fd < 0)
+                return fd;
+
+        w = calloc(1, sizeof(*w));
+        if (!w) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        w->n_ref = 1;
+        w->fd = fd;
+        w->client = c;
+        list_init(&w->node);
+        w->tokener = protocol_tokener_new();
+        if (!w->tokener) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+
+        r = sd_event_add_io(c->event, &w->io, fd, in_progress ? EPOLLOUT : EPOLLIN, on_io, w);
+        if (r < 0) {
+                json_tokener_free(w->tokener);
+                safe_close(fd);
+                return r;
+        }
+        (void) sd_event_source_set_priority(w->io, c->priority);
+        (void) sd_event_source_set_description(w->io, "aetask-worker-connection");
+
+        c->n_workers++;
+        conn_set_state(w, in_progress ? CONN_CONNECTING : CONN_IDLE);
+        *ret = TAKE_PTR(w);
+        return 0;
+}

@@ -1,0 +1,190 @@
+/* aetaskd: serves one handler's workers, on sockets from systemd (socket
+ * activation) or on addresses given with --listen.  See aetaskd(8). */
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+
+#include <aetask/aetask-server.h>
+
+#include "log.h"
+#include "macro.h"
+
+#define EXIT_USAGE 2
+
+static void help(void) {
+        printf("Usage: aetaskd --handler NAME [OPTIONS...]\n\n"
+               "Serve a pool of aetask worker processes running handler NAME.\n\n"
+               "  -h --help                  Show this help\n"
+               "     --version               Show the version\n"
+               "     --handler NAME          The handler module to load\n"
+               "     --handler-dir DIR       Where handler modules are (default %s,\n"
+               "                             or $AETASK_HANDLER_DIR)\n"
+               "  -l --listen ADDRESS        Listen on unix:/PATH, unix:@NAME or tcp:HOST:PORT\n"
+               "                             (default: the sockets systemd passes)\n"
+               "     --name NAME             Name shown in ps (default: the handler's)\n"
+               "     --hung-timeout SECONDS  Kill a worker stuck in one call this long\n"
+               "                             (default 300, fractions allowed, 0 disables)\n"
+               "     --max-message-size BYTES  Largest message accepted (default 16777216)\n"
+               "     --max-workers N         Most workers alive at once (default 256)\n"
+               "  -o --option KEY=VALUE      An option for the handler (repeatable)\n",
+               AETASK_HANDLER_DIR);
+}
+
+static int parse_seconds(const char *s, uint64_t *ret) {
+        char *end;
+        double d;
+
+        errno = 0;
+        d = strtod(s, &end);
+        if (errno != 0 || end == s || *end || d < 0 || d > 1e9)
+                return -EINVAL;
+        *ret = (uint64_t) (d * 1e6 + 0.5);
+        return 0;
+}
+
+static int parse_unsigned(const char *s, unsigned long long *ret) {
+        char *end;
+
+        errno = 0;
+        *ret = strtoull(s, &end, 10);
+        if (errno != 0 || end == s || *end || s[0] == '-')
+                return -EINVAL;
+        return 0;
+}
+
+int main(int argc, char *argv[]) {
+        enum {
+                ARG_VERSION = 0x100,
+                ARG_HANDLER,
+                ARG_HANDLER_DIR,
+                ARG_NAME,
+                ARG_HUNG_TIMEOUT,
+                ARG_MAX_MESSAGE_SIZE,
+                ARG_MAX_WORKERS,
+        };
+        static const struct option options[] = {
+                { "help",             no_argument,       NULL, 'h'                  },
+                { "version",          no_argument,       NULL, ARG_VERSION          },
+                { "handler",          required_argument, NULL, ARG_HANDLER          },
+                { "handler-dir",      required_argument, NULL, ARG_HANDLER_DIR      },
+                { "listen",           required_argument, NULL, 'l'                  },
+                { "name",             required_argument, NULL, ARG_NAME             },
+                { "hung-timeout",     required_argument, NULL, ARG_HUNG_TIMEOUT     },
+                { "max-message-size", required_argument, NULL, ARG_MAX_MESSAGE_SIZE },
+                { "max-workers",      required_argument, NULL, ARG_MAX_WORKERS      },
+                { "option",           required_argument, NULL, 'o'                  },
+                {}
+        };
+        _cleanup_(aetask_server_freep) aetask_server *s = NULL;
+        const char *handler = NULL, *handler_dir = NULL;
+        unsigned long long n;
+        uint64_t usec;
+        int c, r, n_listen = 0;
+
+        r = aetask_server_new(&s);
+        if (r < 0) {
+                log_error_errno(r, "Failed to create server");
+                return EXIT_FAILURE;
+        }
+
+        while ((c = getopt_long(argc, argv, "hl:o:", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return EXIT_SUCCESS;
+                case ARG_VERSION:
+                        puts("aetaskd " AETASK_VERSION);
+                        return EXIT_SUCCESS;
+                case ARG_HANDLER:
+                        handler = optarg;
+                        break;
+                case ARG_HANDLER_DIR:
+                        handler_dir = optarg;
+                        break;
+                case 'l':
+                        r = aetask_server_listen(s, optarg);
+                        if (r < 0) {
+                                log_error_errno(r, "Failed to listen on %s", optarg);
+                                return EXIT_FAILURE;
+                        }
+                        n_listen++;
+                        break;
+                case ARG_NAME:
+                        (void) aetask_server_set_name(s, optarg);
+                        break;
+                case ARG_HUNG_TIMEOUT:
+                        if (parse_seconds(optarg, &usec) < 0) {
+                                log_error("Invalid --hung-timeout: %s", optarg);
+                                return EXIT_USAGE;
+                        }
+                        (void) aetask_server_set_hung_timeout(s, usec);
+                        break;
+                case ARG_MAX_MESSAGE_SIZE:
+                        if (parse_unsigned(optarg, &n) < 0 || aetask_server_set_max_message_size(s, n) < 0) {
+                                log_error("Invalid --max-message-size: %s", optarg);
+                                return EXIT_USAGE;
+                        }
+                        break;
+                case ARG_MAX_WORKERS:
+                        if (parse_unsigned(optarg, &n) < 0 || n > 65536 || aetask_server_set_max_workers(s, n) < 0) {
+                                log_error("Invalid --max-workers: %s", optarg);
+                                return EXIT_USAGE;
+                        }
+                        break;
+                case 'o': {
+                        char *eq = strchr(optarg, '=');
+                        if (!eq || eq == optarg) {
+                                log_error("Invalid --option, expected KEY=VALUE: %s", optarg);
+                                return EXIT_USAGE;
+                        }
+                        *eq = 0;
+                        r = aetask_server_set_option(s, optarg, eq + 1);
+                        *eq = '=';
+                        if (r < 0) {
+                                log_error_errno(r, "Invalid --option %s", optarg);
+                                return EXIT_USAGE;
+                        }
+                        break;
+                }
+                default:
+                        return EXIT_USAGE;
+                }
+
+        if (optind < argc) {
+                log_error("Unexpected argument: %s", argv[optind]);
+                return EXIT_USAGE;
+        }
+        if (!handler) {
+                log_error("No handler given: use --handler NAME");
+                return EXIT_USAGE;
+        }
+
+        r = aetask_server_load_handler(s, handler, handler_dir);
+        if (r < 0)
+                return EXIT_FAILURE;
+
+        if (n_listen == 0) {
+                int n_fds = sd_listen_fds(true);
+                if (n_fds < 0) {
+                        log_error_errno(n_fds, "Failed to get sockets from systemd");
+                        return EXIT_FAILURE;
+                }
+                if (n_fds == 0) {
+                        log_error("No socket to serve: use --listen ADDRESS, or start aetaskd through its socket unit");
+                        return EXIT_USAGE;
+                }
+                for (int fd = SD_LISTEN_FDS_START; fd < SD_LISTEN_FDS_START + n_fds; fd++) {
+                        r = aetask_server_add_listen_fd(s, fd);
+                        if (r < 0) {
+                                log_error_errno(r, "Failed to use socket %d", fd);
+                                return EXIT_FAILURE;
+                        }
+                }
+        }
+
+        r = aetask_server_run(s);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

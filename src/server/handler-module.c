@@ -1,0 +1,55 @@
+/* Loads a handler module by name: DIR/NAME.so exporting aetask_handler_module. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "server-internal.h"
+
+static bool handler_name_is_valid(const char *name) {
+        if (!name || !*name || strlen(name) > 64)
+                return false;
+        for (const char *p = name; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                      *p == '_' || *p == '-'))
+                        return false;
+        return true;
+}
+
+int handler_module_load(const char *name, const char *dir, void **ret_module, const aetask_handler **ret) {
+        char path[4096];
+        void *module;
+        const aetask_handler *const *h;
+
+        if (!handler_name_is_valid(name))
+                return log_error_errno(-EINVAL, "Invalid handler name '%s'", name ?: "");
+
+        if (!dir)
+                dir = getenv("AETASK_HANDLER_DIR");
+        if (!dir)
+                dir = AETASK_HANDLER_DIR;
+        snprintf(path, sizeof(path), "%s/%s.so", dir, name);
+
+        module = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (!module) {
+                log_error("Failed to load handler '%s': %s", name, dlerror());
+                return -ENOENT;
+        }
+        h = dlsym(module, AETASK_HANDLER_SYMBOL);
+        if (!h || !*h) {
+                log_error("Failed to load handler '%s': %s does not export " AETASK_HANDLER_SYMBOL, name, path);
+                dlclose(module);
+                return -EBADF;
+        }
+        if ((*h)->abi_version != AETASK_HANDLER_ABI_VERSION) {
+                log_error("Failed to load handler '%s': ABI version %u, expected %u",
+                          name, (*h)->abi_version, AETASK_HANDLER_ABI_VERSION);
+                dlclose(module);
+                return -EPROTONOSUPPORT;
+        }
+        *ret_module = module;
+        *ret = *h;
+        return 0;
+}

@@ -1,0 +1,46 @@
+/* The scoreboard: one slot per worker in memory shared between the server
+ * and its workers.  A worker notes in its slot when a call starts and ends
+ * (plain stores, no syscalls); the server reads the slots to kill hung
+ * workers and to report status. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef enum slot_state {
+        SLOT_FREE,
+        SLOT_IDLE,        /* alive, waiting for a call */
+        SLOT_BUSY,        /* running a call */
+} slot_state;
+
+#define SLOT_METHOD_MAX 64
+
+typedef struct scoreboard_slot {
+        uint32_t state;                /* slot_state, written with atomics */
+        pid_t pid;
+        unsigned number;
+        pid_t client_pid;
+        uid_t client_uid;
+        uint64_t started_realtime;     /* usec */
+        uint64_t call_started;         /* CLOCK_MONOTONIC usec, of the current call */
+        uint64_t calls;                /* answered so far */
+        char method[SLOT_METHOD_MAX];
+} scoreboard_slot;
+
+typedef struct scoreboard {
+        unsigned n_slots;
+        scoreboard_slot *slots;
+} scoreboard;
+
+int scoreboard_init(scoreboard *b, unsigned n_slots);
+void scoreboard_done(scoreboard *b);
+/* A free slot, or NULL. */
+scoreboard_slot *scoreboard_take(scoreboard *b);
+void scoreboard_release(scoreboard_slot *s);
+
+void slot_call_begin(scoreboard_slot *s, const char *method);
+void slot_call_end(scoreboard_slot *s);
+slot_state slot_get_state(const scoreboard_slot *s);
+
+uint64_t now_usec(int clock);

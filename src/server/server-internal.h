@@ -1,0 +1,55 @@
+/* The server's internal state, shared by the accepting server (server.c),
+ * the handler loader (handler-module.c) and the worker loop (worker.c). */
+#pragma once
+
+#include <aetask/aetask-server.h>
+#include <stdbool.h>
+#include <systemd/sd-event.h>
+
+#include "scoreboard.h"
+
+#define DEFAULT_HUNG_TIMEOUT_USEC (300ULL * 1000000ULL)
+#define DEFAULT_MAX_WORKERS 256
+#define DEFAULT_DRAIN_TIMEOUT_USEC (90ULL * 1000000ULL)
+
+typedef struct worker_record {
+        pid_t pid;                     /* 0: unused */
+        int conn_fd;                   /* the server's copy, to notice the client leaving */
+        sd_event_source *hangup;
+        scoreboard_slot *slot;
+        bool killed_hung;
+        bool killed_abandoned;
+} worker_record;
+
+struct aetask_server {
+        const aetask_handler *handler;
+        void *module;
+        char *handler_name;
+        char *name;
+        uint64_t hung_timeout;
+        size_t max_message_size;
+        unsigned max_workers;
+        char **options;                /* "key=value" strings */
+        size_t n_options;
+        int *listen_fds;
+        size_t n_listen_fds;
+
+        /* While running */
+        sd_event *event;
+        sd_event_source **listen_sources;
+        sd_event_source *hung_timer;
+        scoreboard board;
+        worker_record *workers;        /* n_slots of them, index matches the scoreboard */
+        unsigned n_alive;
+        unsigned next_number;
+        uint64_t n_killed_hung;
+        uint64_t started;
+        int keepalive_fd;
+        bool shutting_down;
+};
+
+/* handler-module.c */
+int handler_module_load(const char *name, const char *dir, void **ret_module, const aetask_handler **ret);
+
+/* worker.c: runs the worker on CONN_FD in the forked child; never returns. */
+_Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd);

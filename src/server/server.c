@@ -1,0 +1,459 @@
+/* The server: accepts connections, forks one worker per connection, reaps
+ * workers, kills hung ones, and shuts down with a drain. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "address.h"
+#include "log.h"
+#include "macro.h"
+#include "proctitle.h"
+#include "protocol.h"
+#include "server-internal.h"
+
+_public_ int aetask_server_new(aetask_server **ret) {
+        aetask_server *s;
+
+        assert_return(ret, -EINVAL);
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->hung_timeout = DEFAULT_HUNG_TIMEOUT_USEC;
+        s->max_message_size = PROTOCOL_DEFAULT_MESSAGE_SIZE_MAX;
+        s->max_workers = DEFAULT_MAX_WORKERS;
+        s->keepalive_fd = -1;
+        *ret = s;
+        return 0;
+}
+
+_public_ aetask_server *aetask_server_free(aetask_server *s) {
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < s->n_listen_fds; i++)
+                safe_close(s->listen_fds[i]);
+        free(s->listen_fds);
+        for (size_t i = 0; i < s->n_options; i++)
+                free(s->options[i]);
+        free(s->options);
+        free(s->handler_name);
+        free(s->name);
+        /* The module stays loaded: handler code may have left atexit hooks
+         * or threads behind, and unloading it buys nothing at exit. */
+        free(s);
+        return NULL;
+}
+
+_public_ int aetask_server_set_handler(aetask_server *s, const aetask_handler *h) {
+        assert_return(s, -EINVAL);
+        assert_return(h, -EINVAL);
+        assert_return(h->abi_version == AETASK_HANDLER_ABI_VERSION, -EPROTONOSUPPORT);
+        s->handler = h;
+        return 0;
+}
+
+static int set_string(char **p, const char *v) {
+        char *copy = NULL;
+        if (v && !(copy = strdup(v)))
+                return -ENOMEM;
+        free(*p);
+        *p = copy;
+        return 0;
+}
+
+_public_ int aetask_server_load_handler(aetask_server *s, const char *name, const char *dir) {
+        const aetask_handler *h;
+        void *module;
+        int r;
+
+        assert_return(s, -EINVAL);
+        assert_return(name, -EINVAL);
+
+        r = handler_module_load(name, dir, &module, &h);
+        if (r < 0)
+                return r;
+        r = set_string(&s->handler_name, name);
+        if (r < 0)
+                return r;
+        s->module = module;
+        s->handler = h;
+        return 0;
+}
+
+_public_ int aetask_server_set_name(aetask_server *s, const char *name) {
+        assert_return(s, -EINVAL);
+        return set_string(&s->name, name);
+}
+
+_public_ int aetask_server_set_hung_timeout(aetask_server *s, uint64_t usec) {
+        assert_return(s, -EINVAL);
+        s->hung_timeout = usec;
+        return 0;
+}
+
+_public_ int aetask_server_set_max_message_size(aetask_server *s, size_t size) {
+        assert_return(s, -EINVAL);
+        assert_return(size >= 64, -EINVAL);
+        s->max_message_size = size;
+        return 0;
+}
+
+_public_ int aetask_server_set_max_workers(aetask_server *s, unsigned n) {
+        assert_return(s, -EINVAL);
+        assert_return(n > 0, -EINVAL);
+        s->max_workers = n;
+        return 0;
+}
+
+_public_ int aetask_server_set_option(aetask_server *s, const char *key, const char *value) {
+        char *o, **a;
+
+        assert_return(s, -EINVAL);
+        assert_return(key && *key && !strchr(key, '='), -EINVAL);
+        assert_return(value, -EINVAL);
+
+        if (asprintf(&o, "%s=%s", key, value) < 0)
+                return -ENOMEM;
+        a = realloc(s->options, (s->n_options + 1) * sizeof(char *));
+        if (!a) {
+                free(o);
+                return -ENOMEM;
+        }
+        s->options = a;
+        s->options[s->n_options++] = o;
+        return 0;
+}
+
+_public_ int aetask_server_add_listen_fd(aetask_server *s, int fd) {
+        int *a;
+
+        assert_return(s, -EINVAL);
+        assert_return(fd >= 0, -EBADF);
+
+        a = realloc(s->listen_fds, (s->n_listen_fds + 1) * sizeof(int));
+        if (!a)
+                return -ENOMEM;
+        s->listen_fds = a;
+        s->listen_fds[s->n_listen_fds++] = fd;
+        return 0;
+}
+
+_public_ int aetask_server_listen(aetask_server *s, const char *address) {
+        socket_address a;
+        int fd, r;
+
+        assert_return(s, -EINVAL);
+        assert_return(address, -EINVAL);
+
+        r = socket_address_parse(&a, address);
+        if (r < 0)
+                return r;
+        fd = socket_address_listen(&a, SOMAXCONN);
+        if (fd < 0)
+                return fd;
+        r = aetask_server_add_listen_fd(s, fd);
+        if (r < 0)
+                safe_close(fd);
+        return r;
+}
+
+static const char *server_display_name(aetask_server *s) {
+        return s->name ?: s->handler_name ?: s->handler->name ?: "aetask";
+}
+
+static worker_record *record_for_slot(aetask_server *s, scoreboard_slot *slot) {
+        return &s->workers[slot - s->board.slots];
+}
+
+static void server_notify_status(aetask_server *s) {
+        unsigned busy = 0;
+        uint64_t calls = 0;
+
+        for (unsigned i = 0; i < s->board.n_slots; i++) {
+                slot_state st = slot_get_state(&s->board.slots[i]);
+                if (st == SLOT_FREE)
+                        continue;
+                if (st == SLOT_BUSY)
+                        busy++;
+                calls += __atomic_load_n(&s->board.slots[i].calls, __ATOMIC_RELAXED);
+        }
+        (void) sd_notifyf(false, "STATUS=%u workers (%u busy, %u idle), %llu calls served by live workers, %llu killed as hung",
+                          s->n_alive, busy, s->n_alive - busy, (unsigned long long) calls,
+                          (unsigned long long) s->n_killed_hung);
+}
+
+static void server_maybe_exit(aetask_server *s) {
+        if (s->shutting_down && s->n_alive == 0)
+                (void) sd_event_exit(s->event, 0);
+}
+
+/* The client closed its end: a worker still busy on its call works for
+ * nobody, so it is stopped now rather than when the call ends. */
+static int on_client_hangup(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        worker_record *rec = userdata;
+
+        (void) sd_event_source_set_enabled(source, SD_EVENT_OFF);
+        if (rec->pid > 0 && slot_get_state(rec->slot) == SLOT_BUSY) {
+                log_info("Worker %u (pid %d): client went away during a call, stopping it",
+                         rec->slot->number, rec->pid);
+                rec->killed_abandoned = true;
+                (void) kill(rec->pid, SIGKILL);
+        }
+        return 0;
+}
+
+static void refuse_connection(aetask_server *s, int fd) {
+        buffer b = {};
+
+        log_warning("Refusing a connection: all %u workers are in use", s->max_workers);
+        if (protocol_append_error(&b, PROTOCOL_ERROR_SERVER_BUSY,
+                                  "the server is at its worker limit, try again later") >= 0)
+                (void) !send(fd, buffer_head(&b), buffer_length(&b), MSG_DONTWAIT | MSG_NOSIGNAL);
+        buffer_done(&b);
+}
+
+static int spawn_worker(aetask_server *s, int conn_fd) {
+        scoreboard_slot *slot;
+        worker_record *rec;
+        struct ucred cred = {};
+        socklen_t len = sizeof(cred);
+        pid_t pid;
+
+        slot = scoreboard_take(&s->board);
+        if (!slot) {
+                refuse_connection(s, conn_fd);
+                return -EBUSY;
+        }
+        (void) getsockopt(conn_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len);
+        slot->number = ++s->next_number;
+        slot->client_pid = cred.pid;
+        slot->client_uid = cred.uid;
+        slot->started_realtime = now_usec(CLOCK_REALTIME);
+
+        pid = fork();
+        if (pid < 0) {
+                int r = -errno;
+                scoreboard_release(slot);
+                return log_error_errno(r, "Failed to fork worker");
+        }
+        if (pid == 0)
+                worker_run(s, slot, conn_fd);
+
+        slot->pid = pid;
+        rec = record_for_slot(s, slot);
+        *rec = (worker_record) { .pid = pid, .conn_fd = conn_fd, .slot = slot };
+        if (sd_event_add_io(s->event, &rec->hangup, conn_fd, EPOLLRDHUP, on_client_hangup, rec) >= 0)
+                (void) sd_event_source_set_description(rec->hangup, "aetask-worker-hangup");
+        s->n_alive++;
+        log_debug("Worker %u started (pid %d) for client pid %d uid %u",
+                  slot->number, pid, cred.pid, cred.uid);
+        return 0;
+}
+
+static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        aetask_server *s = userdata;
+
+        /* A bounded batch per wakeup, so a flood cannot starve reaping. */
+        for (int i = 0; i < 64; i++) {
+                int conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+                if (conn < 0) {
+                        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                                log_warning_errno(-errno, "Failed to accept connection");
+                        break;
+                }
+                if (spawn_worker(s, conn) < 0)
+                        safe_close(conn);
+        }
+        server_notify_status(s);
+        return 0;
+}
+
+static void describe_exit(aetask_server *s, worker_record *rec, int status) {
+        unsigned number = rec->slot->number;
+        const char *handler = server_display_name(s);
+
+        if (rec->killed_hung)
+                log_warning("Worker %u (pid %d) of %s killed as hung: a call ran longer than %.3f s",
+                            number, rec->pid, handler, (double) s->hung_timeout / USEC_PER_SEC);
+        else if (WIFSIGNALED(status) && !rec->killed_abandoned)
+                log_warning("Worker %u (pid %d) of %s died on signal %s",
+                            number, rec->pid, handler, strsignal(WTERMSIG(status)));
+        else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+                log_warning("Worker %u (pid %d) of %s exited with status %d",
+                            number, rec->pid, handler, WEXITSTATUS(status));
+        else
+                log_debug("Worker %u (pid %d) of %s exited", number, rec->pid, handler);
+}
+
+static int on_sigchld(sd_event_source *source, const struct signalfd_siginfo *si, void *userdata) {
+        aetask_server *s = userdata;
+
+        for (;;) {
+                int status;
+                pid_t pid = waitpid(-1, &status, WNOHANG);
+                if (pid <= 0)
+                        break;
+                for (unsigned i = 0; i < s->board.n_slots; i++) {
+                        worker_record *rec = &s->workers[i];
+                        if (rec->pid != pid)
+                                continue;
+                        describe_exit(s, rec, status);
+                        rec->hangup = sd_event_source_disable_unref(rec->hangup);
+                        safe_close(rec->conn_fd);
+                        scoreboard_release(rec->slot);
+                        *rec = (worker_record) { .conn_fd = -1 };
+                        s->n_alive--;
+                        break;
+                }
+        }
+        server_notify_status(s);
+        server_maybe_exit(s);
+        return 0;
+}
+
+static int on_hung_check(sd_event_source *source, uint64_t usec, void *userdata) {
+        aetask_server *s = userdata;
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+        for (unsigned i = 0; i < s->board.n_slots; i++) {
+                worker_record *rec = &s->workers[i];
+                scoreboard_slot *slot = &s->board.slots[i];
+                if (rec->pid <= 0 || rec->killed_hung || slot_get_state(slot) != SLOT_BUSY)
+                        continue;
+                uint64_t started = __atomic_load_n(&slot->call_started, __ATOMIC_RELAXED);
+                if (now - started < s->hung_timeout)
+                        continue;
+                rec->killed_hung = true;
+                s->n_killed_hung++;
+                (void) kill(rec->pid, SIGKILL);
+        }
+        (void) sd_event_source_set_time_relative(source, MIN(MAX(s->hung_timeout / 10, 1000ULL), USEC_PER_SEC));
+        return 0;
+}
+
+static void server_begin_shutdown(aetask_server *s, const char *why) {
+        if (s->shutting_down)
+                return;
+        s->shutting_down = true;
+        log_info("Shutting down (%s), waiting for %u workers", why, s->n_alive);
+        (void) sd_notify(false, "STOPPING=1");
+
+        for (size_t i = 0; i < s->n_listen_fds; i++)
+                (void) sd_event_source_set_enabled(s->listen_sources[i], SD_EVENT_OFF);
+
+        /* Idle workers retire at once; busy ones after their checkout. */
+        for (unsigned i = 0; i < s->board.n_slots; i++)
+                if (s->workers[i].pid > 0)
+                        (void) kill(s->workers[i].pid, SIGTERM);
+        server_maybe_exit(s);
+}
+
+static int on_terminate(sd_event_source *source, const struct signalfd_siginfo *si, void *userdata) {
+        server_begin_shutdown(userdata, strsignal(si->ssi_signo));
+        return 0;
+}
+
+static int on_keepalive(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        (void) sd_event_source_set_enabled(source, SD_EVENT_OFF);
+        server_begin_shutdown(userdata, "the parent process went away");
+        return 0;
+}
+
+static void server_stop_running(aetask_server *s) {
+        for (size_t i = 0; s->listen_sources && i < s->n_listen_fds; i++)
+                sd_event_source_disable_unref(s->listen_sources[i]);
+        free(s->listen_sources);
+        s->listen_sources = NULL;
+        if (s->workers)
+                for (unsigned i = 0; i < s->board.n_slots; i++) {
+                        sd_event_source_disable_unref(s->workers[i].hangup);
+                        safe_close(s->workers[i].conn_fd);
+                }
+        free(s->workers);
+        s->workers = NULL;
+        s->hung_timer = sd_event_source_disable_unref(s->hung_timer);
+        scoreboard_done(&s->board);
+        s->event = sd_event_unref(s->event);
+}
+
+_public_ int aetask_server_run(aetask_server *s) {
+        sigset_t mask;
+        int r;
+
+        assert_return(s, -EINVAL);
+        assert_return(s->handler, -ENOPKG);
+        assert_return(s->n_listen_fds > 0, -EDESTADDRREQ);
+        assert_return(!s->event, -EBUSY);
+
+        proctitle_init();
+        proctitle_set("%s: server", server_display_name(s));
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        r = sd_event_new(&s->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create event loop");
+        r = scoreboard_init(&s->board, s->max_workers);
+        if (r < 0)
+                goto finish;
+        s->workers = calloc(s->max_workers, sizeof(worker_record));
+        s->listen_sources = calloc(s->n_listen_fds, sizeof(sd_event_source *));
+        if (!s->workers || !s->listen_sources) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        for (unsigned i = 0; i < s->max_workers; i++)
+                s->workers[i].conn_fd = -1;
+
+        for (size_t i = 0; i < s->n_listen_fds; i++) {
+                (void) fd_nonblock(s->listen_fds[i]);
+                r = sd_event_add_io(s->event, &s->listen_sources[i], s->listen_fds[i], EPOLLIN, on_accept, s);
+                if (r < 0)
+                        goto finish;
+                (void) sd_event_source_set_description(s->listen_sources[i], "aetask-listen");
+        }
+
+        if ((r = sd_event_add_signal(s->event, NULL, SIGCHLD, on_sigchld, s)) < 0 ||
+            (r = sd_event_add_signal(s->event, NULL, SIGTERM, on_terminate, s)) < 0 ||
+            (r = sd_event_add_signal(s->event, NULL, SIGINT, on_terminate, s)) < 0)
+                goto finish;
+
+        if (s->hung_timeout > 0) {
+                r = sd_event_add_time_relative(s->event, &s->hung_timer, CLOCK_MONOTONIC,
+                                               MIN(MAX(s->hung_timeout / 10, 1000ULL), USEC_PER_SEC),
+                                               1000, on_hung_check, s);
+                if (r < 0)
+                        goto finish;
+                (void) sd_event_source_set_enabled(s->hung_timer, SD_EVENT_ON);
+        }
+
+        if (s->keepalive_fd >= 0) {
+                r = sd_event_add_io(s->event, NULL, s->keepalive_fd, EPOLLIN, on_keepalive, s);
+                if (r < 0)
+                        goto finish;
+        }
+
+        (void) sd_event_set_watchdog(s->event, true);
+        s->started = now_usec(CLOCK_MONOTONIC);
+        log_debug("Serving handler %s", server_display_name(s));
+        (void) sd_notify(false, "READY=1");
+        server_notify_status(s);
+
+        r = sd_event_loop(s->event);
+        if (r < 0)
+                log_error_errno(r, "Event loop failed");
+
+finish:
+        server_stop_running(s);
+        return r < 0 ? r : 0;
+}

@@ -1,0 +1,328 @@
+/* The worker process: reads calls from its one client connection, runs the
+ * handler, writes replies, one call at a time and in order.  It runs the
+ * handler's setup before its first call, and retires between checkouts when
+ * the server asks it to (SIGTERM). */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "buffer.h"
+#include "log.h"
+#include "macro.h"
+#include "proctitle.h"
+#include "protocol.h"
+#include "server-internal.h"
+
+struct aetask_worker {
+        aetask_server *server;
+        const aetask_handler *handler;
+        scoreboard_slot *slot;
+        unsigned number;
+        const char *method;
+        char *error;
+        void *userdata;
+        bool setup_done;
+        bool in_checkout;              /* a call came since the last Done */
+};
+
+/* SIGTERM asks the worker to retire.  Between checkouts, blocked in read(),
+ * it tells the client at once that it will run nothing more and exits: any
+ * call the client sent meanwhile was not run, and the client may send it to
+ * another worker.  In a checkout, it finishes the checkout first. */
+static volatile sig_atomic_t retire_requested;
+static volatile sig_atomic_t idle_between_checkouts;
+static int retire_fd = -1;
+static const char retiring_message[] =
+        "{\"error\":\"" PROTOCOL_ERROR_RETIRING "\",\"parameters\":{\"message\":\"the worker is shutting down\"}}";
+
+static void on_sigterm(int sig) {
+        retire_requested = 1;
+        if (idle_between_checkouts) {
+                /* send() and _exit() are async-signal-safe; sizeof includes the NUL. */
+                (void) !send(retire_fd, retiring_message, sizeof(retiring_message), MSG_NOSIGNAL);
+                _exit(EXIT_SUCCESS);
+        }
+}
+
+_public_ int aetask_worker_raisev(aetask_worker *w, const char *format, va_list ap) {
+        assert_return(w, -EINVAL);
+        assert_return(format, -EINVAL);
+
+        free(w->error);
+        if (vasprintf(&w->error, format, ap) < 0)
+                w->error = NULL;
+        return -EPROTO;
+}
+
+_public_ int aetask_worker_raise(aetask_worker *w, const char *format, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        r = aetask_worker_raisev(w, format, ap);
+        va_end(ap);
+        return r;
+}
+
+_public_ const char *aetask_worker_get_option(aetask_worker *w, const char *key) {
+        assert_return(w, NULL);
+        assert_return(key, NULL);
+
+        size_t l = strlen(key);
+        /* The last one given wins, as on a command line. */
+        for (size_t i = w->server->n_options; i > 0; i--) {
+                const char *o = w->server->options[i - 1];
+                if (strncmp(o, key, l) == 0 && o[l] == '=')
+                        return o + l + 1;
+        }
+        return NULL;
+}
+
+_public_ const char *aetask_worker_get_handler_name(aetask_worker *w) {
+        assert_return(w, NULL);
+        return w->server->handler_name ?: w->handler->name;
+}
+
+_public_ const char *aetask_worker_get_method(aetask_worker *w) {
+        assert_return(w, NULL);
+        return w->method;
+}
+
+_public_ unsigned aetask_worker_get_number(aetask_worker *w) {
+        assert_return(w, 0);
+        return w->number;
+}
+
+_public_ void *aetask_worker_get_userdata(aetask_worker *w) {
+        assert_return(w, NULL);
+        return w->userdata;
+}
+
+_public_ void *aetask_worker_set_userdata(aetask_worker *w, void *userdata) {
+        assert_return(w, NULL);
+        void *old = w->userdata;
+        w->userdata = userdata;
+        return old;
+}
+
+/* The message of a failed handler step: what it raised, or its errno. */
+static const char *error_message(aetask_worker *w, int r) {
+        return w->error ?: strerror(r < 0 ? -r : EIO);
+}
+
+static void clear_error(aetask_worker *w) {
+        free(w->error);
+        w->error = NULL;
+}
+
+static aetask_method_t find_method(const aetask_handler *h, const char *name) {
+        for (const aetask_method *m = h->methods; m && m->name; m++)
+                if (strcmp(m->name, name) == 0)
+                        return m->call;
+        return NULL;
+}
+
+/* Returns < 0 when the worker must end once the reply is out. */
+static int run_call(aetask_worker *w, const protocol_call *c, buffer *out) {
+        json_object *result = NULL, *args;
+        aetask_method_t fn;
+        char text[PROTOCOL_METHOD_NAME_MAX + 64];
+        int r;
+
+        w->in_checkout = true;
+
+        if (!w->setup_done) {
+                w->setup_done = true;
+                if (w->handler->setup) {
+                        r = w->handler->setup(w);
+                        if (r < 0) {
+                                _cleanup_(freep) char *m = NULL;
+                                if (asprintf(&m, "setup exception: %s", error_message(w, r)) < 0)
+                                        m = NULL;
+                                log_error("Worker %u: %s", w->number, m ?: "setup exception");
+                                (void) protocol_append_error(out, PROTOCOL_ERROR_SETUP, m ?: "setup exception");
+                                return -EPROTO;
+                        }
+                }
+        }
+
+        fn = c->kind == PROTOCOL_CALL_METHOD ? find_method(w->handler, c->method) : w->handler->call;
+        if (!fn) {
+                if (c->kind == PROTOCOL_CALL_METHOD)
+                        snprintf(text, sizeof(text), "unknown method '%s'", c->method);
+                else
+                        snprintf(text, sizeof(text), "the handler takes no calls without a method name");
+                return protocol_append_error(out, PROTOCOL_ERROR_METHOD_NOT_FOUND, text) < 0 ? -ENOMEM : 0;
+        }
+
+        args = c->args ? json_object_get(c->args) : json_object_new_array();
+        w->method = c->kind == PROTOCOL_CALL_METHOD ? c->method : NULL;
+        slot_call_begin(w->slot, w->method ?: "->()");
+        r = fn(w, args, &result);
+        slot_call_end(w->slot);
+        w->method = NULL;
+        json_object_put(args);
+
+        if (r < 0) {
+                r = protocol_append_error(out, PROTOCOL_ERROR_HANDLER, error_message(w, r));
+                clear_error(w);
+                json_object_put(result);
+                return r < 0 ? -ENOMEM : 0;
+        }
+
+        size_t before = buffer_length(out);
+        r = protocol_append_reply(out, result);
+        json_object_put(result);
+        if (r >= 0 && buffer_length(out) - before - 1 > w->server->max_message_size) {
+                out->end = out->start + before;
+                r = -EMSGSIZE;
+        }
+        if (r < 0) {
+                snprintf(text, sizeof(text), "the result cannot be sent: %s", strerror(-r));
+                return protocol_append_error(out, PROTOCOL_ERROR_HANDLER, text) < 0 ? -ENOMEM : 0;
+        }
+        return 0;
+}
+
+static int run_done(aetask_worker *w, buffer *out) {
+        int r = 0;
+
+        w->in_checkout = false;
+        if (w->setup_done && w->handler->checkout_done) {
+                slot_call_begin(w->slot, "checkout_done");
+                r = w->handler->checkout_done(w);
+                slot_call_end(w->slot);
+        }
+        if (r < 0) {
+                log_warning("Worker %u: checkout_done failed: %s", w->number, error_message(w, r));
+                r = protocol_append_error(out, PROTOCOL_ERROR_HANDLER, error_message(w, r));
+                clear_error(w);
+        } else
+                r = protocol_append_reply(out, NULL);
+        return r < 0 ? -ENOMEM : 0;
+}
+
+static int handle_message(aetask_worker *w, json_tokener *tok, const char *s, size_t len, buffer *out) {
+        _cleanup_(json_object_putp) json_object *m = NULL;
+        protocol_call call;
+        const char *reason;
+        int r;
+
+        r = protocol_parse_message(tok, s, len, &m, &reason);
+        if (r >= 0)
+                r = protocol_parse_call(m, &call, &reason);
+        if (r == -ENOENT) {
+                char text[128];
+                snprintf(text, sizeof(text), "unknown method: %s", reason);
+                return protocol_append_error(out, PROTOCOL_ERROR_METHOD_NOT_FOUND, text) < 0 ? -ENOMEM : 0;
+        }
+        if (r < 0) {
+                log_warning("Worker %u: invalid message from client, closing: %s", w->number, reason);
+                (void) protocol_append_error(out, PROTOCOL_ERROR_INVALID_MESSAGE, reason);
+                return -EBADMSG;
+        }
+
+        if (call.kind == PROTOCOL_CALL_DONE)
+                return run_done(w, out);
+        return run_call(w, &call, out);
+}
+
+static int write_all(int fd, buffer *b) {
+        for (;;) {
+                int r = buffer_flush(b, fd);
+                if (r != 0)
+                        return r;
+                /* Only reached if the socket was made non-blocking by someone. */
+                usleep(1000);
+        }
+}
+
+static void setup_process(aetask_worker *w, int conn_fd) {
+        struct sigaction sa = { .sa_handler = on_sigterm, .sa_flags = SA_RESTART };
+        struct sigaction dfl = { .sa_handler = SIG_DFL };
+        sigset_t none;
+
+        /* The server blocks the signals its event loop reads; a worker runs
+         * ordinary blocking code and wants them back as they were. */
+        sigemptyset(&none);
+        sigaction(SIGCHLD, &dfl, NULL);
+        sigaction(SIGINT, &dfl, NULL);
+        sigaction(SIGHUP, &dfl, NULL);
+        sigaction(SIGPIPE, &dfl, NULL);
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+
+        /* Nothing of the server's is the worker's business: listening sockets,
+         * other workers' connections, the event loop's descriptors. */
+        if (conn_fd > 3)
+                close_range(3, conn_fd - 1, 0);
+        close_range(conn_fd + 1, ~0U, 0);
+        retire_fd = conn_fd;
+
+        proctitle_set("%s: worker %u", w->server->name ?: w->handler->name ?: "aetask", w->number);
+}
+
+_Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd) {
+        aetask_worker w = {
+                .server = s,
+                .handler = s->handler,
+                .slot = slot,
+                .number = slot->number,
+        };
+        buffer in = {}, out = {};
+        size_t scanned = 0;
+        json_tokener *tok;
+
+        setup_process(&w, conn_fd);
+
+        tok = protocol_tokener_new();
+        if (!tok)
+                _exit(EXIT_FAILURE);
+
+        for (;;) {
+                const char *msg;
+                ssize_t len;
+                bool fatal = false;
+
+                /* Answer every complete call we have before writing, so
+                 * pipelined messages (a Done and the next call) share one write. */
+                while (!fatal && (len = buffer_next_message(&in, &scanned, &msg)) >= 0) {
+                        int r = handle_message(&w, tok, msg, (size_t) len, &out);
+                        buffer_consume(&in, (size_t) len + 1);
+                        fatal = r < 0;
+                }
+                if (buffer_length(&out) > 0 && write_all(conn_fd, &out) < 0)
+                        _exit(EXIT_SUCCESS);  /* the client is gone */
+                if (fatal)
+                        _exit(EXIT_FAILURE);
+
+                if (retire_requested && !w.in_checkout) {
+                        (void) !send(conn_fd, retiring_message, sizeof(retiring_message), MSG_NOSIGNAL);
+                        _exit(EXIT_SUCCESS);
+                }
+
+                idle_between_checkouts = !w.in_checkout;
+                ssize_t n = buffer_read(&in, conn_fd, s->max_message_size + 1);
+                idle_between_checkouts = 0;
+
+                if (n == 0)
+                        _exit(EXIT_SUCCESS);  /* the client let the worker go */
+                if (n == -EMSGSIZE) {
+                        log_warning("Worker %u: message from client exceeds the limit of %zu bytes, closing",
+                                    w.number, s->max_message_size);
+                        (void) protocol_append_error(&out, PROTOCOL_ERROR_MESSAGE_TOO_LARGE,
+                                                     "message exceeds the size limit");
+                        (void) write_all(conn_fd, &out);
+                        _exit(EXIT_FAILURE);
+                }
+                if (n < 0) {
+                        if (n != -ECONNRESET)
+                                log_warning_errno((int) n, "Worker %u: failed to read from client", w.number);
+                        _exit(EXIT_SUCCESS);
+                }
+        }
+}

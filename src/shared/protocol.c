@@ -1,0 +1,183 @@
+/* Building and taking apart the messages of aetask-protocol(7). */
+#include "protocol.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "json-writer.h"
+#include "macro.h"
+
+bool protocol_method_name_is_valid(const char *name) {
+        size_t n = 0;
+
+        if (!name)
+                return false;
+        for (const char *p = name; *p; p++, n++) {
+                char c = *p;
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+                        return false;
+        }
+        return n > 0 && n <= PROTOCOL_METHOD_NAME_MAX;
+}
+
+json_tokener *protocol_tokener_new(void) {
+        /* Two levels more than a value may have: the envelope and its parameters. */
+        json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH + 2);
+        if (tok)
+                json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+        return tok;
+}
+
+int protocol_parse_message(json_tokener *tok, const char *s, size_t len,
+                           json_object **ret, const char **ret_reason) {
+        json_object *m;
+
+        json_tokener_reset(tok);
+        m = json_tokener_parse_ex(tok, s, (int) len);
+        if (!m || json_tokener_get_error(tok) != json_tokener_success) {
+                json_object_put(m);
+                *ret_reason = json_tokener_get_error(tok) == json_tokener_continue
+                        ? "truncated JSON" : json_tokener_error_desc(json_tokener_get_error(tok));
+                return -EBADMSG;
+        }
+        if ((size_t) json_tokener_get_parse_end(tok) != len) {
+                json_object_put(m);
+                *ret_reason = "trailing bytes after the JSON object";
+                return -EBADMSG;
+        }
+        if (!json_object_is_type(m, json_type_object)) {
+                json_object_put(m);
+                *ret_reason = "message is not a JSON object";
+                return -EBADMSG;
+        }
+        *ret = m;
+        return 0;
+}
+
+static int finish(buffer *b, size_t saved, int r) {
+        if (r >= 0)
+                r = buffer_append(b, "}\0", 2);
+        if (r < 0)
+                b->end = b->start + saved;
+        return r;
+}
+
+int protocol_append_call(buffer *b, const char *method, json_object *args) {
+        size_t saved = buffer_length(b);
+        int r;
+
+        if (method) {
+                r = buffer_append_str(b, "{\"method\":\"" PROTOCOL_WORKER_PREFIX);
+                if (r >= 0)
+                        r = buffer_append_str(b, method);
+                if (r >= 0)
+                        r = buffer_append_str(b, "\",\"parameters\":{\"args\":");
+        } else
+                r = buffer_append_str(b, "{\"method\":\"" PROTOCOL_METHOD_CALL "\",\"parameters\":{\"args\":");
+        if (r >= 0)
+                r = args ? json_write_value(b, args) : buffer_append_str(b, "[]");
+        if (r >= 0)
+                r = buffer_append(b, "}", 1);
+        return finish(b, saved, r);
+}
+
+int protocol_append_done(buffer *b) {
+        return buffer_append(b, "{\"method\":\"" PROTOCOL_METHOD_DONE "\"}", sizeof("{\"method\":\"" PROTOCOL_METHOD_DONE "\"}"));
+}
+
+int protocol_append_reply(buffer *b, json_object *result) {
+        size_t saved = buffer_length(b);
+        int r;
+
+        r = buffer_append_str(b, "{\"parameters\":{\"result\":");
+        if (r >= 0)
+                r = json_write_value(b, result);
+        if (r >= 0)
+                r = buffer_append(b, "}", 1);
+        return finish(b, saved, r);
+}
+
+int protocol_append_error(buffer *b, const char *error, const char *message) {
+        size_t saved = buffer_length(b);
+        int r;
+
+        r = buffer_append_str(b, "{\"error\":");
+        if (r >= 0)
+                r = json_write_string(b, error, strlen(error));
+        if (r >= 0)
+                r = buffer_append_str(b, ",\"parameters\":{\"message\":");
+        if (r >= 0)
+                r = json_write_string(b, message, strlen(message));
+        if (r >= 0)
+                r = buffer_append(b, "}", 1);
+        return finish(b, saved, r);
+}
+
+int protocol_parse_call(json_object *m, protocol_call *ret, const char **ret_reason) {
+        json_object *method, *parameters = NULL, *args = NULL;
+        const char *name;
+
+        if (!json_object_object_get_ex(m, "method", &method) || !json_object_is_type(method, json_type_string)) {
+                *ret_reason = "message has no \"method\" string";
+                return -EBADMSG;
+        }
+        if (json_object_object_get_ex(m, "parameters", &parameters) &&
+            !json_object_is_type(parameters, json_type_object)) {
+                *ret_reason = "\"parameters\" is not an object";
+                return -EBADMSG;
+        }
+        if (parameters && json_object_object_get_ex(parameters, "args", &args) &&
+            !json_object_is_type(args, json_type_array)) {
+                *ret_reason = "\"args\" is not an array";
+                return -EBADMSG;
+        }
+
+        name = json_object_get_string(method);
+        *ret = (protocol_call) { .args = args };
+        if (strncmp(name, PROTOCOL_WORKER_PREFIX, strlen(PROTOCOL_WORKER_PREFIX)) == 0) {
+                ret->kind = PROTOCOL_CALL_METHOD;
+                ret->method = name + strlen(PROTOCOL_WORKER_PREFIX);
+                if (!protocol_method_name_is_valid(ret->method)) {
+                        *ret_reason = "invalid method name";
+                        return -ENOENT;
+                }
+        } else if (strcmp(name, PROTOCOL_METHOD_CALL) == 0)
+                ret->kind = PROTOCOL_CALL_ANONYMOUS;
+        else if (strcmp(name, PROTOCOL_METHOD_DONE) == 0)
+                ret->kind = PROTOCOL_CALL_DONE;
+        else {
+                *ret_reason = "unknown interface";
+                return -ENOENT;
+        }
+        return 0;
+}
+
+int protocol_parse_reply(json_object *m, protocol_reply *ret, const char **ret_reason) {
+        json_object *error = NULL, *parameters = NULL, *v = NULL;
+
+        if (json_object_object_get_ex(m, "parameters", &parameters) &&
+            !json_object_is_type(parameters, json_type_object)) {
+                *ret_reason = "\"parameters\" is not an object";
+                return -EBADMSG;
+        }
+
+        *ret = (protocol_reply) {};
+        if (json_object_object_get_ex(m, "error", &error)) {
+                if (!json_object_is_type(error, json_type_string)) {
+                        *ret_reason = "\"error\" is not a string";
+                        return -EBADMSG;
+                }
+                ret->error = json_object_get_string(error);
+                ret->message = "";
+                if (parameters && json_object_object_get_ex(parameters, "message", &v) &&
+                    json_object_is_type(v, json_type_string))
+                        ret->message = json_object_get_string(v);
+                return 0;
+        }
+        if (!parameters) {
+                *ret_reason = "reply has neither \"parameters\" nor \"error\"";
+                return -EBADMSG;
+        }
+        (void) json_object_object_get_ex(parameters, "result", &ret->result);
+        return 0;
+}
