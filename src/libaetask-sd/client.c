@@ -136,6 +136,9 @@ _public_ int aetask_client_set_max_workers(aetask_client *c, unsigned n) {
         assert_return(n > 0, -EINVAL);
         assert_return(!client_origin_changed(c), -ECHILD);
         c->max_workers = n;
+        /* Idle connections over the new limit go now; busy ones when released. */
+        while (c->n_workers > n && !list_is_empty(&c->idle))
+                conn_free(list_first_entry(&c->idle, worker_conn, node));
         return 0;
 }
 

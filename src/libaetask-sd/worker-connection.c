@@ -118,7 +118,8 @@ void conn_release(worker_conn *w, bool reuse) {
         }
 
         if (!reuse || w->retire || w->call_in_flight ||
-            (c->max_checkouts > 0 && w->n_checkouts >= c->max_checkouts)) {
+            (c->max_checkouts > 0 && w->n_checkouts >= c->max_checkouts) ||
+            c->n_workers > c->max_workers) {
                 conn_free(w);
                 client_dispatch(c);
                 return;
