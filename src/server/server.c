@@ -340,7 +340,9 @@ static void server_begin_shutdown(aetask_server *s, const char *why) {
         if (s->shutting_down)
                 return;
         s->shutting_down = true;
-        log_info("Shutting down (%s), waiting for %u workers", why, s->n_alive);
+        /* An embedding program's server ending with its parent is routine. */
+        log_full(s->keepalive_fd >= 0 ? LOG_DEBUG : LOG_INFO, 0,
+                 "Shutting down (%s), waiting for %u workers", why, s->n_alive);
         (void) sd_notify(false, "STOPPING=1");
 
         for (size_t i = 0; i < s->n_listen_fds; i++)
