@@ -1,0 +1,57 @@
+#!/bin/bash
+# The seed's two synopses as shipped examples: each with a server of its own,
+# and each against a running aetaskd given by address (as a unit's socket
+# would be).  Usage: test-examples.sh HASH_PASSWORD SQLITE_SYNOPSIS
+set -uo pipefail
+hash_password=$1 sqlite_synopsis=$2
+dir=$(mktemp -d)
+servers=()
+trap 'for p in "${servers[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$dir"' EXIT
+
+passed=0 failed=0
+check() {  # check NAME EXPECTED ACTUAL
+        if [ "$2" == "$3" ]; then passed=$((passed + 1)); else
+                failed=$((failed + 1)); echo "FAIL $1: expected [$2], got [$3]"; fi
+}
+check_match() {  # check_match NAME REGEX ACTUAL
+        if [[ "$3" =~ $2 ]]; then passed=$((passed + 1)); else
+                failed=$((failed + 1)); echo "FAIL $1: expected to match [$2], got [$3]"; fi
+}
+serve() {  # serve SOCKET HANDLER OPTIONS...
+        local socket=$1 handler=$2
+        shift 2
+        "$AETASKD" --listen "unix:$socket" --handler "$handler" "$@" &
+        servers+=($!)
+        for _ in $(seq 100); do [ -S "$socket" ] && break; sleep 0.05; done
+}
+
+# With servers of their own.
+out=$("$hash_password" 2>&1); rc=$?
+check hash-password-exit 0 "$rc"
+check_match hash-password-output $'^Hashed password is \\$2b\\$10\\$[./A-Za-z0-9]{53}\nVerify result is 1$' "$out"
+
+out=$("$sqlite_synopsis" 2>&1); rc=$?
+check sqlite-synopsis-exit 0 "$rc"
+check sqlite-synopsis-output 'username: jimmy, email: ' "$out"
+
+# Against running servers, with handler options.
+serve "$dir/bcrypt.sock" bcrypt -o cost=4
+out=$("$hash_password" "unix:$dir/bcrypt.sock" 2>&1); rc=$?
+check hash-password-address-exit 0 "$rc"
+check_match hash-password-address-output $'^Hashed password is \\$2b\\$04\\$[./A-Za-z0-9]{53}\nVerify result is 1$' "$out"
+
+serve "$dir/sqlite.sock" sqlite -o "database=$dir/junk.sqlite3"
+for run in first second; do
+        out=$("$sqlite_synopsis" "unix:$dir/sqlite.sock" 2>&1); rc=$?
+        check "sqlite-synopsis-address-$run-exit" 0 "$rc"
+        check "sqlite-synopsis-address-$run-output" 'username: jimmy, email: ' "$out"
+done
+
+# No server at that address: an error and a failure exit, not a hang (the
+# checkout's timeout is 5 seconds, as in the seed).
+out=$(timeout 30 "$hash_password" "unix:$dir/absent.sock" 2>&1); rc=$?
+check hash-password-absent-exit 1 "$rc"
+check hash-password-absent-message 'timeout error: timed out after 5 seconds' "$out"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
