@@ -24,7 +24,23 @@ void test_configure_module(aetask_server *s, void *userdata) {
         }
 }
 
+/* R is answered: the checkout forgets it (it may live on a stack frame that
+ * is about to end). */
+static void forget(test_reply *r) {
+        test_checkout *t = r->owner;
+        unsigned n = 0;
+
+        if (!t)
+                return;
+        for (unsigned i = 0; i < t->n_pending; i++)
+                if (t->pending[i] != r)
+                        t->pending[n++] = t->pending[i];
+        t->n_pending = n;
+        r->owner = NULL;
+}
+
 void test_reply_clear(test_reply *r) {
+        forget(r);
         json_object_put(r->result);
         memset(r, 0, sizeof(*r));
 }
@@ -32,6 +48,7 @@ void test_reply_clear(test_reply *r) {
 static void on_reply(aetask_checkout *co, json_object *result, void *userdata) {
         test_reply *r = userdata;
 
+        forget(r);
         r->done = true;
         r->result = json_object_get(result);
         snprintf(r->text, sizeof(r->text), "%s",
@@ -45,8 +62,7 @@ static void on_error(aetask_checkout *co, aetask_error_kind kind, const char *me
 
         for (unsigned i = 0; i < t->n_pending; i++) {
                 test_reply *r = t->pending[i];
-                if (r->done)
-                        continue;
+                r->owner = NULL;
                 r->done = r->failed = true;
                 r->kind = kind;
                 snprintf(r->message, sizeof(r->message), "%s", message);
@@ -67,7 +83,6 @@ void test_checkout_end(test_checkout *t) {
 static void queue_v(test_checkout *t, test_reply *r, const char *method, const char *format, va_list ap) {
         char *text = NULL;
         json_object *args;
-        unsigned n = 0;
         int k;
 
         test_reply_clear(r);
@@ -76,13 +91,9 @@ static void queue_v(test_checkout *t, test_reply *r, const char *method, const c
         cr_assert_not_null(args, "test arguments are not JSON: %s", text);
         free(text);
 
-        /* Forget the answered calls. */
-        for (unsigned i = 0; i < t->n_pending; i++)
-                if (!t->pending[i]->done)
-                        t->pending[n++] = t->pending[i];
-        t->n_pending = n;
         cr_assert_lt(t->n_pending, sizeof(t->pending) / sizeof(t->pending[0]));
         t->pending[t->n_pending++] = r;
+        r->owner = t;
 
         k = aetask_checkout_call(t->checkout, method, args, on_reply, r);
         json_object_put(args);

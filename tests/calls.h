@@ -18,8 +18,11 @@ typedef struct test_module_config {
 
 void test_configure_module(aetask_server *s, void *userdata);
 
+typedef struct test_checkout test_checkout;
+
 /* One call's outcome. */
 typedef struct test_reply {
+        test_checkout *owner;     /* while the call is unanswered */
         bool done;
         bool failed;
         aetask_error_kind kind;
@@ -28,13 +31,13 @@ typedef struct test_reply {
         json_object *result;      /* owned; NULL for JSON null */
 } test_reply;
 
-/* A checkout whose error handler sends each error to the call it ends. */
-typedef struct test_checkout {
+/* A checkout whose error handler sends each error to the calls it ends. */
+struct test_checkout {
         sd_event *event;
         aetask_checkout *checkout;
-        test_reply *pending[32];
+        test_reply *pending[32];  /* the unanswered calls, in order */
         unsigned n_pending;
-} test_checkout;
+};
 
 void test_checkout_begin(test_checkout *t, aetask_client *client, sd_event *event);
 /* Releases the checkout: its worker's checkout-done hook runs. */
