@@ -99,11 +99,11 @@ Test(buffer, refuses_a_message_over_the_limit_without_allocating_it) {
 Test(protocol, call_message_shape) {
         buffer b = {};
         json_object *args = json_tokener_parse("[\"x\",1]");
-        cr_assert_eq(protocol_append_call(&b, "echo", args), 0);
+        cr_assert_eq(protocol_append_call(&b, "echo", args, NULL), 0);
         cr_assert_str_eq(buffer_head(&b), "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":{\"args\":[\"x\",1]}}");
         cr_assert_eq(buffer_head(&b)[buffer_length(&b) - 1], 0, "messages end with a NUL");
         buffer_clear(&b);
-        cr_assert_eq(protocol_append_call(&b, NULL, NULL), 0);
+        cr_assert_eq(protocol_append_call(&b, NULL, NULL, NULL), 0);
         cr_assert_str_eq(buffer_head(&b), "{\"method\":\"io.aetask.Checkout.Call\",\"parameters\":{\"args\":[]}}");
         buffer_done(&b);
         json_object_put(args);

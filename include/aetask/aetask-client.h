@@ -7,6 +7,7 @@
 #include <json-c/json.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <systemd/sd-event.h>
 
 #ifdef __cplusplus
@@ -15,6 +16,7 @@ extern "C" {
 
 typedef struct aetask_client aetask_client;
 typedef struct aetask_checkout aetask_checkout;
+typedef struct aetask_log aetask_log;
 
 /* A timeout that never expires. */
 #define AETASK_TIMEOUT_INFINITY UINT64_MAX
@@ -80,6 +82,45 @@ int aetask_checkout_release(aetask_checkout *checkout);
 
 const char *aetask_error_kind_to_string(aetask_error_kind kind);
 
+/* Tracing.  Every checkout has a trace id (made up by the client unless the
+ * caller sets one, e.g. its own request id, before the first call); it goes
+ * with each call to the worker, whose journal entries carry it as
+ * AETASK_TRACE=.  With journal tracing on, the client writes its own entries
+ * for the checkout too (queued, assigned, each call and its duration,
+ * released, errors), so `journalctl AETASK_TRACE=ID` shows both sides. */
+int aetask_checkout_set_trace_id(aetask_checkout *checkout, const char *id);
+const char *aetask_checkout_get_trace_id(aetask_checkout *checkout);
+int aetask_client_set_journal(aetask_client *client, int b);
+
+/* A log context, the seed's Log::Defer object: attach one to a checkout and
+ * it collects the worker's messages, timers and data of every call (errors
+ * included), a timer per call named after the method ("->()" for a call
+ * without one), and the caller's own messages, in time order. */
+int aetask_log_new(aetask_log **ret);
+aetask_log *aetask_log_ref(aetask_log *log);
+aetask_log *aetask_log_unref(aetask_log *log);
+/* Also write the checkouts' client entries to the journal. */
+int aetask_log_set_journal(aetask_log *log, int b);
+int aetask_log_append(aetask_log *log, int priority, const char *format, ...) __attribute__((format(printf, 3, 4)));
+
+unsigned aetask_log_get_n_messages(aetask_log *log);
+int aetask_log_get_message(aetask_log *log, unsigned index, uint64_t *ret_usec, pid_t *ret_pid,
+                           int *ret_priority, const char **ret_text);
+unsigned aetask_log_get_n_timers(aetask_log *log);
+int aetask_log_get_timer(aetask_log *log, unsigned index, const char **ret_name,
+                         uint64_t *ret_start_usec, uint64_t *ret_duration_usec);
+/* Key/value data the worker recorded (borrowed; an object, maybe empty). */
+json_object *aetask_log_get_data(aetask_log *log);
+/* How many entries were dropped because a call logged too much. */
+unsigned aetask_log_get_dropped(aetask_log *log);
+/* Everything as JSON, in the shape of Log::Defer's message (new reference):
+ * {"start":usec,"end":usec,"logs":[[usec,pid,priority,text],...],
+ *  "timers":[[name,start_usec,duration_usec],...],"data":{...},"dropped":n} */
+json_object *aetask_log_to_json(aetask_log *log);
+
+int aetask_checkout_set_log(aetask_checkout *checkout, aetask_log *log);
+aetask_log *aetask_checkout_get_log(aetask_checkout *checkout);
+
 /* For __attribute__((cleanup)) */
 static inline void aetask_client_unrefp(aetask_client **p) {
         if (*p)
@@ -88,6 +129,10 @@ static inline void aetask_client_unrefp(aetask_client **p) {
 static inline void aetask_checkout_unrefp(aetask_checkout **p) {
         if (*p)
                 aetask_checkout_unref(*p);
+}
+static inline void aetask_log_unrefp(aetask_log **p) {
+        if (*p)
+                aetask_log_unref(*p);
 }
 
 #ifdef __cplusplus

@@ -8,6 +8,7 @@
 
 #include <json-c/json.h>
 #include <stdarg.h>
+#include <syslog.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -45,6 +46,30 @@ typedef struct aetask_handler {
  * value to return from the method, setup or checkout-done hook. */
 int aetask_worker_raise(aetask_worker *worker, const char *format, ...) __attribute__((format(printf, 2, 3)));
 int aetask_worker_raisev(aetask_worker *worker, const char *format, va_list ap);
+
+/* Logging, from setup, methods and the checkout-done hook.  Each message goes
+ * to the journal at once (with the checkout's trace id, the handler, the
+ * method and the worker) and back to the client with the reply, as do timers
+ * and data.  PRIORITY is a syslog level, LOG_ERR to LOG_DEBUG.  A call's log
+ * volume is bounded; what goes over is dropped and counted. */
+int aetask_worker_log(aetask_worker *worker, int priority, const char *format, ...) __attribute__((format(printf, 3, 4)));
+int aetask_worker_logv(aetask_worker *worker, int priority, const char *format, va_list ap);
+#define aetask_log_debug(w, ...)   aetask_worker_log((w), LOG_DEBUG, __VA_ARGS__)
+#define aetask_log_info(w, ...)    aetask_worker_log((w), LOG_INFO, __VA_ARGS__)
+#define aetask_log_notice(w, ...)  aetask_worker_log((w), LOG_NOTICE, __VA_ARGS__)
+#define aetask_log_warning(w, ...) aetask_worker_log((w), LOG_WARNING, __VA_ARGS__)
+#define aetask_log_error(w, ...)   aetask_worker_log((w), LOG_ERR, __VA_ARGS__)
+
+/* Starts a named timer; returns a handle for aetask_worker_timer_stop().  A
+ * timer still running when the call ends is stopped then. */
+int aetask_worker_timer_start(aetask_worker *worker, const char *name);
+int aetask_worker_timer_stop(aetask_worker *worker, int timer);
+
+/* Records KEY = VALUE; takes ownership of VALUE (as json_object_object_add). */
+int aetask_worker_log_data(aetask_worker *worker, const char *key, json_object *value);
+
+/* The trace id of the checkout being served, or NULL. */
+const char *aetask_worker_get_trace_id(aetask_worker *worker);
 
 /* Options given to the server (aetaskd --option KEY=VALUE), or NULL. */
 const char *aetask_worker_get_option(aetask_worker *worker, const char *key);

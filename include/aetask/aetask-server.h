@@ -28,12 +28,22 @@ int aetask_server_set_name(aetask_server *server, const char *name);
 int aetask_server_set_hung_timeout(aetask_server *server, uint64_t usec);
 int aetask_server_set_max_message_size(aetask_server *server, size_t size);
 int aetask_server_set_max_workers(aetask_server *server, unsigned n);
+/* On SIGTERM, how long busy workers may take to finish their checkouts
+ * before they are killed (default 90 s; 0: no limit). */
+int aetask_server_set_drain_timeout(aetask_server *server, uint64_t usec);
 int aetask_server_set_option(aetask_server *server, const char *key, const char *value);
 
 /* Listens on ADDRESS now (unix:/path, unix:@abstract, tcp:HOST:PORT), or
  * serves an already listening socket FD, which the server then owns. */
 int aetask_server_listen(aetask_server *server, const char *address);
 int aetask_server_add_listen_fd(aetask_server *server, int fd);
+
+/* The control socket: answers io.aetask.Server.Status (the workers, from
+ * the scoreboard) to root, to the server's own uid, and to members of the
+ * group set with aetask_server_set_control_group() ((gid_t) -1: none). */
+int aetask_server_listen_control(aetask_server *server, const char *address);
+int aetask_server_add_control_fd(aetask_server *server, int fd);
+int aetask_server_set_control_group(aetask_server *server, gid_t gid);
 
 /* Serves until SIGTERM or SIGINT.  Returns 0, or a negative errno. */
 int aetask_server_run(aetask_server *server);

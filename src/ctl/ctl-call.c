@@ -55,8 +55,10 @@ int ctl_call(ctl_context *ctx, int argc, char **argv) {
         const char *method = NULL;
         int i = 0, r;
 
+        if (!ctx->address && ctx->name)
+                ctx->address = ctl_unit_address(ctx->name, ".sock");
         if (!ctx->address) {
-                fprintf(stderr, "aetaskctl: no server given: use --connect ADDRESS\n");
+                fprintf(stderr, "aetaskctl: no server given: use --connect ADDRESS or aetaskctl NAME call\n");
                 return CTL_EXIT_USAGE;
         }
         if (argc > 0) {

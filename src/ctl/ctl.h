@@ -1,14 +1,26 @@
 /* What aetaskctl's verbs share. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define CTL_EXIT_CALL_FAILED 1
 #define CTL_EXIT_USAGE 2
 
+/* Where the units' sockets are: NAME.sock and NAME.control
+ * (aetask@.socket, aetask-control@.socket); $AETASK_RUNTIME_DIR overrides. */
+#define CTL_RUNTIME_DIR "/run/aetask"
+
 typedef struct ctl_context {
-        const char *address;
+        const char *address;           /* --connect */
+        const char *name;              /* "aetaskctl NAME VERB": the unit aetask@NAME */
         uint64_t timeout_usec;
+        bool json;
 } ctl_context;
 
+/* The address of unit aetask@NAME's socket with SUFFIX (".sock",
+ * ".control"), in a static buffer; NULL if NAME is not a valid name. */
+const char *ctl_unit_address(const char *name, const char *suffix);
+
 int ctl_call(ctl_context *ctx, int argc, char **argv);
+int ctl_status(ctl_context *ctx, int argc, char **argv);

@@ -2,8 +2,11 @@
  * order, a timeout, and the errors that end it. */
 #include <stdio.h>
 #include <string.h>
+#include <syslog.h>
 
 #include "client-internal.h"
+#include "log-context.h"
+#include "message-ids.h"
 #include "macro.h"
 #include "protocol.h"
 
@@ -11,6 +14,7 @@ static void checkout_free(aetask_checkout *co) {
         list_remove(&co->client_node);
         list_remove(&co->report_node);
         sd_event_source_disable_unref(co->timer);
+        aetask_log_unref(co->log);
         free(co->fatal_message);
         free(co);
 }
@@ -42,6 +46,7 @@ static void checkout_finish(aetask_checkout *co) {
         co->deadline = USEC_INFINITY;
         if (co->client)
                 checkout_leave_queue(co);
+        checkout_journal(co, "released", LOG_DEBUG, NULL, NULL, UINT64_MAX, NULL, "Checkout released");
         if (co->worker) {
                 bool reuse = co->fatal_kind == 0 && (!co->had_error || co->client->dont_refork_after_error);
                 conn_release(co->worker, reuse);
@@ -213,9 +218,10 @@ void checkout_send_next(aetask_checkout *co) {
                 conn_send_call(w, k);
 }
 
-void checkout_deliver_reply(aetask_checkout *co, json_object *result) {
+void checkout_deliver_reply(aetask_checkout *co, json_object *result, json_object *logs) {
         call *k = checkout_first_call(co);
 
+        call_trace_done(co, k, logs, NULL);
         list_remove(&k->node);
         if (list_is_empty(&co->calls))
                 co->deadline = USEC_INFINITY;
@@ -233,8 +239,23 @@ void checkout_deliver_reply(aetask_checkout *co, json_object *result) {
         aetask_checkout_unref(co);
 }
 
+void checkout_fail_call(aetask_checkout *co, aetask_error_kind kind, const char *message, json_object *logs) {
+        call *k = checkout_first_call(co);
+
+        if (k)
+                call_trace_done(co, k, logs, message);
+        checkout_fail(co, kind, message);
+}
+
 void checkout_fail(aetask_checkout *co, aetask_error_kind kind, const char *message) {
         bool had_calls = !list_is_empty(&co->calls);
+        const char *message_id = kind == AETASK_ERROR_WORKER_DIED ? AETASK_MESSAGE_WORKER_DIED :
+                                  kind == AETASK_ERROR_TIMEOUT ? AETASK_MESSAGE_CHECKOUT_TIMEOUT : NULL;
+
+        if (had_calls || kind != AETASK_ERROR_CANCELLED)
+                checkout_journal(co, "error", kind == AETASK_ERROR_HANDLER ? LOG_NOTICE : LOG_WARNING, message_id,
+                                 NULL, UINT64_MAX, aetask_error_kind_to_string(kind),
+                                 "Checkout failed (%s): %s", aetask_error_kind_to_string(kind), message);
 
         free_calls(co);
         co->deadline = USEC_INFINITY;
@@ -314,7 +335,7 @@ _public_ int aetask_checkout_call(aetask_checkout *co, const char *method, json_
         if (r < 0)
                 return r;
         b.end = sizeof(call);
-        r = protocol_append_call(&b, method, args);
+        r = protocol_append_call(&b, method, args, checkout_trace_id(co));
         if (r < 0) {
                 buffer_done(&b);
                 return r;
@@ -335,6 +356,7 @@ _public_ int aetask_checkout_call(aetask_checkout *co, const char *method, json_
                 if (co->worker)
                         checkout_send_next(co);
                 else {
+                        checkout_journal(co, "queued", LOG_DEBUG, NULL, NULL, UINT64_MAX, NULL, "Checkout queued");
                         client_enqueue_checkout(c, co, false);
                         client_dispatch(c);
                 }

@@ -22,6 +22,7 @@ typedef struct worker_conn worker_conn;
 
 typedef struct call {
         list_node node;                  /* in checkout->calls */
+        uint64_t sent_realtime, sent_monotonic;  /* when traced */
         aetask_reply_handler_t callback;
         void *userdata;
         size_t size;                     /* of message, NUL included */
@@ -50,6 +51,7 @@ struct worker_conn {
         unsigned pending_done;           /* Done messages not yet answered */
         bool call_in_flight;
         bool retire;                     /* do not pool again */
+        aetask_log *done_log;            /* for what the checkout-done hook logs */
 };
 
 struct aetask_client {
@@ -79,6 +81,8 @@ struct aetask_client {
         list_node checkouts;             /* every live checkout */
         list_node pending_reports;       /* checkouts with errors to report from defer_source */
         bool freeing;
+        bool journal;                    /* write checkout events to the journal */
+        uint64_t trace_base, n_traces;   /* for trace ids */
 };
 
 struct aetask_checkout {
@@ -103,6 +107,8 @@ struct aetask_checkout {
         bool answered;                   /* its worker answered a call: it cannot move */
         aetask_error_kind fatal_kind;    /* 0, or the error that sticks */
         char *fatal_message;
+        char trace[65];                  /* empty until first needed */
+        aetask_log *log;
 };
 
 /* client.c */
@@ -121,14 +127,25 @@ void conn_send_call(worker_conn *w, call *k);
 void conn_release(worker_conn *w, bool reuse);
 
 /* checkout.c */
-void checkout_deliver_reply(aetask_checkout *co, json_object *result);
+void checkout_deliver_reply(aetask_checkout *co, json_object *result, json_object *logs);
 void checkout_fail(aetask_checkout *co, aetask_error_kind kind, const char *message);
+/* A call ended in an error reply: its logs, then checkout_fail(). */
+void checkout_fail_call(aetask_checkout *co, aetask_error_kind kind, const char *message, json_object *logs);
 /* The worker went away before running anything of this checkout. */
 void checkout_requeue(aetask_checkout *co);
 void checkout_send_next(aetask_checkout *co);
 void checkout_cancel(aetask_checkout *co);
 void checkout_report_pending(aetask_checkout *co);
 call *checkout_first_call(aetask_checkout *co);
+
+/* trace.c */
+const char *checkout_trace_id(aetask_checkout *co);
+bool checkout_is_traced(aetask_checkout *co);
+void checkout_journal(aetask_checkout *co, const char *event, int priority, const char *message_id,
+                      const char *method, uint64_t duration, const char *kind, const char *format, ...)
+        __attribute__((format(printf, 8, 9)));
+void call_trace_sent(aetask_checkout *co, call *k);
+void call_trace_done(aetask_checkout *co, call *k, json_object *logs, const char *error);
 
 /* Debug logging only: the library's users own their logs. */
 void client_log_debug(const char *format, ...) __attribute__((format(printf, 1, 2)));

@@ -2,10 +2,12 @@
  * framing replies, and noticing when the worker goes away. */
 #include <stdio.h>
 #include <string.h>
+#include <syslog.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include "client-internal.h"
+#include "log-context.h"
 #include "macro.h"
 #include "protocol.h"
 
@@ -96,6 +98,7 @@ static void conn_write(worker_conn *w, const char *data, size_t size) {
 
 void conn_send_call(worker_conn *w, call *k) {
         w->call_in_flight = true;
+        call_trace_sent(w->checkout, k);
         conn_write(w, k->message, k->size);
 }
 
@@ -105,14 +108,22 @@ void conn_assign(worker_conn *w, aetask_checkout *co) {
         w->n_checkouts++;
         co->worker = w;
         co->answered = false;
+        checkout_journal(co, "assigned", LOG_DEBUG, NULL, NULL, UINT64_MAX, NULL,
+                         "Worker assigned (checkout %u of this connection)", w->n_checkouts);
         checkout_send_next(co);
 }
 
 void conn_release(worker_conn *w, bool reuse) {
         aetask_client *c = w->client;
+        const char *trace = NULL;
         buffer done = {};
 
         if (w->checkout) {
+                trace = checkout_trace_id(w->checkout);
+                /* What the checkout-done hook logs arrives after the checkout
+                 * ended; the log context is kept for it. */
+                aetask_log_unref(w->done_log);
+                w->done_log = aetask_log_ref(w->checkout->log);
                 w->checkout->worker = NULL;
                 w->checkout = NULL;
         }
@@ -125,7 +136,7 @@ void conn_release(worker_conn *w, bool reuse) {
                 return;
         }
 
-        if (protocol_append_done(&done) < 0) {
+        if (protocol_append_done(&done, trace) < 0) {
                 conn_free(w);
                 client_dispatch(c);
                 return;
@@ -154,10 +165,34 @@ static void conn_handle_message(worker_conn *w, const char *s, size_t len) {
                 return;
         }
 
+        if (reply.error && strcmp(reply.error, PROTOCOL_ERROR_RETIRING) == 0) {
+                /* A retiring worker's last word, never the answer to a Done:
+                 * it answered everything it ran, so a checkout it has not
+                 * answered yet goes to another worker, unharmed. */
+                aetask_checkout *co = w->checkout;
+                aetask_client *c = w->client;
+
+                if (co && co->answered) {
+                        conn_lost(w, AETASK_ERROR_WORKER_DIED, "worker retired during the checkout");
+                        return;
+                }
+                if (co) {
+                        co->worker = NULL;
+                        w->checkout = NULL;
+                        checkout_requeue(co);
+                }
+                conn_free(w);
+                client_dispatch(c);
+                return;
+        }
+
         if (w->pending_done > 0) {
                 /* The answer to a Done: a failing checkout-done hook means
                  * the worker's state is suspect, so it is not pooled again. */
                 w->pending_done--;
+                if (w->done_log && reply.logs)
+                        log_context_merge(w->done_log, reply.logs);
+                w->done_log = aetask_log_unref(w->done_log);
                 if (reply.error)
                         w->retire = true;
                 if (reply.error && w->state == CONN_IDLE)
@@ -167,8 +202,7 @@ static void conn_handle_message(worker_conn *w, const char *s, size_t len) {
 
         aetask_checkout *co = w->checkout;
         if (!co || !w->call_in_flight) {
-                if (reply.error && (strcmp(reply.error, PROTOCOL_ERROR_SERVER_BUSY) == 0 ||
-                                    strcmp(reply.error, PROTOCOL_ERROR_RETIRING) == 0)) {
+                if (reply.error && strcmp(reply.error, PROTOCOL_ERROR_SERVER_BUSY) == 0) {
                         conn_lost(w, AETASK_ERROR_REFUSED, reply.message);
                         return;
                 }
@@ -179,42 +213,28 @@ static void conn_handle_message(worker_conn *w, const char *s, size_t len) {
 
         if (!reply.error) {
                 co->answered = true;
-                checkout_deliver_reply(co, reply.result);
-                return;
-        }
-
-        if (strcmp(reply.error, PROTOCOL_ERROR_RETIRING) == 0) {
-                /* The worker is shutting down and did not run the call. */
-                if (!co->answered) {
-                        co->worker = NULL;
-                        w->checkout = NULL;
-                        checkout_requeue(co);
-                        aetask_client *c = w->client;
-                        conn_free(w);
-                        client_dispatch(c);
-                        return;
-                }
-                conn_lost(w, AETASK_ERROR_WORKER_DIED, "worker retired during the checkout");
+                checkout_deliver_reply(co, reply.result, reply.logs);
                 return;
         }
 
         co->answered = true;
         if (strcmp(reply.error, PROTOCOL_ERROR_SETUP) == 0)
-                checkout_fail(co, AETASK_ERROR_SETUP, reply.message);
+                checkout_fail_call(co, AETASK_ERROR_SETUP, reply.message, reply.logs);
         else if (strcmp(reply.error, PROTOCOL_ERROR_SERVER_BUSY) == 0)
-                checkout_fail(co, AETASK_ERROR_REFUSED, reply.message);
+                checkout_fail_call(co, AETASK_ERROR_REFUSED, reply.message, reply.logs);
         else if (strcmp(reply.error, PROTOCOL_ERROR_HANDLER) == 0 ||
                  strcmp(reply.error, PROTOCOL_ERROR_METHOD_NOT_FOUND) == 0)
-                checkout_fail(co, AETASK_ERROR_HANDLER, reply.message);
+                checkout_fail_call(co, AETASK_ERROR_HANDLER, reply.message, reply.logs);
         else {
                 snprintf(text, sizeof(text), "worker reported %s: %s", reply.error, reply.message);
-                checkout_fail(co, AETASK_ERROR_PROTOCOL, text);
+                checkout_fail_call(co, AETASK_ERROR_PROTOCOL, text, reply.logs);
         }
 }
 
 static void conn_unref(worker_conn *w) {
         if (--w->n_ref > 0)
                 return;
+        aetask_log_unref(w->done_log);
         buffer_done(&w->in);
         buffer_done(&w->out);
         if (w->tokener)

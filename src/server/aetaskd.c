@@ -1,6 +1,7 @@
 /* aetaskd: serves one handler's workers, on sockets from systemd (socket
  * activation) or on addresses given with --listen.  See aetaskd(8). */
 #include <getopt.h>
+#include <grp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,12 @@ static void help(void) {
                "                             (default 300, fractions allowed, 0 disables)\n"
                "     --max-message-size BYTES  Largest message accepted (default 16777216)\n"
                "     --max-workers N         Most workers alive at once (default 256)\n"
+               "     --drain-timeout SECONDS On SIGTERM, how long busy workers may finish\n"
+               "                             their checkouts before they are killed\n"
+               "                             (default 90, 0: no limit)\n"
+               "     --control ADDRESS       Also answer status requests on ADDRESS\n"
+               "                             (default: systemd's socket named \"control\")\n"
+               "     --control-group GROUP   Members of GROUP may ask for status too\n"
                "  -o --option KEY=VALUE      An option for the handler (repeatable)\n",
                AETASK_HANDLER_DIR);
 }
@@ -55,6 +62,49 @@ static int parse_unsigned(const char *s, unsigned long long *ret) {
         return 0;
 }
 
+static int parse_group(const char *name, gid_t *ret) {
+        unsigned long long n;
+        struct group *g;
+
+        if (parse_unsigned(name, &n) >= 0 && n < (gid_t) -1) {
+                *ret = (gid_t) n;
+                return 0;
+        }
+        errno = 0;
+        g = getgrnam(name);
+        if (!g)
+                return errno > 0 ? -errno : -ESRCH;
+        *ret = g->gr_gid;
+        return 0;
+}
+
+/* Sockets passed by systemd: the one named "control" (FileDescriptorName=
+ * of aetask-control@.socket) is the control socket, the others serve
+ * workers.  Returns how many serve workers. */
+static int take_systemd_sockets(aetask_server *s) {
+        char **names = NULL;
+        int n_fds, n_data = 0, r = 0;
+
+        n_fds = sd_listen_fds_with_names(true, &names);
+        if (n_fds < 0)
+                return log_error_errno(n_fds, "Failed to get sockets from systemd");
+        for (int i = 0; i < n_fds; i++) {
+                int fd = SD_LISTEN_FDS_START + i;
+                bool control = names && names[i] && strcmp(names[i], "control") == 0;
+
+                if (r >= 0) {
+                        r = control ? aetask_server_add_control_fd(s, fd) : aetask_server_add_listen_fd(s, fd);
+                        if (r < 0)
+                                log_error_errno(r, "Failed to use socket %d", fd);
+                        n_data += !control;
+                }
+        }
+        for (int i = 0; names && i < n_fds; i++)
+                free(names[i]);
+        free(names);
+        return r < 0 ? r : n_data;
+}
+
 int main(int argc, char *argv[]) {
         enum {
                 ARG_VERSION = 0x100,
@@ -64,6 +114,9 @@ int main(int argc, char *argv[]) {
                 ARG_HUNG_TIMEOUT,
                 ARG_MAX_MESSAGE_SIZE,
                 ARG_MAX_WORKERS,
+                ARG_DRAIN_TIMEOUT,
+                ARG_CONTROL,
+                ARG_CONTROL_GROUP,
         };
         static const struct option options[] = {
                 { "help",             no_argument,       NULL, 'h'                  },
@@ -75,6 +128,9 @@ int main(int argc, char *argv[]) {
                 { "hung-timeout",     required_argument, NULL, ARG_HUNG_TIMEOUT     },
                 { "max-message-size", required_argument, NULL, ARG_MAX_MESSAGE_SIZE },
                 { "max-workers",      required_argument, NULL, ARG_MAX_WORKERS      },
+                { "drain-timeout",    required_argument, NULL, ARG_DRAIN_TIMEOUT    },
+                { "control",          required_argument, NULL, ARG_CONTROL          },
+                { "control-group",    required_argument, NULL, ARG_CONTROL_GROUP    },
                 { "option",           required_argument, NULL, 'o'                  },
                 {}
         };
@@ -122,6 +178,30 @@ int main(int argc, char *argv[]) {
                         }
                         (void) aetask_server_set_hung_timeout(s, usec);
                         break;
+                case ARG_DRAIN_TIMEOUT:
+                        if (parse_seconds(optarg, &usec) < 0) {
+                                log_error("Invalid --drain-timeout: %s", optarg);
+                                return EXIT_USAGE;
+                        }
+                        (void) aetask_server_set_drain_timeout(s, usec);
+                        break;
+                case ARG_CONTROL:
+                        r = aetask_server_listen_control(s, optarg);
+                        if (r < 0) {
+                                log_error_errno(r, "Failed to listen on %s", optarg);
+                                return EXIT_FAILURE;
+                        }
+                        break;
+                case ARG_CONTROL_GROUP: {
+                        gid_t gid;
+                        r = parse_group(optarg, &gid);
+                        if (r < 0) {
+                                log_error_errno(r, "Failed to find group %s for --control-group", optarg);
+                                return EXIT_USAGE;
+                        }
+                        (void) aetask_server_set_control_group(s, gid);
+                        break;
+                }
                 case ARG_MAX_MESSAGE_SIZE:
                         if (parse_unsigned(optarg, &n) < 0 || aetask_server_set_max_message_size(s, n) < 0) {
                                 log_error("Invalid --max-message-size: %s", optarg);
@@ -167,21 +247,12 @@ int main(int argc, char *argv[]) {
                 return EXIT_FAILURE;
 
         if (n_listen == 0) {
-                int n_fds = sd_listen_fds(true);
-                if (n_fds < 0) {
-                        log_error_errno(n_fds, "Failed to get sockets from systemd");
+                r = take_systemd_sockets(s);
+                if (r < 0)
                         return EXIT_FAILURE;
-                }
-                if (n_fds == 0) {
+                if (r == 0) {
                         log_error("No socket to serve: use --listen ADDRESS, or start aetaskd through its socket unit");
                         return EXIT_USAGE;
-                }
-                for (int fd = SD_LISTEN_FDS_START; fd < SD_LISTEN_FDS_START + n_fds; fd++) {
-                        r = aetask_server_add_listen_fd(s, fd);
-                        if (r < 0) {
-                                log_error_errno(r, "Failed to use socket %d", fd);
-                                return EXIT_FAILURE;
-                        }
                 }
         }
 

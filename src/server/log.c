@@ -1,6 +1,8 @@
 /* Daemon log lines on stderr, with journal priorities when stderr is the journal. */
 #include "log.h"
 
+#include "journal.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -50,4 +52,27 @@ int log_full(int priority, int error, const char *format, ...) {
 
         errno = saved;
         return -abs(error);
+}
+
+int log_worker_event(int priority, const char *message_id, const char *handler, unsigned number, pid_t pid,
+                     const char *format, ...) {
+        char message[2048], prio[32], mid[64], hand[128], num[48], pidf[48];
+        va_list ap;
+
+        va_start(ap, format);
+        snprintf(message, sizeof(message), "MESSAGE=");
+        vsnprintf(message + 8, sizeof(message) - 8, format, ap);
+        va_end(ap);
+        snprintf(prio, sizeof(prio), "PRIORITY=%d", priority);
+        snprintf(mid, sizeof(mid), "MESSAGE_ID=%s", message_id);
+        snprintf(hand, sizeof(hand), "AETASK_HANDLER=%s", handler);
+        snprintf(num, sizeof(num), "AETASK_WORKER=%u", number);
+        snprintf(pidf, sizeof(pidf), "AETASK_WORKER_PID=%d", (int) pid);
+
+        const char *fields[] = {
+                message, prio, mid, "SYSLOG_IDENTIFIER=aetaskd", "AETASK_ORIGIN=server", hand, num, pidf,
+        };
+        if (journal_send_only(fields, sizeof(fields) / sizeof(fields[0])) >= 0)
+                return 0;
+        return log_full(priority, 0, "%s", message + 8);
 }

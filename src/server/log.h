@@ -3,6 +3,7 @@
 #pragma once
 
 #include <syslog.h>
+#include <sys/types.h>
 
 void log_set_identity(const char *identity);
 int log_full(int priority, int error, const char *format, ...) __attribute__((format(printf, 3, 4)));
@@ -14,3 +15,10 @@ int log_full(int priority, int error, const char *format, ...) __attribute__((fo
 #define log_notice(...)  log_full(LOG_NOTICE, 0, __VA_ARGS__)
 #define log_info(...)    log_full(LOG_INFO, 0, __VA_ARGS__)
 #define log_debug(...)   log_full(LOG_DEBUG, 0, __VA_ARGS__)
+
+/* An event about one worker, as a journal entry with MESSAGE_ID and the
+ * AETASK_HANDLER=, AETASK_WORKER=, AETASK_WORKER_PID= fields (see
+ * aetask-journal(7)); without a journal, a plain line on stderr (debug
+ * events only with $AETASK_DEBUG). */
+int log_worker_event(int priority, const char *message_id, const char *handler, unsigned number, pid_t pid,
+                     const char *format, ...) __attribute__((format(printf, 6, 7)));

@@ -57,7 +57,21 @@ void slot_call_begin(scoreboard_slot *s, const char *method) {
         __atomic_store_n(&s->state, SLOT_BUSY, __ATOMIC_RELEASE);
 }
 
-void slot_call_end(scoreboard_slot *s) {
+void slot_call_end(scoreboard_slot *s, bool served) {
+        if (served)
+                __atomic_fetch_add(&s->calls, 1, __ATOMIC_RELAXED);
         __atomic_store_n(&s->state, SLOT_IDLE, __ATOMIC_RELEASE);
-        __atomic_fetch_add(&s->calls, 1, __ATOMIC_RELAXED);
+}
+
+void slot_snapshot(const scoreboard_slot *s, scoreboard_slot *ret) {
+        /* The method name is not written atomically: copy again if a call
+         * began meanwhile (a few tries; a torn name is only cosmetic). */
+        for (int i = 0; i < 8; i++) {
+                uint64_t started = __atomic_load_n(&s->call_started, __ATOMIC_ACQUIRE);
+                memcpy(ret, s, sizeof(*ret));
+                __atomic_thread_fence(__ATOMIC_ACQUIRE);
+                if (__atomic_load_n(&s->call_started, __ATOMIC_ACQUIRE) == started)
+                        break;
+        }
+        ret->method[SLOT_METHOD_MAX - 1] = 0;
 }

@@ -40,7 +40,10 @@ scoreboard_slot *scoreboard_take(scoreboard *b);
 void scoreboard_release(scoreboard_slot *s);
 
 void slot_call_begin(scoreboard_slot *s, const char *method);
-void slot_call_end(scoreboard_slot *s);
+/* SERVED: a call was answered (false for the checkout-done hook). */
+void slot_call_end(scoreboard_slot *s, bool served);
 slot_state slot_get_state(const scoreboard_slot *s);
+/* A consistent copy of a slot a worker may be writing to. */
+void slot_snapshot(const scoreboard_slot *s, scoreboard_slot *ret);
 
 uint64_t now_usec(int clock);

@@ -7,20 +7,26 @@
 #include "macro.h"
 #include "server-internal.h"
 
-/* Closes every descriptor but the standard ones, KEEP and the listening
- * sockets: the server must not hold the parent's connections open. */
+static bool fd_in(int fd, const int *fds, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (fds[i] == fd)
+                        return true;
+        return false;
+}
+
+/* Closes every descriptor but the standard ones, KEEP and the listening and
+ * control sockets: the server must not hold the parent's connections open. */
 static void close_all_but(aetask_server *s, int keep) {
         int max = keep;
         for (size_t i = 0; i < s->n_listen_fds; i++)
                 max = MAX(max, s->listen_fds[i]);
+        for (size_t i = 0; i < s->n_control_fds; i++)
+                max = MAX(max, s->control_fds[i]);
 
-        for (int fd = 3; fd <= max; fd++) {
-                bool wanted = fd == keep;
-                for (size_t i = 0; !wanted && i < s->n_listen_fds; i++)
-                        wanted = fd == s->listen_fds[i];
-                if (!wanted)
+        for (int fd = 3; fd <= max; fd++)
+                if (fd != keep && !fd_in(fd, s->listen_fds, s->n_listen_fds) &&
+                    !fd_in(fd, s->control_fds, s->n_control_fds))
                         close(fd);
-        }
         close_range(max + 1, ~0U, 0);
 }
 
@@ -63,6 +69,9 @@ _public_ int aetask_server_fork(aetask_server *s, pid_t *ret_pid, int *ret_keepa
         for (size_t i = 0; i < s->n_listen_fds; i++)
                 safe_close(s->listen_fds[i]);
         s->n_listen_fds = 0;
+        for (size_t i = 0; i < s->n_control_fds; i++)
+                safe_close(s->control_fds[i]);
+        s->n_control_fds = 0;
 
         if (ret_keepalive_fd)
                 *ret_keepalive_fd = pipefd[1];

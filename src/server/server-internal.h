@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <systemd/sd-event.h>
 
+#include "list.h"
 #include "scoreboard.h"
 
 #define DEFAULT_HUNG_TIMEOUT_USEC (300ULL * 1000000ULL)
@@ -19,6 +20,7 @@ typedef struct worker_record {
         scoreboard_slot *slot;
         bool killed_hung;
         bool killed_abandoned;
+        bool killed_drain;             /* still busy when the drain limit ran out */
 } worker_record;
 
 struct aetask_server {
@@ -33,23 +35,49 @@ struct aetask_server {
         size_t n_options;
         int *listen_fds;
         size_t n_listen_fds;
+        uint64_t drain_timeout;        /* 0: wait for busy workers forever */
+        int *control_fds;              /* control sockets (control.c) */
+        size_t n_control_fds;
+        gid_t control_gid;             /* also allowed on the control socket */
+        bool control_gid_set;
 
         /* While running */
         sd_event *event;
         sd_event_source **listen_sources;
         sd_event_source *hung_timer;
+        sd_event_source *status_timer;
+        sd_event_source *drain_timer;
+        sd_event_source **control_sources;
+        list_node control_conns;
+        unsigned n_control_conns;
+        char *last_status;             /* the STATUS= line last sent */
         scoreboard board;
         worker_record *workers;        /* n_slots of them, index matches the scoreboard */
         unsigned n_alive;
         unsigned next_number;
         uint64_t n_killed_hung;
-        uint64_t started;
+        uint64_t calls_exited;         /* calls served by workers that have exited */
+        uint64_t started;              /* CLOCK_MONOTONIC */
+        uint64_t started_realtime;
         int keepalive_fd;
         bool shutting_down;
 };
 
 /* handler-module.c */
 int handler_module_load(const char *name, const char *dir, void **ret_module, const aetask_handler **ret);
+
+/* server.c: the counts a status report is made of. */
+typedef struct server_counts {
+        unsigned alive, busy, idle;
+        uint64_t calls;                /* served, by live and exited workers */
+        uint64_t killed_hung;
+} server_counts;
+void server_get_counts(aetask_server *s, server_counts *ret);
+const char *server_display_name(aetask_server *s);
+
+/* control.c: the control socket, answering io.aetask.Server.Status. */
+int control_start(aetask_server *s);
+void control_stop(aetask_server *s);
 
 /* worker.c: runs the worker on CONN_FD in the forked child; never returns. */
 _Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd);

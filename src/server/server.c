@@ -11,6 +11,7 @@
 
 #include "address.h"
 #include "log.h"
+#include "message-ids.h"
 #include "macro.h"
 #include "proctitle.h"
 #include "protocol.h"
@@ -27,6 +28,7 @@ _public_ int aetask_server_new(aetask_server **ret) {
         s->hung_timeout = DEFAULT_HUNG_TIMEOUT_USEC;
         s->max_message_size = PROTOCOL_DEFAULT_MESSAGE_SIZE_MAX;
         s->max_workers = DEFAULT_MAX_WORKERS;
+        s->drain_timeout = DEFAULT_DRAIN_TIMEOUT_USEC;
         s->keepalive_fd = -1;
         *ret = s;
         return 0;
@@ -38,6 +40,9 @@ _public_ aetask_server *aetask_server_free(aetask_server *s) {
         for (size_t i = 0; i < s->n_listen_fds; i++)
                 safe_close(s->listen_fds[i]);
         free(s->listen_fds);
+        for (size_t i = 0; i < s->n_control_fds; i++)
+                safe_close(s->control_fds[i]);
+        free(s->control_fds);
         for (size_t i = 0; i < s->n_options; i++)
                 free(s->options[i]);
         free(s->options);
@@ -103,6 +108,12 @@ _public_ int aetask_server_set_max_message_size(aetask_server *s, size_t size) {
         return 0;
 }
 
+_public_ int aetask_server_set_drain_timeout(aetask_server *s, uint64_t usec) {
+        assert_return(s, -EINVAL);
+        s->drain_timeout = usec;
+        return 0;
+}
+
 _public_ int aetask_server_set_max_workers(aetask_server *s, unsigned n) {
         assert_return(s, -EINVAL);
         assert_return(n > 0, -EINVAL);
@@ -129,26 +140,37 @@ _public_ int aetask_server_set_option(aetask_server *s, const char *key, const c
         return 0;
 }
 
-_public_ int aetask_server_add_listen_fd(aetask_server *s, int fd) {
-        int *a;
-
-        assert_return(s, -EINVAL);
-        assert_return(fd >= 0, -EBADF);
-
-        a = realloc(s->listen_fds, (s->n_listen_fds + 1) * sizeof(int));
+static int fd_array_add(int **fds, size_t *n, int fd) {
+        int *a = realloc(*fds, (*n + 1) * sizeof(int));
         if (!a)
                 return -ENOMEM;
-        s->listen_fds = a;
-        s->listen_fds[s->n_listen_fds++] = fd;
+        *fds = a;
+        a[(*n)++] = fd;
         return 0;
 }
 
-_public_ int aetask_server_listen(aetask_server *s, const char *address) {
+_public_ int aetask_server_add_listen_fd(aetask_server *s, int fd) {
+        assert_return(s, -EINVAL);
+        assert_return(fd >= 0, -EBADF);
+        return fd_array_add(&s->listen_fds, &s->n_listen_fds, fd);
+}
+
+_public_ int aetask_server_add_control_fd(aetask_server *s, int fd) {
+        assert_return(s, -EINVAL);
+        assert_return(fd >= 0, -EBADF);
+        return fd_array_add(&s->control_fds, &s->n_control_fds, fd);
+}
+
+_public_ int aetask_server_set_control_group(aetask_server *s, gid_t gid) {
+        assert_return(s, -EINVAL);
+        s->control_gid = gid;
+        s->control_gid_set = gid != (gid_t) -1;
+        return 0;
+}
+
+static int listen_on(aetask_server *s, const char *address, bool control) {
         socket_address a;
         int fd, r;
-
-        assert_return(s, -EINVAL);
-        assert_return(address, -EINVAL);
 
         r = socket_address_parse(&a, address);
         if (r < 0)
@@ -156,13 +178,25 @@ _public_ int aetask_server_listen(aetask_server *s, const char *address) {
         fd = socket_address_listen(&a, SOMAXCONN);
         if (fd < 0)
                 return fd;
-        r = aetask_server_add_listen_fd(s, fd);
+        r = control ? aetask_server_add_control_fd(s, fd) : aetask_server_add_listen_fd(s, fd);
         if (r < 0)
                 safe_close(fd);
         return r;
 }
 
-static const char *server_display_name(aetask_server *s) {
+_public_ int aetask_server_listen(aetask_server *s, const char *address) {
+        assert_return(s, -EINVAL);
+        assert_return(address, -EINVAL);
+        return listen_on(s, address, false);
+}
+
+_public_ int aetask_server_listen_control(aetask_server *s, const char *address) {
+        assert_return(s, -EINVAL);
+        assert_return(address, -EINVAL);
+        return listen_on(s, address, true);
+}
+
+const char *server_display_name(aetask_server *s) {
         return s->name ?: s->handler_name ?: s->handler->name ?: "aetask";
 }
 
@@ -170,21 +204,45 @@ static worker_record *record_for_slot(aetask_server *s, scoreboard_slot *slot) {
         return &s->workers[slot - s->board.slots];
 }
 
-static void server_notify_status(aetask_server *s) {
-        unsigned busy = 0;
-        uint64_t calls = 0;
+void server_get_counts(aetask_server *s, server_counts *ret) {
+        server_counts c = { .alive = s->n_alive, .calls = s->calls_exited, .killed_hung = s->n_killed_hung };
 
         for (unsigned i = 0; i < s->board.n_slots; i++) {
                 slot_state st = slot_get_state(&s->board.slots[i]);
-                if (st == SLOT_FREE)
+                if (st == SLOT_FREE || s->workers[i].pid <= 0)
                         continue;
                 if (st == SLOT_BUSY)
-                        busy++;
-                calls += __atomic_load_n(&s->board.slots[i].calls, __ATOMIC_RELAXED);
+                        c.busy++;
+                c.calls += __atomic_load_n(&s->board.slots[i].calls, __ATOMIC_RELAXED);
         }
-        (void) sd_notifyf(false, "STATUS=%u workers (%u busy, %u idle), %llu calls served by live workers, %llu killed as hung",
-                          s->n_alive, busy, s->n_alive - busy, (unsigned long long) calls,
-                          (unsigned long long) s->n_killed_hung);
+        c.idle = c.alive - MIN(c.busy, c.alive);
+        *ret = c;
+}
+
+/* The STATUS= line of systemctl status, sent when it changes (see
+ * aetask@.service(8) for what it says). */
+static void server_notify_status(aetask_server *s) {
+        _cleanup_(freep) char *line = NULL;
+        server_counts c;
+
+        server_get_counts(s, &c);
+        if (asprintf(&line, "STATUS=%s%u workers (%u busy, %u idle), %llu calls served, %llu killed as hung",
+                     s->shutting_down ? "Draining: " : "", c.alive, c.busy, c.idle,
+                     (unsigned long long) c.calls, (unsigned long long) c.killed_hung) < 0)
+                return;
+        if (s->last_status && strcmp(s->last_status, line) == 0)
+                return;
+        (void) sd_notify(false, line);
+        free(s->last_status);
+        s->last_status = TAKE_PTR(line);
+}
+
+/* Workers change between busy and idle without telling the server: the line
+ * is refreshed once a second. */
+static int on_status_timer(sd_event_source *source, uint64_t usec, void *userdata) {
+        server_notify_status(userdata);
+        (void) sd_event_source_set_time_relative(source, USEC_PER_SEC);
+        return 0;
 }
 
 static void server_maybe_exit(aetask_server *s) {
@@ -199,8 +257,6 @@ static int on_client_hangup(sd_event_source *source, int fd, uint32_t revents, v
 
         (void) sd_event_source_set_enabled(source, SD_EVENT_OFF);
         if (rec->pid > 0 && slot_get_state(rec->slot) == SLOT_BUSY) {
-                log_info("Worker %u (pid %d): client went away during a call, stopping it",
-                         rec->slot->number, rec->pid);
                 rec->killed_abandoned = true;
                 (void) kill(rec->pid, SIGKILL);
         }
@@ -212,7 +268,7 @@ static void refuse_connection(aetask_server *s, int fd) {
 
         log_warning("Refusing a connection: all %u workers are in use", s->max_workers);
         if (protocol_append_error(&b, PROTOCOL_ERROR_SERVER_BUSY,
-                                  "the server is at its worker limit, try again later") >= 0)
+                                  "the server is at its worker limit, try again later", NULL) >= 0)
                 (void) !send(fd, buffer_head(&b), buffer_length(&b), MSG_DONTWAIT | MSG_NOSIGNAL);
         buffer_done(&b);
 }
@@ -250,8 +306,9 @@ static int spawn_worker(aetask_server *s, int conn_fd) {
         if (sd_event_add_io(s->event, &rec->hangup, conn_fd, EPOLLRDHUP, on_client_hangup, rec) >= 0)
                 (void) sd_event_source_set_description(rec->hangup, "aetask-worker-hangup");
         s->n_alive++;
-        log_debug("Worker %u started (pid %d) for client pid %d uid %u",
-                  slot->number, pid, cred.pid, cred.uid);
+        log_worker_event(LOG_DEBUG, AETASK_MESSAGE_WORKER_STARTED, server_display_name(s), slot->number, pid,
+                         "Worker %u started (pid %d) for client pid %d uid %u",
+                         slot->number, pid, cred.pid, cred.uid);
         return 0;
 }
 
@@ -277,17 +334,29 @@ static void describe_exit(aetask_server *s, worker_record *rec, int status) {
         unsigned number = rec->slot->number;
         const char *handler = server_display_name(s);
 
-        if (rec->killed_hung)
-                log_warning("Worker %u (pid %d) of %s killed as hung: a call ran longer than %.3f s",
-                            number, rec->pid, handler, (double) s->hung_timeout / USEC_PER_SEC);
-        else if (WIFSIGNALED(status) && !rec->killed_abandoned)
-                log_warning("Worker %u (pid %d) of %s died on signal %s",
-                            number, rec->pid, handler, strsignal(WTERMSIG(status)));
+        if (rec->killed_drain)
+                log_worker_event(LOG_WARNING, AETASK_MESSAGE_WORKER_CRASHED, handler, number, rec->pid,
+                                 "Worker %u (pid %d) of %s killed: still busy when the drain limit of %.3f s ran out",
+                                 number, rec->pid, handler, (double) s->drain_timeout / USEC_PER_SEC);
+        else if (rec->killed_hung)
+                log_worker_event(LOG_WARNING, AETASK_MESSAGE_WORKER_HUNG, handler, number, rec->pid,
+                                 "Worker %u (pid %d) of %s killed as hung: a call ran longer than %.3f s",
+                                 number, rec->pid, handler, (double) s->hung_timeout / USEC_PER_SEC);
+        else if (rec->killed_abandoned)
+                log_worker_event(LOG_INFO, AETASK_MESSAGE_WORKER_EXITED, handler, number, rec->pid,
+                                 "Worker %u (pid %d) of %s stopped: its client went away during a call",
+                                 number, rec->pid, handler);
+        else if (WIFSIGNALED(status))
+                log_worker_event(LOG_WARNING, AETASK_MESSAGE_WORKER_CRASHED, handler, number, rec->pid,
+                                 "Worker %u (pid %d) of %s died on signal %s",
+                                 number, rec->pid, handler, strsignal(WTERMSIG(status)));
         else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-                log_warning("Worker %u (pid %d) of %s exited with status %d",
-                            number, rec->pid, handler, WEXITSTATUS(status));
+                log_worker_event(LOG_WARNING, AETASK_MESSAGE_WORKER_CRASHED, handler, number, rec->pid,
+                                 "Worker %u (pid %d) of %s exited with status %d",
+                                 number, rec->pid, handler, WEXITSTATUS(status));
         else
-                log_debug("Worker %u (pid %d) of %s exited", number, rec->pid, handler);
+                log_worker_event(LOG_DEBUG, AETASK_MESSAGE_WORKER_EXITED, handler, number, rec->pid,
+                                 "Worker %u (pid %d) of %s exited", number, rec->pid, handler);
 }
 
 static int on_sigchld(sd_event_source *source, const struct signalfd_siginfo *si, void *userdata) {
@@ -303,6 +372,7 @@ static int on_sigchld(sd_event_source *source, const struct signalfd_siginfo *si
                         if (rec->pid != pid)
                                 continue;
                         describe_exit(s, rec, status);
+                        s->calls_exited += __atomic_load_n(&rec->slot->calls, __ATOMIC_RELAXED);
                         rec->hangup = sd_event_source_disable_unref(rec->hangup);
                         safe_close(rec->conn_fd);
                         scoreboard_release(rec->slot);
@@ -336,6 +406,21 @@ static int on_hung_check(sd_event_source *source, uint64_t usec, void *userdata)
         return 0;
 }
 
+/* The drain limit ran out: the workers still busy are stopped, and the
+ * server exits once they are reaped. */
+static int on_drain_timeout(sd_event_source *source, uint64_t usec, void *userdata) {
+        aetask_server *s = userdata;
+
+        log_warning("Drain limit of %.3f s reached, killing %u remaining workers",
+                    (double) s->drain_timeout / USEC_PER_SEC, s->n_alive);
+        for (unsigned i = 0; i < s->board.n_slots; i++)
+                if (s->workers[i].pid > 0) {
+                        s->workers[i].killed_drain = true;
+                        (void) kill(s->workers[i].pid, SIGKILL);
+                }
+        return 0;
+}
+
 static void server_begin_shutdown(aetask_server *s, const char *why) {
         if (s->shutting_down)
                 return;
@@ -352,6 +437,12 @@ static void server_begin_shutdown(aetask_server *s, const char *why) {
         for (unsigned i = 0; i < s->board.n_slots; i++)
                 if (s->workers[i].pid > 0)
                         (void) kill(s->workers[i].pid, SIGTERM);
+
+        if (s->n_alive > 0 && s->drain_timeout > 0 &&
+            sd_event_add_time_relative(s->event, &s->drain_timer, CLOCK_MONOTONIC, s->drain_timeout,
+                                       USEC_PER_MSEC, on_drain_timeout, s) >= 0)
+                (void) sd_event_source_set_description(s->drain_timer, "aetask-drain-limit");
+        server_notify_status(s);
         server_maybe_exit(s);
 }
 
@@ -379,6 +470,11 @@ static void server_stop_running(aetask_server *s) {
         free(s->workers);
         s->workers = NULL;
         s->hung_timer = sd_event_source_disable_unref(s->hung_timer);
+        s->status_timer = sd_event_source_disable_unref(s->status_timer);
+        s->drain_timer = sd_event_source_disable_unref(s->drain_timer);
+        control_stop(s);
+        free(s->last_status);
+        s->last_status = NULL;
         scoreboard_done(&s->board);
         s->event = sd_event_unref(s->event);
 }
@@ -392,6 +488,7 @@ _public_ int aetask_server_run(aetask_server *s) {
         assert_return(s->n_listen_fds > 0, -EDESTADDRREQ);
         assert_return(!s->event, -EBUSY);
 
+        list_init(&s->control_conns);
         proctitle_init();
         proctitle_set("%s: server", server_display_name(s));
 
@@ -445,8 +542,22 @@ _public_ int aetask_server_run(aetask_server *s) {
                         goto finish;
         }
 
+        r = control_start(s);
+        if (r < 0)
+                goto finish;
+
+        r = sd_event_add_time_relative(s->event, &s->status_timer, CLOCK_MONOTONIC, USEC_PER_SEC,
+                                       100 * USEC_PER_MSEC, on_status_timer, s);
+        if (r < 0)
+                goto finish;
+        (void) sd_event_source_set_enabled(s->status_timer, SD_EVENT_ON);
+        (void) sd_event_source_set_description(s->status_timer, "aetask-status");
+
+        /* WATCHDOG=1 at half of WatchdogSec=, from the loop itself: a loop
+         * that stops turning stops the pings. */
         (void) sd_event_set_watchdog(s->event, true);
         s->started = now_usec(CLOCK_MONOTONIC);
+        s->started_realtime = now_usec(CLOCK_REALTIME);
         log_debug("Serving handler %s", server_display_name(s));
         (void) sd_notify(false, "READY=1");
         server_notify_status(s);

@@ -10,11 +10,13 @@
 #include <unistd.h>
 
 #include "buffer.h"
+#include "journal.h"
 #include "log.h"
 #include "macro.h"
 #include "proctitle.h"
 #include "protocol.h"
 #include "server-internal.h"
+#include "worker-log.h"
 
 struct aetask_worker {
         aetask_server *server;
@@ -26,6 +28,7 @@ struct aetask_worker {
         void *userdata;
         bool setup_done;
         bool in_checkout;              /* a call came since the last Done */
+        worker_log log;
 };
 
 /* SIGTERM asks the worker to retire.  Between checkouts, blocked in read(),
@@ -108,6 +111,48 @@ _public_ void *aetask_worker_set_userdata(aetask_worker *w, void *userdata) {
         return old;
 }
 
+_public_ int aetask_worker_logv(aetask_worker *w, int priority, const char *format, va_list ap) {
+        _cleanup_(freep) char *text = NULL;
+
+        assert_return(w, -EINVAL);
+        assert_return(format, -EINVAL);
+        if (vasprintf(&text, format, ap) < 0)
+                return -ENOMEM;
+        return worker_log_message(&w->log, priority, text);
+}
+
+_public_ int aetask_worker_log(aetask_worker *w, int priority, const char *format, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        r = aetask_worker_logv(w, priority, format, ap);
+        va_end(ap);
+        return r;
+}
+
+_public_ int aetask_worker_timer_start(aetask_worker *w, const char *name) {
+        assert_return(w, -EINVAL);
+        assert_return(name, -EINVAL);
+        return worker_log_timer_start(&w->log, name);
+}
+
+_public_ int aetask_worker_timer_stop(aetask_worker *w, int timer) {
+        assert_return(w, -EINVAL);
+        return worker_log_timer_stop(&w->log, timer);
+}
+
+_public_ int aetask_worker_log_data(aetask_worker *w, const char *key, json_object *value) {
+        assert_return(w, -EINVAL);
+        assert_return(key, -EINVAL);
+        return worker_log_data(&w->log, key, value);
+}
+
+_public_ const char *aetask_worker_get_trace_id(aetask_worker *w) {
+        assert_return(w, NULL);
+        return w->log.trace[0] ? w->log.trace : NULL;
+}
+
 /* The message of a failed handler step: what it raised, or its errno. */
 static const char *error_message(aetask_worker *w, int r) {
         return w->error ?: strerror(r < 0 ? -r : EIO);
@@ -125,14 +170,42 @@ static aetask_method_t find_method(const aetask_handler *h, const char *name) {
         return NULL;
 }
 
+/* Appends the reply for a call that ran: its result, or its error, with
+ * whatever the handler logged.  Returns -ENOMEM if even that fails. */
+static int append_outcome(aetask_worker *w, buffer *out, int r, json_object *result, const char *error) {
+        _cleanup_(json_object_putp) json_object *logs = worker_log_end(&w->log);
+        char text[128];
+
+        if (r >= 0) {
+                size_t before = buffer_length(out);
+                r = protocol_append_reply(out, result, logs);
+                if (r >= 0 && buffer_length(out) - before - 1 > w->server->max_message_size) {
+                        out->end = out->start + before;
+                        r = -EMSGSIZE;
+                }
+                if (r >= 0)
+                        return 0;
+                snprintf(text, sizeof(text), "the result cannot be sent: %s", strerror(-r));
+                error = PROTOCOL_ERROR_HANDLER;
+                w->error = (free(w->error), strdup(text));
+        }
+
+        r = protocol_append_error(out, error, error_message(w, r), logs);
+        if (r < 0)  /* the logs may be what is too much */
+                r = protocol_append_error(out, error, error_message(w, r), NULL);
+        clear_error(w);
+        return r < 0 ? -ENOMEM : 0;
+}
+
 /* Returns < 0 when the worker must end once the reply is out. */
 static int run_call(aetask_worker *w, const protocol_call *c, buffer *out) {
         json_object *result = NULL, *args;
         aetask_method_t fn;
-        char text[PROTOCOL_METHOD_NAME_MAX + 64];
         int r;
 
         w->in_checkout = true;
+        w->method = c->kind == PROTOCOL_CALL_METHOD ? c->method : NULL;
+        worker_log_begin(&w->log, c->trace, w->method ?: "->()");
 
         if (!w->setup_done) {
                 w->setup_done = true;
@@ -143,7 +216,9 @@ static int run_call(aetask_worker *w, const protocol_call *c, buffer *out) {
                                 if (asprintf(&m, "setup exception: %s", error_message(w, r)) < 0)
                                         m = NULL;
                                 log_error("Worker %u: %s", w->number, m ?: "setup exception");
-                                (void) protocol_append_error(out, PROTOCOL_ERROR_SETUP, m ?: "setup exception");
+                                free(w->error);
+                                w->error = TAKE_PTR(m);
+                                (void) append_outcome(w, out, -EPROTO, NULL, PROTOCOL_ERROR_SETUP);
                                 return -EPROTO;
                         }
                 }
@@ -152,57 +227,39 @@ static int run_call(aetask_worker *w, const protocol_call *c, buffer *out) {
         fn = c->kind == PROTOCOL_CALL_METHOD ? find_method(w->handler, c->method) : w->handler->call;
         if (!fn) {
                 if (c->kind == PROTOCOL_CALL_METHOD)
-                        snprintf(text, sizeof(text), "unknown method '%s'", c->method);
+                        (void) aetask_worker_raise(w, "unknown method '%s'", c->method);
                 else
-                        snprintf(text, sizeof(text), "the handler takes no calls without a method name");
-                return protocol_append_error(out, PROTOCOL_ERROR_METHOD_NOT_FOUND, text) < 0 ? -ENOMEM : 0;
+                        (void) aetask_worker_raise(w, "the handler takes no calls without a method name");
+                r = append_outcome(w, out, -ENOENT, NULL, PROTOCOL_ERROR_METHOD_NOT_FOUND);
+                w->method = NULL;
+                return r;
         }
 
         args = c->args ? json_object_get(c->args) : json_object_new_array();
-        w->method = c->kind == PROTOCOL_CALL_METHOD ? c->method : NULL;
         slot_call_begin(w->slot, w->method ?: "->()");
         r = fn(w, args, &result);
-        slot_call_end(w->slot);
-        w->method = NULL;
+        slot_call_end(w->slot, true);
         json_object_put(args);
 
-        if (r < 0) {
-                r = protocol_append_error(out, PROTOCOL_ERROR_HANDLER, error_message(w, r));
-                clear_error(w);
-                json_object_put(result);
-                return r < 0 ? -ENOMEM : 0;
-        }
-
-        size_t before = buffer_length(out);
-        r = protocol_append_reply(out, result);
+        r = append_outcome(w, out, r, result, PROTOCOL_ERROR_HANDLER);
         json_object_put(result);
-        if (r >= 0 && buffer_length(out) - before - 1 > w->server->max_message_size) {
-                out->end = out->start + before;
-                r = -EMSGSIZE;
-        }
-        if (r < 0) {
-                snprintf(text, sizeof(text), "the result cannot be sent: %s", strerror(-r));
-                return protocol_append_error(out, PROTOCOL_ERROR_HANDLER, text) < 0 ? -ENOMEM : 0;
-        }
-        return 0;
+        w->method = NULL;
+        return r;
 }
 
-static int run_done(aetask_worker *w, buffer *out) {
+static int run_done(aetask_worker *w, const protocol_call *c, buffer *out) {
         int r = 0;
 
         w->in_checkout = false;
+        worker_log_begin(&w->log, c->trace, "checkout_done");
         if (w->setup_done && w->handler->checkout_done) {
                 slot_call_begin(w->slot, "checkout_done");
                 r = w->handler->checkout_done(w);
-                slot_call_end(w->slot);
+                slot_call_end(w->slot, false);
         }
-        if (r < 0) {
+        if (r < 0)
                 log_warning("Worker %u: checkout_done failed: %s", w->number, error_message(w, r));
-                r = protocol_append_error(out, PROTOCOL_ERROR_HANDLER, error_message(w, r));
-                clear_error(w);
-        } else
-                r = protocol_append_reply(out, NULL);
-        return r < 0 ? -ENOMEM : 0;
+        return append_outcome(w, out, r, NULL, PROTOCOL_ERROR_HANDLER);
 }
 
 static int handle_message(aetask_worker *w, json_tokener *tok, const char *s, size_t len, buffer *out) {
@@ -217,16 +274,16 @@ static int handle_message(aetask_worker *w, json_tokener *tok, const char *s, si
         if (r == -ENOENT) {
                 char text[128];
                 snprintf(text, sizeof(text), "unknown method: %s", reason);
-                return protocol_append_error(out, PROTOCOL_ERROR_METHOD_NOT_FOUND, text) < 0 ? -ENOMEM : 0;
+                return protocol_append_error(out, PROTOCOL_ERROR_METHOD_NOT_FOUND, text, NULL) < 0 ? -ENOMEM : 0;
         }
         if (r < 0) {
                 log_warning("Worker %u: invalid message from client, closing: %s", w->number, reason);
-                (void) protocol_append_error(out, PROTOCOL_ERROR_INVALID_MESSAGE, reason);
+                (void) protocol_append_error(out, PROTOCOL_ERROR_INVALID_MESSAGE, reason, NULL);
                 return -EBADMSG;
         }
 
         if (call.kind == PROTOCOL_CALL_DONE)
-                return run_done(w, out);
+                return run_done(w, &call, out);
         return run_call(w, &call, out);
 }
 
@@ -263,6 +320,11 @@ static void setup_process(aetask_worker *w, int conn_fd) {
         close_range(conn_fd + 1, ~0U, 0);
         retire_fd = conn_fd;
 
+        /* systemd hears about workers from the server alone (NotifyAccess=main). */
+        unsetenv("NOTIFY_SOCKET");
+        unsetenv("WATCHDOG_PID");
+        unsetenv("WATCHDOG_USEC");
+
         proctitle_set("%s: worker %u", w->server->name ?: w->handler->name ?: "aetask", w->number);
 }
 
@@ -272,12 +334,17 @@ _Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd) 
                 .handler = s->handler,
                 .slot = slot,
                 .number = slot->number,
+                .log = {
+                        .handler = s->handler_name ?: s->handler->name,
+                        .number = slot->number,
+                },
         };
         buffer in = {}, out = {};
         size_t scanned = 0;
         json_tokener *tok;
 
         setup_process(&w, conn_fd);
+        journal_set_blocking(true);
 
         tok = protocol_tokener_new();
         if (!tok)
@@ -294,18 +361,26 @@ _Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd) 
                         int r = handle_message(&w, tok, msg, (size_t) len, &out);
                         buffer_consume(&in, (size_t) len + 1);
                         fatal = r < 0;
+                        /* A Done's answer goes out before the next call runs:
+                         * a client that sees the worker die with its Done
+                         * unanswered knows that call never ran, and sends
+                         * it elsewhere (see conn_lost()). */
+                        if (!fatal && !w.in_checkout && buffer_length(&in) > 0 &&
+                            buffer_length(&out) > 0 && write_all(conn_fd, &out) < 0)
+                                _exit(EXIT_SUCCESS);
                 }
                 if (buffer_length(&out) > 0 && write_all(conn_fd, &out) < 0)
                         _exit(EXIT_SUCCESS);  /* the client is gone */
                 if (fatal)
                         _exit(EXIT_FAILURE);
 
+                /* Flag first, then check: a SIGTERM landing between the two
+                 * is seen by one or the other, never by neither. */
+                idle_between_checkouts = !w.in_checkout;
                 if (retire_requested && !w.in_checkout) {
                         (void) !send(conn_fd, retiring_message, sizeof(retiring_message), MSG_NOSIGNAL);
                         _exit(EXIT_SUCCESS);
                 }
-
-                idle_between_checkouts = !w.in_checkout;
                 ssize_t n = buffer_read(&in, conn_fd, s->max_message_size + 1);
                 idle_between_checkouts = 0;
 
@@ -315,7 +390,7 @@ _Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd) 
                         log_warning("Worker %u: message from client exceeds the limit of %zu bytes, closing",
                                     w.number, s->max_message_size);
                         (void) protocol_append_error(&out, PROTOCOL_ERROR_MESSAGE_TOO_LARGE,
-                                                     "message exceeds the size limit");
+                                                     "message exceeds the size limit", NULL);
                         (void) write_all(conn_fd, &out);
                         _exit(EXIT_FAILURE);
                 }

@@ -20,6 +20,20 @@ bool protocol_method_name_is_valid(const char *name) {
         return n > 0 && n <= PROTOCOL_METHOD_NAME_MAX;
 }
 
+bool protocol_trace_is_valid(const char *trace) {
+        size_t n = 0;
+
+        if (!trace)
+                return false;
+        for (const char *p = trace; *p; p++, n++) {
+                char c = *p;
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '-' || c == '_' || c == '.' || c == ':'))
+                        return false;
+        }
+        return n > 0 && n <= PROTOCOL_TRACE_MAX;
+}
+
 json_tokener *protocol_tokener_new(void) {
         /* Two levels more than a value may have: the envelope and its parameters. */
         json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH + 2);
@@ -62,7 +76,28 @@ static int finish(buffer *b, size_t saved, int r) {
         return r;
 }
 
-int protocol_append_call(buffer *b, const char *method, json_object *args) {
+/* Appends ,"trace":"ID" (a valid trace id needs no escaping). */
+static int append_trace(buffer *b, const char *trace) {
+        int r;
+
+        if (!trace)
+                return 0;
+        r = buffer_append_str(b, ",\"trace\":\"");
+        if (r >= 0)
+                r = buffer_append_str(b, trace);
+        return r < 0 ? r : buffer_append(b, "\"", 1);
+}
+
+static int append_logs(buffer *b, json_object *logs) {
+        int r;
+
+        if (!logs)
+                return 0;
+        r = buffer_append_str(b, ",\"logs\":");
+        return r < 0 ? r : json_write_value(b, logs);
+}
+
+int protocol_append_call(buffer *b, const char *method, json_object *args, const char *trace) {
         size_t saved = buffer_length(b);
         int r;
 
@@ -77,15 +112,30 @@ int protocol_append_call(buffer *b, const char *method, json_object *args) {
         if (r >= 0)
                 r = args ? json_write_value(b, args) : buffer_append_str(b, "[]");
         if (r >= 0)
+                r = append_trace(b, trace);
+        if (r >= 0)
                 r = buffer_append(b, "}", 1);
         return finish(b, saved, r);
 }
 
-int protocol_append_done(buffer *b) {
-        return buffer_append(b, "{\"method\":\"" PROTOCOL_METHOD_DONE "\"}", sizeof("{\"method\":\"" PROTOCOL_METHOD_DONE "\"}"));
+int protocol_append_done(buffer *b, const char *trace) {
+        size_t saved = buffer_length(b);
+        int r;
+
+        r = buffer_append_str(b, "{\"method\":\"" PROTOCOL_METHOD_DONE "\",\"parameters\":{");
+        if (r >= 0 && trace) {
+                r = buffer_append_str(b, "\"trace\":\"");
+                if (r >= 0)
+                        r = buffer_append_str(b, trace);
+                if (r >= 0)
+                        r = buffer_append(b, "\"", 1);
+        }
+        if (r >= 0)
+                r = buffer_append(b, "}", 1);
+        return finish(b, saved, r);
 }
 
-int protocol_append_reply(buffer *b, json_object *result) {
+int protocol_append_reply(buffer *b, json_object *result, json_object *logs) {
         size_t saved = buffer_length(b);
         int r;
 
@@ -93,11 +143,13 @@ int protocol_append_reply(buffer *b, json_object *result) {
         if (r >= 0)
                 r = json_write_value(b, result);
         if (r >= 0)
+                r = append_logs(b, logs);
+        if (r >= 0)
                 r = buffer_append(b, "}", 1);
         return finish(b, saved, r);
 }
 
-int protocol_append_error(buffer *b, const char *error, const char *message) {
+int protocol_append_error(buffer *b, const char *error, const char *message, json_object *logs) {
         size_t saved = buffer_length(b);
         int r;
 
@@ -108,6 +160,8 @@ int protocol_append_error(buffer *b, const char *error, const char *message) {
                 r = buffer_append_str(b, ",\"parameters\":{\"message\":");
         if (r >= 0)
                 r = json_write_string(b, message, strlen(message));
+        if (r >= 0)
+                r = append_logs(b, logs);
         if (r >= 0)
                 r = buffer_append(b, "}", 1);
         return finish(b, saved, r);
@@ -132,8 +186,15 @@ int protocol_parse_call(json_object *m, protocol_call *ret, const char **ret_rea
                 return -EBADMSG;
         }
 
+        json_object *trace = NULL;
+        if (parameters && json_object_object_get_ex(parameters, "trace", &trace) &&
+            (!json_object_is_type(trace, json_type_string) || !protocol_trace_is_valid(json_object_get_string(trace)))) {
+                *ret_reason = "\"trace\" is not a valid trace id";
+                return -EBADMSG;
+        }
+
         name = json_object_get_string(method);
-        *ret = (protocol_call) { .args = args };
+        *ret = (protocol_call) { .args = args, .trace = trace ? json_object_get_string(trace) : NULL };
         if (strncmp(name, PROTOCOL_WORKER_PREFIX, strlen(PROTOCOL_WORKER_PREFIX)) == 0) {
                 ret->kind = PROTOCOL_CALL_METHOD;
                 ret->method = name + strlen(PROTOCOL_WORKER_PREFIX);
@@ -162,6 +223,9 @@ int protocol_parse_reply(json_object *m, protocol_reply *ret, const char **ret_r
         }
 
         *ret = (protocol_reply) {};
+        if (parameters && json_object_object_get_ex(parameters, "logs", &ret->logs) &&
+            !json_object_is_type(ret->logs, json_type_object))
+                ret->logs = NULL;  /* logs we cannot read are not worth failing the call for */
         if (json_object_object_get_ex(m, "error", &error)) {
                 if (!json_object_is_type(error, json_type_string)) {
                         *ret_reason = "\"error\" is not a string";

@@ -40,14 +40,20 @@ json_tokener *protocol_tokener_new(void);
 int protocol_parse_message(json_tokener *tok, const char *s, size_t len,
                            json_object **ret, const char **ret_reason);
 
-/* Client side: appends a call of METHOD (NULL: the handler's catch-all) with
- * ARGS (a JSON array, or NULL for no arguments), then the NUL. */
-int protocol_append_call(buffer *b, const char *method, json_object *args);
-int protocol_append_done(buffer *b);
+/* A trace id: letters, digits and "-_.:", 1 to PROTOCOL_TRACE_MAX of them. */
+#define PROTOCOL_TRACE_MAX 64
+bool protocol_trace_is_valid(const char *trace);
 
-/* Worker side. */
-int protocol_append_reply(buffer *b, json_object *result);
-int protocol_append_error(buffer *b, const char *error, const char *message);
+/* Client side: appends a call of METHOD (NULL: the handler's catch-all) with
+ * ARGS (a JSON array, or NULL for no arguments) and the checkout's TRACE id
+ * (or NULL), then the NUL. */
+int protocol_append_call(buffer *b, const char *method, json_object *args, const char *trace);
+int protocol_append_done(buffer *b, const char *trace);
+
+/* Worker side.  LOGS, when not NULL, is what the handler logged during the
+ * call (messages, timers, data); it travels with errors too. */
+int protocol_append_reply(buffer *b, json_object *result, json_object *logs);
+int protocol_append_error(buffer *b, const char *error, const char *message, json_object *logs);
 
 typedef enum protocol_call_kind {
         PROTOCOL_CALL_METHOD,     /* io.aetask.Worker.<name> */
@@ -59,6 +65,7 @@ typedef struct protocol_call {
         protocol_call_kind kind;
         const char *method;       /* PROTOCOL_CALL_METHOD: the handler's name for it */
         json_object *args;        /* an array, or NULL when the call has none; borrowed */
+        const char *trace;        /* the checkout's trace id, or NULL */
 } protocol_call;
 
 /* Takes apart a call message.  Returns -EBADMSG with *ret_reason set when the
@@ -70,6 +77,7 @@ typedef struct protocol_reply {
         json_object *result;      /* borrowed; NULL is JSON null */
         const char *error;        /* NULL for a successful reply */
         const char *message;      /* the error's message, never NULL on error */
+        json_object *logs;        /* borrowed; NULL when the worker logged nothing */
 } protocol_reply;
 
 int protocol_parse_reply(json_object *m, protocol_reply *ret, const char **ret_reason);

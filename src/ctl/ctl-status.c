@@ -1,0 +1,181 @@
+/* aetaskctl status: asks a server's control socket for io.aetask.Server.Status
+ * and shows its workers as a table (or the reply as JSON with --json). */
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "address.h"
+#include "buffer.h"
+#include "ctl.h"
+#include "macro.h"
+#include "protocol.h"
+
+#define STATUS_REPLY_MAX (4U * 1024U * 1024U)
+
+static const char status_request[] = "{\"method\":\"io.aetask.Server.Status\"}";
+
+/* "850ms", "12.3s", "5min 3s", "2h 5min", "3d 4h". */
+static const char *format_duration(uint64_t usec, char buf[static 32]) {
+        uint64_t s = usec / USEC_PER_SEC;
+
+        if (usec < USEC_PER_SEC)
+                snprintf(buf, 32, "%llums", (unsigned long long) (usec / USEC_PER_MSEC));
+        else if (s < 60)
+                snprintf(buf, 32, "%.1fs", (double) usec / USEC_PER_SEC);
+        else if (s < 3600)
+                snprintf(buf, 32, "%llumin %llus", (unsigned long long) (s / 60), (unsigned long long) (s % 60));
+        else if (s < 86400)
+                snprintf(buf, 32, "%lluh %llumin", (unsigned long long) (s / 3600), (unsigned long long) (s % 3600 / 60));
+        else
+                snprintf(buf, 32, "%llud %lluh", (unsigned long long) (s / 86400), (unsigned long long) (s % 86400 / 3600));
+        return buf;
+}
+
+static uint64_t get_u64(json_object *o, const char *key) {
+        json_object *v;
+        return json_object_object_get_ex(o, key, &v) ? (uint64_t) json_object_get_uint64(v) : 0;
+}
+
+static const char *get_str(json_object *o, const char *key, const char *fallback) {
+        json_object *v;
+        return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
+                ? json_object_get_string(v) : fallback;
+}
+
+static void print_status(json_object *p) {
+        json_object *workers = NULL, *v;
+        char d1[32], d2[32];
+
+        printf("%s: aetaskd pid %llu, handler %s, up %s%s\n",
+               get_str(p, "name", "?"), (unsigned long long) get_u64(p, "pid"), get_str(p, "handler", "?"),
+               format_duration(get_u64(p, "uptime_usec"), d1),
+               json_object_object_get_ex(p, "draining", &v) && json_object_get_boolean(v) ? ", draining" : "");
+        printf("Workers: %llu (%llu busy, %llu idle) of at most %llu; %llu calls served, %llu killed as hung\n",
+               (unsigned long long) get_u64(p, "alive"), (unsigned long long) get_u64(p, "busy"),
+               (unsigned long long) get_u64(p, "idle"), (unsigned long long) get_u64(p, "max_workers"),
+               (unsigned long long) get_u64(p, "calls"), (unsigned long long) get_u64(p, "killed_hung"));
+
+        if (!json_object_object_get_ex(p, "workers", &workers) || json_object_array_length(workers) == 0)
+                return;
+        printf("\n%8s %6s %-5s %10s %6s %-20s %8s %8s %9s\n",
+               "PID", "WORKER", "STATE", "CLIENT", "UID", "METHOD", "FOR", "CALLS", "UPTIME");
+        for (size_t i = 0; i < json_object_array_length(workers); i++) {
+                json_object *w = json_object_array_get_idx(workers, i);
+                bool busy = strcmp(get_str(w, "state", ""), "busy") == 0;
+                printf("%8llu %6llu %-5s %10llu %6llu %-20.20s %8s %8llu %9s\n",
+                       (unsigned long long) get_u64(w, "pid"), (unsigned long long) get_u64(w, "number"),
+                       get_str(w, "state", "?"), (unsigned long long) get_u64(w, "client_pid"),
+                       (unsigned long long) get_u64(w, "client_uid"), busy ? get_str(w, "method", "") : "-",
+                       busy ? format_duration(get_u64(w, "call_usec"), d1) : "-",
+                       (unsigned long long) get_u64(w, "calls"),
+                       format_duration(get_u64(w, "uptime_usec"), d2));
+        }
+}
+
+static uint64_t now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+/* Sends the request and reads one reply, within the timeout. */
+static int exchange(int fd, uint64_t timeout_usec, buffer *in, const char **ret_reply, size_t *ret_len) {
+        uint64_t deadline = now_ms() + timeout_usec / USEC_PER_MSEC;
+        size_t scanned = 0;
+
+        if (send(fd, status_request, sizeof(status_request), MSG_NOSIGNAL) != (ssize_t) sizeof(status_request))
+                return -errno;
+        for (;;) {
+                const char *msg;
+                ssize_t len = buffer_next_message(in, &scanned, &msg);
+                if (len >= 0) {
+                        *ret_reply = msg;
+                        *ret_len = (size_t) len;
+                        return 0;
+                }
+                uint64_t now = now_ms();
+                if (now >= deadline)
+                        return -ETIMEDOUT;
+                struct pollfd pfd = { .fd = fd, .events = POLLIN };
+                int r = poll(&pfd, 1, (int) MIN(deadline - now, (uint64_t) 60000));
+                if (r < 0 && errno != EINTR)
+                        return -errno;
+                if (r <= 0)
+                        continue;
+                ssize_t n = buffer_read(in, fd, STATUS_REPLY_MAX);
+                if (n == 0)
+                        return -ECONNRESET;
+                if (n < 0 && n != -EAGAIN && n != -EINTR)
+                        return (int) n;
+        }
+}
+
+int ctl_status(ctl_context *ctx, int argc, char **argv) {
+        _cleanup_(json_object_putp) json_object *m = NULL;
+        _cleanup_(closep) int fd = -1;
+        json_tokener *tok;
+        socket_address a;
+        const char *address = ctx->address, *reply = NULL, *reason;
+        buffer in = {};
+        size_t len = 0;
+        int r;
+
+        if (argc > 1) {
+                fprintf(stderr, "aetaskctl: status takes one NAME or ADDRESS\n");
+                return CTL_EXIT_USAGE;
+        }
+        if (argc == 1)
+                address = strchr(argv[0], ':') ? argv[0] : ctl_unit_address(argv[0], ".control");
+        else if (!address && ctx->name)
+                address = ctl_unit_address(ctx->name, ".control");
+        if (!address) {
+                fprintf(stderr, "aetaskctl: no server given: use status NAME, status ADDRESS or --connect ADDRESS\n");
+                return CTL_EXIT_USAGE;
+        }
+
+        r = socket_address_parse(&a, address);
+        if (r < 0) {
+                fprintf(stderr, "aetaskctl: cannot use %s: %s\n", address, strerror(-r));
+                return CTL_EXIT_USAGE;
+        }
+        fd = socket_address_connect_blocking(&a);
+        if (fd < 0) {
+                fprintf(stderr, "aetaskctl: cannot connect to %s: %s\n", address, strerror(-fd));
+                return CTL_EXIT_CALL_FAILED;
+        }
+        r = exchange(fd, ctx->timeout_usec, &in, &reply, &len);
+        if (r < 0) {
+                fprintf(stderr, "aetaskctl: no status from %s: %s\n", address, strerror(-r));
+                buffer_done(&in);
+                return CTL_EXIT_CALL_FAILED;
+        }
+
+        tok = protocol_tokener_new();
+        r = tok ? protocol_parse_message(tok, reply, len, &m, &reason) : -ENOMEM;
+        if (tok)
+                json_tokener_free(tok);
+        buffer_done(&in);
+        if (r < 0) {
+                fprintf(stderr, "aetaskctl: invalid reply from %s\n", address);
+                return CTL_EXIT_CALL_FAILED;
+        }
+
+        json_object *error, *parameters = NULL;
+        (void) json_object_object_get_ex(m, "parameters", &parameters);
+        if (json_object_object_get_ex(m, "error", &error)) {
+                fprintf(stderr, "aetaskctl: %s: %s\n", json_object_get_string(error),
+                        parameters ? get_str(parameters, "message", "") : "");
+                return CTL_EXIT_CALL_FAILED;
+        }
+        if (!parameters) {
+                fprintf(stderr, "aetaskctl: invalid reply from %s\n", address);
+                return CTL_EXIT_CALL_FAILED;
+        }
+        if (ctx->json)
+                puts(json_object_to_json_string_ext(parameters, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        else
+                print_status(parameters);
+        return 0;
+}

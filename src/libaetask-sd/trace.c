@@ -1,0 +1,164 @@
+/* A checkout's trace: its id, and the client's journal entries about it. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <systemd/sd-id128.h>
+#include <time.h>
+
+#include "client-internal.h"
+#include "journal.h"
+#include "log-context.h"
+#include "macro.h"
+#include "message-ids.h"
+#include "protocol.h"
+
+extern char *program_invocation_short_name;
+
+const char *checkout_trace_id(aetask_checkout *co) {
+        if (!co->trace[0] && co->client) {
+                aetask_client *c = co->client;
+                if (c->trace_base == 0) {
+                        sd_id128_t id;
+                        if (sd_id128_randomize(&id) >= 0)
+                                memcpy(&c->trace_base, id.bytes, sizeof(c->trace_base));
+                        c->trace_base |= 1;
+                }
+                /* Unique without a syscall per checkout: a random per-client
+                 * prefix and a counter. */
+                snprintf(co->trace, sizeof(co->trace), "%016" PRIx64 "-%" PRIu64, c->trace_base, ++c->n_traces);
+        }
+        return co->trace[0] ? co->trace : NULL;
+}
+
+_public_ int aetask_checkout_set_trace_id(aetask_checkout *co, const char *id) {
+        assert_return(co, -EINVAL);
+        assert_return(protocol_trace_is_valid(id), -EINVAL);
+        assert_return(!co->worker && list_is_empty(&co->calls), -EBUSY);
+        snprintf(co->trace, sizeof(co->trace), "%s", id);
+        return 0;
+}
+
+_public_ const char *aetask_checkout_get_trace_id(aetask_checkout *co) {
+        assert_return(co, NULL);
+        return checkout_trace_id(co);
+}
+
+_public_ int aetask_client_set_journal(aetask_client *c, int b) {
+        assert_return(c, -EINVAL);
+        c->journal = !!b;
+        return 0;
+}
+
+_public_ int aetask_checkout_set_log(aetask_checkout *co, aetask_log *l) {
+        assert_return(co, -EINVAL);
+        aetask_log_ref(l);
+        aetask_log_unref(co->log);
+        co->log = l;
+        return 0;
+}
+
+_public_ aetask_log *aetask_checkout_get_log(aetask_checkout *co) {
+        assert_return(co, NULL);
+        return co->log;
+}
+
+bool checkout_is_traced(aetask_checkout *co) {
+        return co->log || (co->client && co->client->journal);
+}
+
+static bool checkout_journals(aetask_checkout *co) {
+        return (co->log && co->log->journal) || (co->client && co->client->journal);
+}
+
+void checkout_journal(aetask_checkout *co, const char *event, int priority, const char *message_id,
+                      const char *method, uint64_t duration, const char *kind, const char *format, ...) {
+        char message[1024], prio[32], trace[128], ev[64], meth[192], dur[64], kd[64], mid[64], client[160], ident[128];
+        const char *fields[12];
+        size_t n = 0;
+        va_list ap;
+
+        if (!checkout_journals(co))
+                return;
+
+        va_start(ap, format);
+        snprintf(message, sizeof(message), "MESSAGE=");
+        vsnprintf(message + 8, sizeof(message) - 8, format, ap);
+        va_end(ap);
+
+        snprintf(prio, sizeof(prio), "PRIORITY=%d", priority);
+        snprintf(trace, sizeof(trace), "AETASK_TRACE=%s", checkout_trace_id(co) ?: "");
+        snprintf(ev, sizeof(ev), "AETASK_EVENT=%s", event);
+        snprintf(ident, sizeof(ident), "SYSLOG_IDENTIFIER=%s", program_invocation_short_name ?: "aetask-client");
+        fields[n++] = message;
+        fields[n++] = prio;
+        fields[n++] = ident;
+        fields[n++] = "AETASK_ORIGIN=client";
+        fields[n++] = trace;
+        fields[n++] = ev;
+        if (co->client && co->client->name) {
+                snprintf(client, sizeof(client), "AETASK_CLIENT=%s", co->client->name);
+                fields[n++] = client;
+        }
+        if (method) {
+                snprintf(meth, sizeof(meth), "AETASK_METHOD=%s", method);
+                fields[n++] = meth;
+        }
+        if (duration != UINT64_MAX) {
+                snprintf(dur, sizeof(dur), "AETASK_DURATION_USEC=%" PRIu64, duration);
+                fields[n++] = dur;
+        }
+        if (kind) {
+                snprintf(kd, sizeof(kd), "AETASK_ERROR_KIND=%s", kind);
+                fields[n++] = kd;
+        }
+        if (message_id) {
+                snprintf(mid, sizeof(mid), "MESSAGE_ID=%s", message_id);
+                fields[n++] = mid;
+        }
+        (void) journal_send(fields, n);
+}
+
+/* The method name of a call, from its message: "->()" for the catch-all. */
+static void call_method_name(const call *k, char *buf, size_t size) {
+        static const char prefix[] = "{\"method\":\"" PROTOCOL_WORKER_PREFIX;
+        const char *p = k->message;
+
+        if (strncmp(p, prefix, sizeof(prefix) - 1) != 0) {
+                snprintf(buf, size, "->()");
+                return;
+        }
+        p += sizeof(prefix) - 1;
+        const char *end = strchr(p, '"');
+        snprintf(buf, size, "%.*s", end ? (int) (end - p) : 0, p);
+}
+
+static uint64_t clock_usec(clockid_t clock) {
+        struct timespec ts;
+        clock_gettime(clock, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
+
+void call_trace_sent(aetask_checkout *co, call *k) {
+        if (!checkout_is_traced(co))
+                return;
+        k->sent_realtime = clock_usec(CLOCK_REALTIME);
+        k->sent_monotonic = clock_usec(CLOCK_MONOTONIC);
+}
+
+void call_trace_done(aetask_checkout *co, call *k, json_object *logs, const char *error) {
+        char method[PROTOCOL_METHOD_NAME_MAX + 8];
+
+        if (co->log && logs)
+                log_context_merge(co->log, logs);
+        if (!checkout_is_traced(co) || k->sent_monotonic == 0)
+                return;
+
+        uint64_t duration = clock_usec(CLOCK_MONOTONIC) - k->sent_monotonic;
+        call_method_name(k, method, sizeof(method));
+        if (co->log)
+                (void) log_context_add_timer(co->log, method, k->sent_realtime, duration);
+        checkout_journal(co, "call", error ? LOG_NOTICE : LOG_DEBUG, NULL, method, duration, NULL,
+                         "Call %s %s after %.3f ms", method, error ? "failed" : "answered", (double) duration / 1000.0);
+}

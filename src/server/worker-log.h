@@ -1,0 +1,40 @@
+/* What a handler logs during one call: messages, timers and data, kept to
+ * send back with the reply and written to the journal as they come.  The
+ * volume per call is bounded; what goes over is counted, not kept. */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdint.h>
+
+#define WORKER_LOG_MAX_ENTRIES 1000
+#define WORKER_LOG_MAX_BYTES (256U * 1024U)
+#define WORKER_LOG_MAX_TIMERS 64
+
+typedef struct open_timer {
+        char *name;
+        uint64_t start_realtime, start_monotonic;
+} open_timer;
+
+typedef struct worker_log {
+        /* Who is logging, for the journal's fields; set by the worker. */
+        const char *handler;
+        unsigned number;
+        const char *method;
+        char trace[65];
+
+        json_object *messages, *timers, *data;
+        unsigned n_entries, dropped;
+        size_t bytes;
+        open_timer open[WORKER_LOG_MAX_TIMERS];
+        unsigned n_open;
+} worker_log;
+
+void worker_log_begin(worker_log *l, const char *trace, const char *method);
+/* Closes timers left running and returns the call's logs for the reply (a
+ * new reference, or NULL when nothing was logged). */
+json_object *worker_log_end(worker_log *l);
+
+int worker_log_message(worker_log *l, int priority, const char *text);
+int worker_log_timer_start(worker_log *l, const char *name);
+int worker_log_timer_stop(worker_log *l, int timer);
+int worker_log_data(worker_log *l, const char *key, json_object *value);

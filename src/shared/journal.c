@@ -1,0 +1,147 @@
+/* A small writer of journal entries over systemd's native protocol
+ * (systemd.journal-fields(7), "Native protocol" in systemd's docs). */
+#include "journal.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "buffer.h"
+#include "macro.h"
+
+static int journal_fd = -1;
+static pid_t journal_pid;
+static bool journal_connected;
+static bool journal_blocking;
+
+void journal_set_blocking(bool b) {
+        journal_blocking = b;
+}
+
+static const char *journal_path(void) {
+        /* Tests point this at a socket of their own. */
+        return getenv("AETASK_JOURNAL_SOCKET") ?: "/run/systemd/journal/socket";
+}
+
+static int journal_socket(void) {
+        /* After a fork the number may be closed or reused: never touch it,
+         * just open our own. */
+        if (journal_fd >= 0 && journal_pid == getpid())
+                return journal_fd;
+        journal_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        journal_pid = getpid();
+        if (journal_fd >= 0) {
+                int size = 8 * 1024 * 1024;
+                (void) setsockopt(journal_fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+        }
+        return journal_fd;
+}
+
+bool journal_is_connected(void) {
+        return journal_connected;
+}
+
+static int append_field(buffer *b, const char *field, size_t len) {
+        const char *eq = memchr(field, '=', len);
+        int r;
+
+        if (!eq)
+                return 0;  /* not a field: skipped */
+        size_t name_len = eq - field, value_len = MIN(len - name_len - 1, (size_t) JOURNAL_FIELD_MAX);
+        const char *value = eq + 1;
+
+        if (!memchr(value, '\n', value_len)) {
+                r = buffer_append(b, field, name_len + 1 + value_len);
+                return r < 0 ? r : buffer_append(b, "\n", 1);
+        }
+
+        /* A value with newlines: the name, a newline, its length as 64-bit
+         * little endian, the bytes, a newline. */
+        uint64_t le = htole64(value_len);
+        r = buffer_append(b, field, name_len);
+        if (r >= 0)
+                r = buffer_append(b, "\n", 1);
+        if (r >= 0)
+                r = buffer_append(b, &le, sizeof(le));
+        if (r >= 0)
+                r = buffer_append(b, value, value_len);
+        return r < 0 ? r : buffer_append(b, "\n", 1);
+}
+
+/* The fallback: "IDENTIFIER[PID]: MESSAGE" on stderr. */
+static int send_stderr(const struct iovec *fields, size_t n) {
+        const char *message = NULL, *ident = "aetask";
+        size_t message_len = 0, ident_len = 6;
+
+        for (size_t i = 0; i < n; i++) {
+                const char *f = fields[i].iov_base;
+                if (fields[i].iov_len >= 8 && memcmp(f, "MESSAGE=", 8) == 0) {
+                        message = f + 8;
+                        message_len = fields[i].iov_len - 8;
+                } else if (fields[i].iov_len >= 18 && memcmp(f, "SYSLOG_IDENTIFIER=", 18) == 0) {
+                        ident = f + 18;
+                        ident_len = fields[i].iov_len - 18;
+                }
+        }
+        if (!message)
+                return 0;
+        if (fprintf(stderr, "%.*s[%d]: %.*s\n", (int) ident_len, ident, (int) getpid(),
+                    (int) MIN(message_len, (size_t) JOURNAL_FIELD_MAX), message) < 0)
+                return -EIO;
+        return 0;
+}
+
+static int send_native(const struct iovec *fields, size_t n) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        buffer b = {};
+        int fd, r = 0;
+
+        fd = journal_socket();
+        if (fd < 0)
+                return fd;
+
+        for (size_t i = 0; i < n && r >= 0; i++)
+                r = append_field(&b, fields[i].iov_base, fields[i].iov_len);
+        if (r < 0) {
+                buffer_done(&b);
+                return r;
+        }
+
+        strncpy(sa.sun_path, journal_path(), sizeof(sa.sun_path) - 1);
+        ssize_t sent = sendto(fd, buffer_head(&b), buffer_length(&b),
+                              MSG_NOSIGNAL | (journal_blocking ? 0 : MSG_DONTWAIT),
+                              (struct sockaddr *) &sa, sizeof(sa));
+        buffer_done(&b);
+        if (sent < 0 && errno == EAGAIN)
+                return 0;  /* journald is behind: this entry is dropped, not waited for */
+        journal_connected = sent >= 0;
+        return sent < 0 ? -ENOTCONN : 0;
+}
+
+int journal_sendv(const struct iovec *fields, size_t n) {
+        int r = send_native(fields, n);
+        return r == -ENOTCONN || r == -EMFILE || r == -ENFILE ? send_stderr(fields, n) : r;
+}
+
+static void to_iovec(const char *const *fields, size_t n, struct iovec *iov) {
+        for (size_t i = 0; i < n; i++)
+                iov[i] = (struct iovec) { .iov_base = (void *) fields[i], .iov_len = strlen(fields[i]) };
+}
+
+int journal_send_only(const char *const *fields, size_t n) {
+        struct iovec iov[n > 0 ? n : 1];
+        to_iovec(fields, n, iov);
+        return send_native(iov, n);
+}
+
+int journal_send(const char *const *fields, size_t n) {
+        struct iovec iov[n > 0 ? n : 1];
+        to_iovec(fields, n, iov);
+        return journal_sendv(iov, n);
+}

@@ -1,0 +1,360 @@
+/* Logging across client and worker: the log context a caller attaches to a
+ * checkout, the trace id, and the journal entries both sides write. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+static int h_setup(aetask_worker *w) {
+        aetask_log_info(w, "setup ran");
+        return 0;
+}
+
+static int h_work(aetask_worker *w, json_object *args, json_object **ret) {
+        int n = json_object_get_int(json_object_array_get_idx(args, 0));
+        aetask_log_info(w, "work %d", n);
+        int t = aetask_worker_timer_start(w, "compute");
+        usleep(2000);
+        aetask_worker_timer_stop(w, t);
+        aetask_worker_log_data(w, "n", json_object_new_int(n));
+        *ret = json_object_new_int(getpid());
+        return 0;
+}
+
+static int h_fail(aetask_worker *w, json_object *args, json_object **ret) {
+        aetask_log_warning(w, "about to fail");
+        return aetask_worker_raise(w, "failed on purpose");
+}
+
+static int h_flood(aetask_worker *w, json_object *args, json_object **ret) {
+        int n = json_object_get_int(json_object_array_get_idx(args, 0));
+        for (int i = 0; i < n; i++)
+                aetask_log_debug(w, "flood line %d with some padding to make it longer", i);
+        return 0;
+}
+
+static int h_catch_all(aetask_worker *w, json_object *args, json_object **ret) {
+        aetask_log_notice(w, "catch-all with trace %s", aetask_worker_get_trace_id(w) ?: "(none)");
+        return 0;
+}
+
+static int h_done(aetask_worker *w) {
+        aetask_log_info(w, "checkout done");
+        return 0;
+}
+
+static const aetask_method h_methods[] = {
+        { "work", h_work }, { "fail", h_fail }, { "flood", h_flood }, {}
+};
+
+static const aetask_handler logging_handler = {
+        .abi_version = AETASK_HANDLER_ABI_VERSION,
+        .name = "logging",
+        .setup = h_setup,
+        .methods = h_methods,
+        .call = h_catch_all,
+        .checkout_done = h_done,
+};
+
+static test_server srv;
+static sd_event *event;
+static aetask_client *client;
+static int replies, errors;
+static int worker_pid;
+static bool done;
+
+static void on_reply(aetask_checkout *co, json_object *result, void *userdata) {
+        replies++;
+        if (json_object_is_type(result, json_type_int))
+                worker_pid = json_object_get_int(result);
+        done = true;
+}
+
+static void on_error(aetask_checkout *co, aetask_error_kind kind, const char *message, void *userdata) {
+        errors++;
+        done = true;
+}
+
+static void call_and_wait(aetask_checkout *co, const char *method, const char *args) {
+        json_object *a = args ? json_tokener_parse(args) : NULL;
+        done = false;
+        cr_assert_eq(aetask_checkout_call(co, method, a, on_reply, NULL), 0);
+        json_object_put(a);
+        test_run_until(event, &done, 10);
+}
+
+static void start(void) {
+        test_server_start(&srv, &logging_handler, NULL, NULL);
+        client = test_client_new(&srv, &event);
+        aetask_client_set_error_handler(client, on_error, NULL);
+}
+
+static void finish(void) {
+        client = aetask_client_unref(client);
+        event = sd_event_unref(event);
+        test_server_cleanup(&srv);
+}
+
+TestSuite(log, .fini = finish);
+
+static int find_message(aetask_log *l, const char *text) {
+        for (unsigned i = 0; i < aetask_log_get_n_messages(l); i++) {
+                const char *t;
+                aetask_log_get_message(l, i, NULL, NULL, NULL, &t);
+                if (strcmp(t, text) == 0)
+                        return (int) i;
+        }
+        return -1;
+}
+
+Test(log, client_and_worker_messages_interleave_in_time_order) {
+        aetask_log *l;
+        aetask_checkout *co;
+
+        start();
+        cr_assert_eq(aetask_log_new(&l), 0);
+        cr_assert_eq(aetask_client_checkout(client, &co), 0);
+        aetask_checkout_set_log(co, l);
+
+        aetask_log_append(l, LOG_INFO, "client: before");
+        call_and_wait(co, "work", "[1]");
+        aetask_log_append(l, LOG_INFO, "client: between");
+        call_and_wait(co, "work", "[2]");
+        aetask_log_append(l, LOG_INFO, "client: after");
+
+        const char *expected[] = { "client: before", "setup ran", "work 1", "client: between", "work 2", "client: after" };
+        int last = -1;
+        for (size_t i = 0; i < sizeof(expected) / sizeof(expected[0]); i++) {
+                int at = find_message(l, expected[i]);
+                cr_assert_gt(at, last, "'%s' at %d, after %d", expected[i], at, last);
+                last = at;
+        }
+        uint64_t prev = 0;
+        for (unsigned i = 0; i < aetask_log_get_n_messages(l); i++) {
+                uint64_t t;
+                pid_t pid;
+                const char *text;
+                aetask_log_get_message(l, i, &t, &pid, NULL, &text);
+                cr_assert_geq(t, prev, "messages are in time order");
+                prev = t;
+                cr_assert_eq(pid, strncmp(text, "client:", 7) == 0 ? getpid() : worker_pid,
+                             "'%s' has the pid of its origin", text);
+        }
+        cr_assert_neq(worker_pid, getpid());
+        aetask_checkout_unref(co);
+        aetask_log_unref(l);
+}
+
+Test(log, every_call_is_timed_and_worker_timers_and_data_come_back) {
+        aetask_log *l;
+        aetask_checkout *co;
+
+        start();
+        aetask_log_new(&l);
+        aetask_client_checkout(client, &co);
+        aetask_checkout_set_log(co, l);
+        call_and_wait(co, "work", "[7]");
+        call_and_wait(co, NULL, "[]");
+
+        bool seen_work = false, seen_anonymous = false, seen_compute = false;
+        for (unsigned i = 0; i < aetask_log_get_n_timers(l); i++) {
+                const char *name;
+                uint64_t start, duration;
+                aetask_log_get_timer(l, i, &name, &start, &duration);
+                cr_assert_gt(start, 0);
+                if (strcmp(name, "work") == 0) {
+                        seen_work = true;
+                        cr_assert_geq(duration, 2000, "the call took at least the worker's 2 ms");
+                } else if (strcmp(name, "->()") == 0)
+                        seen_anonymous = true;
+                else if (strcmp(name, "compute") == 0) {
+                        seen_compute = true;
+                        cr_assert_geq(duration, 2000);
+                }
+        }
+        cr_assert(seen_work && seen_anonymous && seen_compute);
+
+        json_object *n;
+        cr_assert(json_object_object_get_ex(aetask_log_get_data(l), "n", &n));
+        cr_assert_eq(json_object_get_int(n), 7);
+
+        json_object *all = aetask_log_to_json(l);
+        json_object *logs, *timers;
+        cr_assert(json_object_object_get_ex(all, "logs", &logs));
+        cr_assert(json_object_object_get_ex(all, "timers", &timers));
+        cr_assert_eq(json_object_array_length(timers), 3);
+        json_object_put(all);
+        aetask_checkout_unref(co);
+        aetask_log_unref(l);
+}
+
+Test(log, logs_are_kept_when_the_call_fails) {
+        aetask_log *l;
+        aetask_checkout *co;
+
+        start();
+        aetask_log_new(&l);
+        aetask_client_checkout(client, &co);
+        aetask_checkout_set_log(co, l);
+        call_and_wait(co, "fail", NULL);
+        cr_assert_eq(errors, 1);
+        cr_assert_geq(find_message(l, "about to fail"), 0, "the worker's message came back with the error");
+        aetask_checkout_unref(co);
+        aetask_log_unref(l);
+}
+
+Test(log, a_flood_is_capped_and_counted) {
+        aetask_log *l;
+        aetask_checkout *co;
+
+        start();
+        aetask_log_new(&l);
+        aetask_client_checkout(client, &co);
+        aetask_checkout_set_log(co, l);
+        call_and_wait(co, "flood", "[100000]");
+        cr_assert_eq(replies, 1);
+        /* The reply stayed bounded: at most 1000 entries came back ... */
+        cr_assert_leq(aetask_log_get_n_messages(l), 1000);
+        cr_assert_geq(aetask_log_get_n_messages(l), 500);
+        /* ... and the rest is a number, not lost silently. */
+        cr_assert_eq(aetask_log_get_n_messages(l) + aetask_log_get_dropped(l), 100000 + 1 /* setup */);
+        aetask_checkout_unref(co);
+        aetask_log_unref(l);
+}
+
+Test(log, the_checkout_done_hook_logs_into_the_context_after_release) {
+        aetask_log *l;
+        aetask_checkout *co;
+
+        start();
+        aetask_log_new(&l);
+        aetask_client_checkout(client, &co);
+        aetask_checkout_set_log(co, l);
+        call_and_wait(co, "work", "[1]");
+        aetask_checkout_unref(co);
+        for (int i = 0; i < 100 && find_message(l, "checkout done") < 0; i++)
+                test_run_for(event, 0.01);
+        cr_assert_geq(find_message(l, "checkout done"), 0);
+        aetask_log_unref(l);
+}
+
+Test(log, the_trace_id_reaches_the_worker) {
+        aetask_log *l;
+        aetask_checkout *co;
+
+        start();
+        aetask_log_new(&l);
+        aetask_client_checkout(client, &co);
+        cr_assert_eq(aetask_checkout_set_trace_id(co, "request-42"), 0);
+        cr_assert_eq(aetask_checkout_set_trace_id(co, "bad id with spaces"), -EINVAL);
+        aetask_checkout_set_log(co, l);
+        call_and_wait(co, NULL, NULL);
+        cr_assert_geq(find_message(l, "catch-all with trace request-42"), 0);
+        cr_assert_eq(aetask_checkout_set_trace_id(co, "too-late"), -EBUSY);
+        aetask_checkout_unref(co);
+
+        /* Without one set, each checkout gets a different one. */
+        aetask_checkout *a, *b;
+        aetask_client_checkout(client, &a);
+        aetask_client_checkout(client, &b);
+        cr_assert_str_neq(aetask_checkout_get_trace_id(a), aetask_checkout_get_trace_id(b));
+        aetask_checkout_unref(a);
+        aetask_checkout_unref(b);
+        aetask_log_unref(l);
+}
+
+/* ---- The journal, through a socket that stands in for journald --------- */
+
+static int journal_fd = -1;
+static char journal_path[128];
+
+static void fake_journal(void) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        snprintf(journal_path, sizeof(journal_path), "/tmp/aetask-journal-%d.sock", (int) getpid());
+        unlink(journal_path);
+        strcpy(sa.sun_path, journal_path);
+        journal_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        cr_assert_geq(journal_fd, 0);
+        cr_assert_eq(bind(journal_fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        setenv("AETASK_JOURNAL_SOCKET", journal_path, 1);
+}
+
+/* The entries, each "FIELD=value\n..." text, read as they come: a datagram
+ * socket queues only a few, and senders that find it full drop or wait. */
+static char entries[256][4096];
+static int n_entries;
+
+static int on_journal(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        while (n_entries < 256) {
+                ssize_t r = recv(fd, entries[n_entries], 4095, 0);
+                if (r < 0)
+                        break;
+                entries[n_entries++][r] = 0;
+        }
+        return 0;
+}
+
+static bool has_field(const char *entry, const char *field) {
+        const char *p = entry;
+        size_t l = strlen(field);
+        while (p && *p) {
+                if (strncmp(p, field, l) == 0 && (p[l] == '\n' || p[l] == 0))
+                        return true;
+                p = strchr(p, '\n');
+                if (p)
+                        p++;
+        }
+        return false;
+}
+
+Test(log, journal_entries_of_client_and_worker_share_the_trace_id) {
+        aetask_checkout *co, *other;
+        char trace[128];
+
+        fake_journal();
+        start();
+        cr_assert_geq(sd_event_add_io(event, NULL, journal_fd, EPOLLIN, on_journal, NULL), 0);
+        aetask_client_set_journal(client, 1);
+        aetask_client_checkout(client, &co);
+        aetask_checkout_set_trace_id(co, "trace-one");
+        call_and_wait(co, "work", "[3]");
+        aetask_checkout_unref(co);
+        aetask_client_checkout(client, &other);
+        aetask_checkout_set_trace_id(other, "trace-two");
+        call_and_wait(other, "work", "[4]");
+        aetask_checkout_unref(other);
+        test_run_for(event, 0.2);
+
+        int n = n_entries;
+        int client_one = 0, worker_one = 0, two = 0;
+        snprintf(trace, sizeof(trace), "AETASK_TRACE=trace-one");
+        for (int i = 0; i < n; i++) {
+                if (has_field(entries[i], "AETASK_TRACE=trace-two"))
+                        two++;
+                if (!has_field(entries[i], trace))
+                        continue;
+                if (has_field(entries[i], "AETASK_ORIGIN=client"))
+                        client_one++;
+                if (has_field(entries[i], "AETASK_ORIGIN=worker")) {
+                        worker_one++;
+                        cr_assert(has_field(entries[i], "AETASK_HANDLER=logging"), "%s", entries[i]);
+                        cr_assert(strstr(entries[i], "AETASK_WORKER_PID="), "%s", entries[i]);
+                        cr_assert(strstr(entries[i], "AETASK_WORKER="), "%s", entries[i]);
+                        cr_assert(strstr(entries[i], "PRIORITY=6"), "%s", entries[i]);
+                }
+        }
+        /* queued or assigned, the call, released; setup, work and done lines. */
+        cr_assert_geq(client_one, 3, "client entries for trace-one: %d of %d", client_one, n);
+        cr_assert_geq(worker_one, 3, "worker entries for trace-one: %d of %d", worker_one, n);
+        cr_assert_gt(two, 0);
+        close(journal_fd);
+        unlink(journal_path);
+}
