@@ -1,0 +1,89 @@
+#!/bin/bash
+# Boots a real systemd (the host's /usr in systemd-nspawn) and runs
+# journal-trace there, then asks the real journald for each checkout's lines
+# with `journalctl AETASK_TRACE=...` and checks them (aetask-journal(7)).
+# Exit 77 (skipped) where it cannot run: not root, or no systemd-nspawn.
+set -uo pipefail
+program=$1 source_root=$2 build_root=$3
+
+[ "$(id -u)" = 0 ] || { echo "SKIP: needs root to boot a container"; exit 77; }
+command -v systemd-nspawn >/dev/null || { echo "SKIP: systemd-nspawn missing (Debian package systemd-container)"; exit 77; }
+
+work=$(mktemp -d /tmp/aetask-journal-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+mkdir "$work/results"
+cat > "$work/driver.service" <<UNIT
+[Unit]
+Description=aetask journal test driver
+After=systemd-journald.service
+
+[Service]
+Type=oneshot
+ExecStart=/bin/bash /driver.sh
+ExecStopPost=/bin/systemctl --no-block poweroff
+UNIT
+cat > "$work/driver.sh" <<DRIVER
+#!/bin/bash
+$program > /results/client.out 2>&1
+echo \$? > /results/client.rc
+journalctl --sync
+journalctl AETASK_TRACE=aetask-journal-a -o json > /results/a.json
+journalctl AETASK_TRACE=aetask-journal-b -o json > /results/b.json
+journalctl AETASK_TRACE=aetask-journal-a -o short-precise > /results/a.txt
+journalctl -x MESSAGE_ID=246a2c1d82ee415dbf822de31e7a7c4d > /dev/null 2>&1 || true
+DRIVER
+
+timeout 90 systemd-nspawn -q -D / --volatile=yes --register=no --keep-unit \
+        --machine="aetask-journal-$$" \
+        --bind-ro="$source_root" --bind-ro="$build_root" \
+        --bind="$work/results:/results" \
+        --bind-ro="$work/driver.service:/etc/systemd/system/aetask-driver.service" \
+        --bind-ro="$work/driver.sh:/driver.sh" \
+        -b systemd.firstboot=off systemd.wants=aetask-driver.service > "$work/boot.log" 2>&1
+rc=$?
+if [ $rc -ne 0 ] || [ ! -s "$work/results/a.json" ]; then
+        echo "the container run failed (rc=$rc):"; tail -20 "$work/boot.log"; cat "$work/results/client.out" 2>/dev/null
+        echo "0 passed, 1 failed"; exit 1
+fi
+
+echo "--- journalctl AETASK_TRACE=aetask-journal-a -o short-precise"
+cat "$work/results/a.txt"
+
+python3 - "$work/results" <<'CHECK'
+import json, sys
+results = sys.argv[1]
+def entries(name):
+    return [json.loads(l) for l in open(f"{results}/{name}") if l.strip()]
+a, b = entries("a.json"), entries("b.json")
+passed = failed = 0
+def check(what, ok, detail=""):
+    global passed, failed
+    if ok: passed += 1
+    else:
+        failed += 1
+        print(f"FAIL {what} {detail}")
+check("client exit", open(f"{results}/client.rc").read().strip() == "0")
+for name, es in (("a", a), ("b", b)):
+    client = [e for e in es if e.get("AETASK_ORIGIN") == "client"]
+    worker = [e for e in es if e.get("AETASK_ORIGIN") == "worker"]
+    events = {e.get("AETASK_EVENT") for e in client}
+    check(f"{name}: client entries queued/assigned, call, released", {"call", "released"} <= events and events & {"queued", "assigned"}, str(events))
+    check(f"{name}: client entries name the client", all(e.get("AETASK_CLIENT") == "journal-trace" for e in client))
+    check(f"{name}: call entries carry method and duration", all("AETASK_METHOD" in e and "AETASK_DURATION_USEC" in e for e in client if e.get("AETASK_EVENT") == "call"))
+    msgs = [e.get("MESSAGE") for e in worker]
+    check(f"{name}: worker lines setup and work", any(m.startswith("setup of worker") for m in msgs) and any(m.startswith("working on") for m in msgs), str(msgs))
+    # b's worker raised, so it is closed rather than pooled: no checkout_done there.
+    if name == "a":
+        check("a: the checkout-done hook's line", any(m.endswith("done") for m in msgs), str(msgs))
+    for field in ("AETASK_HANDLER", "AETASK_METHOD", "AETASK_WORKER", "AETASK_WORKER_PID", "PRIORITY", "MESSAGE"):
+        check(f"{name}: worker entries have {field}", all(field in e for e in worker))
+    check(f"{name}: worker and client pids differ", {e.get("_PID") for e in worker}.isdisjoint({e.get("_PID") for e in client}))
+    times = [int(e["__REALTIME_TIMESTAMP"]) for e in es]
+    check(f"{name}: in time order", times == sorted(times))
+check("a: only its own lines", all(e.get("AETASK_TRACE") == "aetask-journal-a" for e in a) and not any("request b" in e.get("MESSAGE", "") for e in a))
+check("b: only its own lines", not any("request a" in e.get("MESSAGE", "") for e in b))
+check("b: the error is there with its kind", any(e.get("AETASK_ERROR_KIND") == "handler" for e in b))
+check("b: the worker's warning before the failure", any(e.get("MESSAGE") == "about to fail" and e.get("PRIORITY") == "4" for e in b))
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
+CHECK
