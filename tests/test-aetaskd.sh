@@ -1,0 +1,47 @@
+#!/bin/bash
+# aetaskd as a program: socket activation with a real LISTEN_FDS hand-over
+# (systemd-socket-activate), process titles in ps, usage errors.
+set -uo pipefail
+dir=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
+passed=0 failed=0
+check() {  # check NAME EXPECTED ACTUAL
+        if [ "$2" == "$3" ]; then passed=$((passed + 1)); else
+                failed=$((failed + 1)); echo "FAIL $1: expected [$2], got [$3]"; fi
+}
+wait_for_socket() { for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.05; done; return 1; }
+
+# Socket activation: systemd-socket-activate listens, and starts aetaskd on
+# the first connection with the socket in LISTEN_FDS, as systemd does.
+if command -v systemd-socket-activate >/dev/null; then
+        systemd-socket-activate -E AETASK_HANDLER_DIR -l "$dir/activated.sock" "$AETASKD" --handler echo 2>"$dir/activate.log" &
+        pids+=($!)
+        wait_for_socket "$dir/activated.sock"
+        check activated-call '"via LISTEN_FDS"' "$("$AETASKCTL" --connect "unix:$dir/activated.sock" call echo '"via LISTEN_FDS"')"
+else
+        echo "SKIP activated-call: systemd-socket-activate not installed"
+fi
+
+# Process titles: the server and each worker with its number.
+"$AETASKD" --listen "unix:$dir/named.sock" --handler echo --name demo-pool 2>"$dir/named.log" &
+server=$!
+pids+=($server)
+wait_for_socket "$dir/named.sock"
+"$AETASKCTL" --connect "unix:$dir/named.sock" call sleep 1 >/dev/null &
+pids+=($!)
+sleep 0.3
+check server-title "demo-pool: server" "$(ps -o args= -p "$server")"
+worker=$(pgrep -P "$server" | head -1)
+check worker-title "demo-pool: worker 1" "$(ps -o args= -p "$worker")"
+
+# Usage errors exit 2 with a message.
+"$AETASKD" --handler echo >/dev/null 2>"$dir/usage.log"; check no-socket-exit 2 $?
+grep -q "No socket to serve" "$dir/usage.log"; check no-socket-message 0 $?
+"$AETASKD" --listen "unix:$dir/x.sock" >/dev/null 2>&1; check no-handler-exit 2 $?
+"$AETASKD" --listen "unix:$dir/y.sock" --handler no-such-handler 2>"$dir/nohandler.log"; check missing-handler-exit 1 $?
+grep -q "Failed to load handler 'no-such-handler'" "$dir/nohandler.log"; check missing-handler-message 0 $?
+"$AETASKD" --bogus >/dev/null 2>&1; check bad-option-exit 2 $?
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,238 @@
+/* The server itself: the keep-alive pipe of a forked server, process titles,
+ * lazy setup, and the address forms it listens on. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+
+static char marker[128];
+
+static int s_setup(aetask_worker *w) {
+        /* Leaves a trace on disk, so the test can tell when setup ran. */
+        int fd = open(marker, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+                (void) !write(fd, "x", 1);
+                close(fd);
+        }
+        return 0;
+}
+
+static int s_pid(aetask_worker *w, json_object *args, json_object **ret) {
+        *ret = json_object_new_int(getpid());
+        return 0;
+}
+
+static const aetask_method s_methods[] = { { "pid", s_pid }, {} };
+static const aetask_handler s_handler = {
+        .abi_version = AETASK_HANDLER_ABI_VERSION,
+        .name = "server-test",
+        .setup = s_setup,
+        .methods = s_methods,
+};
+
+static test_server srv;
+static sd_event *event;
+static aetask_client *client;
+
+static void finish(void) {
+        client = aetask_client_unref(client);
+        event = sd_event_unref(event);
+        test_server_cleanup(&srv);
+        if (marker[0])
+                unlink(marker);
+}
+
+TestSuite(server, .fini = finish);
+
+static bool reply_seen;
+static int reply_pid;
+
+static void on_pid(aetask_checkout *co, json_object *result, void *userdata) {
+        reply_pid = json_object_get_int(result);
+        reply_seen = true;
+}
+
+static void on_error(aetask_checkout *co, aetask_error_kind kind, const char *message, void *userdata) {
+        cr_assert_fail("%s error: %s", aetask_error_kind_to_string(kind), message);
+}
+
+static int pid_from(const char *address) {
+        aetask_checkout *co;
+        aetask_client *c;
+        sd_event *e;
+
+        sd_event_new(&e);
+        cr_assert_eq(aetask_client_new(&c, address), 0, "%s", address);
+        aetask_client_set_error_handler(c, on_error, NULL);
+        aetask_client_attach_event(c, e, 0);
+        aetask_client_checkout(c, &co);
+        reply_seen = false;
+        cr_assert_eq(aetask_checkout_call(co, "pid", NULL, on_pid, NULL), 0);
+        test_run_until(e, &reply_seen, 10);
+        aetask_checkout_unref(co);
+        aetask_client_unref(c);
+        sd_event_unref(e);
+        return reply_pid;
+}
+
+static void read_file(const char *path, char *buf, size_t size) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, buf, size - 1) : -1;
+        if (fd >= 0)
+                close(fd);
+        buf[n > 0 ? n : 0] = 0;
+}
+
+Test(server, setup_runs_lazily_before_the_first_call_not_at_connect) {
+        char buf[16];
+
+        snprintf(marker, sizeof(marker), "/tmp/aetask-setup-%d", (int) getpid());
+        unlink(marker);
+        test_server_start(&srv, &s_handler, NULL, NULL);
+        client = test_client_new(&srv, &event);
+        aetask_client_set_min_workers(client, 2);
+        test_run_for(event, 0.3);
+        cr_assert_eq(access(marker, F_OK), -1, "no setup for hot-standby workers that took no call");
+
+        aetask_checkout *co;
+        aetask_client_checkout(client, &co);
+        reply_seen = false;
+        aetask_checkout_call(co, "pid", NULL, on_pid, NULL);
+        test_run_until(event, &reply_seen, 10);
+        reply_seen = false;
+        aetask_checkout_call(co, "pid", NULL, on_pid, NULL);
+        test_run_until(event, &reply_seen, 10);
+        read_file(marker, buf, sizeof(buf));
+        cr_assert_str_eq(buf, "x", "setup ran once, for the worker that took calls");
+        aetask_checkout_unref(co);
+}
+
+static void named(aetask_server *s, void *userdata) {
+        aetask_server_set_name(s, "pool-of-tests");
+}
+
+Test(server, processes_are_named_in_ps) {
+        char path[64], cmdline[256];
+
+        test_server_start(&srv, &s_handler, named, NULL);
+        int worker = pid_from(srv.address);
+
+        /* The title is written over the argv area of this process, which
+         * criterion's "boxfort-worker" leaves short: it may be cut there.
+         * tests/test-aetaskd.sh sees the whole title with aetaskd's argv. */
+        snprintf(path, sizeof(path), "/proc/%d/cmdline", (int) srv.pid);
+        read_file(path, cmdline, sizeof(cmdline));
+        cr_assert(strlen(cmdline) >= 14 && strncmp("pool-of-tests: server", cmdline, strlen(cmdline)) == 0,
+                  "server title is '%s'", cmdline);
+        snprintf(path, sizeof(path), "/proc/%d/comm", (int) srv.pid);
+        read_file(path, cmdline, sizeof(cmdline));
+        cr_assert(strncmp(cmdline, "pool-of-tests", 13) == 0, "comm is %s", cmdline);
+        (void) worker;
+}
+
+Test(server, worker_titles_carry_their_number) {
+        char path[64], cmdline[256];
+        aetask_checkout *co;
+
+        test_server_start(&srv, &s_handler, named, NULL);
+        client = test_client_new(&srv, &event);
+        aetask_client_set_error_handler(client, on_error, NULL);
+        aetask_client_checkout(client, &co);
+        reply_seen = false;
+        aetask_checkout_call(co, "pid", NULL, on_pid, NULL);
+        test_run_until(event, &reply_seen, 10);
+        snprintf(path, sizeof(path), "/proc/%d/cmdline", reply_pid);
+        read_file(path, cmdline, sizeof(cmdline));
+        cr_assert(strlen(cmdline) >= 14 && strncmp("pool-of-tests: worker ", cmdline, MIN(strlen(cmdline), 22U)) == 0,
+                  "worker title is '%s'", cmdline);
+        aetask_checkout_unref(co);
+}
+
+Test(server, a_forked_server_ends_when_its_parent_does) {
+        int pipefd[2];
+        pid_t child, server_pid = 0;
+
+        test_server_init(&srv);
+        cr_assert_eq(pipe(pipefd), 0);
+        child = fork();
+        if (child == 0) {
+                /* A parent that forks a server, says its pid, and exits
+                 * without closing anything: the kernel closes the pipe. */
+                aetask_server *s;
+                pid_t pid;
+                aetask_server_new(&s);
+                aetask_server_set_handler(s, &s_handler);
+                aetask_server_listen(s, srv.address);
+                aetask_server_fork(s, &pid, NULL);
+                (void) !write(pipefd[1], &pid, sizeof(pid));
+                _exit(0);
+        }
+        close(pipefd[1]);
+        cr_assert_eq(read(pipefd[0], &server_pid, sizeof(server_pid)), (ssize_t) sizeof(server_pid));
+        close(pipefd[0]);
+        waitpid(child, NULL, 0);
+
+        /* The server is not our child: watch /proc for it to go. */
+        bool gone = false;
+        for (int i = 0; i < 200 && !gone; i++) {
+                char path[64];
+                snprintf(path, sizeof(path), "/proc/%d/stat", (int) server_pid);
+                char stat[256];
+                read_file(path, stat, sizeof(stat));
+                gone = !stat[0] || strstr(stat, ") Z ");
+                usleep(10000);
+        }
+        cr_assert(gone, "the server %d outlived its parent", (int) server_pid);
+}
+
+Test(server, closing_the_keepalive_pipe_stops_the_server) {
+        int status;
+
+        test_server_start(&srv, &s_handler, NULL, NULL);
+        pid_from(srv.address);
+        close(srv.keepalive_fd);
+        srv.keepalive_fd = -1;
+        bool exited = false;
+        for (int i = 0; i < 200 && !exited; i++) {
+                exited = waitpid(srv.pid, &status, WNOHANG) == srv.pid;
+                usleep(10000);
+        }
+        cr_assert(exited, "the server did not exit");
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        srv.pid = 0;
+}
+
+static char listen_address[128];
+
+static void listen_extra(aetask_server *s, void *userdata) {
+        cr_assert_eq(aetask_server_listen(s, listen_address), 0, "listen on %s", listen_address);
+}
+
+Test(server, listens_on_abstract_unix_sockets) {
+        snprintf(listen_address, sizeof(listen_address), "unix:@aetask-test-%d", (int) getpid());
+        test_server_start(&srv, &s_handler, listen_extra, NULL);
+        cr_assert_gt(pid_from(listen_address), 0);
+}
+
+Test(server, listens_on_tcp) {
+        snprintf(listen_address, sizeof(listen_address), "tcp:127.0.0.1:%d", 20000 + getpid() % 20000);
+        test_server_start(&srv, &s_handler, listen_extra, NULL);
+        cr_assert_gt(pid_from(listen_address), 0);
+}
+
+Test(server, a_live_socket_is_not_taken_over) {
+        aetask_server *s;
+
+        test_server_start(&srv, &s_handler, NULL, NULL);
+        aetask_server_new(&s);
+        cr_assert_eq(aetask_server_listen(s, srv.address), -EADDRINUSE);
+        aetask_server_free(s);
+}
