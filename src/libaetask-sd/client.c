@@ -67,23 +67,26 @@ _public_ int aetask_client_new(aetask_client **ret, const char *address) {
         return 0;
 }
 
-static void client_free(aetask_client *c) {
+/* Cancels what is outstanding (each checkout gets the error once, and
+ * forgets its client) and closes every connection.  c->freeing is set
+ * throughout, so that nothing dispatches new connections meanwhile. */
+static void client_drop_pool(aetask_client *c) {
+        bool was_freeing = c->freeing;
         list_node *n, *t;
 
         c->freeing = true;
-
-        /* Cancel what is outstanding: each checkout gets the error once, and
-         * forgets its client. */
         list_for_each_safe(n, t, &c->checkouts)
                 checkout_cancel(list_entry(n, aetask_checkout, client_node));
+        list_node *lists[] = { &c->idle, &c->connecting, &c->assigned };
+        for (size_t i = 0; i < ELEMENTSOF(lists); i++)
+                list_for_each_safe(n, t, lists[i])
+                        conn_free(list_entry(n, worker_conn, node));
+        c->freeing = was_freeing;
+}
 
-        list_for_each_safe(n, t, &c->idle)
-                conn_free(list_entry(n, worker_conn, node));
-        list_for_each_safe(n, t, &c->connecting)
-                conn_free(list_entry(n, worker_conn, node));
-        list_for_each_safe(n, t, &c->assigned)
-                conn_free(list_entry(n, worker_conn, node));
-
+static void client_free(aetask_client *c) {
+        client_drop_pool(c);
+        c->freeing = true;
         aetask_client_detach_event(c);
         free(c->name);
         free(c->address);
@@ -355,8 +358,6 @@ int client_ensure_event(aetask_client *c) {
 }
 
 _public_ int aetask_client_detach_event(aetask_client *c) {
-        list_node *n, *t;
-
         assert_return(c, -EINVAL);
 
         if (!c->event)
@@ -364,16 +365,8 @@ _public_ int aetask_client_detach_event(aetask_client *c) {
 
         /* Connections and timers live on the loop; without it there is no
          * pool.  Outstanding checkouts are cancelled as when freeing. */
-        if (!c->freeing) {
-                list_for_each_safe(n, t, &c->checkouts)
-                        checkout_cancel(list_entry(n, aetask_checkout, client_node));
-                list_for_each_safe(n, t, &c->idle)
-                        conn_free(list_entry(n, worker_conn, node));
-                list_for_each_safe(n, t, &c->connecting)
-                        conn_free(list_entry(n, worker_conn, node));
-                list_for_each_safe(n, t, &c->assigned)
-                        conn_free(list_entry(n, worker_conn, node));
-        }
+        if (!c->freeing)
+                client_drop_pool(c);
 
         c->retry_source = sd_event_source_disable_unref(c->retry_source);
         c->defer_source = sd_event_source_disable_unref(c->defer_source);
