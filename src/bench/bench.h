@@ -1,0 +1,64 @@
+/* The parts of aetask-bench: its options, the results it records and
+ * prints (bench-report.c), and the workloads (bench-workloads.c). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define USEC_PER_SEC 1000000ULL
+#define MAX_RUNS 100
+
+typedef struct bench_options {
+        unsigned runs;
+        double duration;            /* seconds per run of a rate workload */
+        unsigned parallel;
+        unsigned long spawns;
+        unsigned long queued;
+        size_t payload;
+        unsigned bcrypt_cost;
+        unsigned offload_calls;     /* hashes per throughput run and worker */
+        unsigned inflight;          /* bcrypt calls in flight for the lateness runs */
+        const char *handler_dir;
+        bool json;
+        bool quick;
+        bool no_floor;
+} bench_options;
+
+extern bench_options arg;
+
+/* A server forked for the benchmark. */
+typedef struct bench_server {
+        char address[108];
+        pid_t pid;
+        int keepalive_fd;
+} bench_server;
+
+/* aetask-bench.c */
+uint64_t now_usec(void);
+_Noreturn void die(const char *format, ...) __attribute__((format(printf, 1, 2)));
+void progress(const char *format, ...) __attribute__((format(printf, 1, 2)));
+
+/* bench-report.c: every figure is recorded once per run. */
+typedef enum unit {
+        UNIT_RATE,       /* per second; ratio to the floor's rate */
+        UNIT_TIME,       /* microseconds; ratio to the floor's round trip */
+        UNIT_COUNT,      /* no ratio */
+} unit;
+
+int compare_double(const void *a, const void *b);
+void record(const char *workload, const char *name, const char *label, unit u, double v);
+double figure_median(const char *workload, const char *name);
+void report_print_table(void);
+void report_print_json(void);
+
+/* bench-workloads.c */
+void bench_floor(void);
+void bench_held(const char *address);
+void bench_cycle(const char *address);
+void bench_parallel(const char *address);
+void bench_payload(const char *address);
+void bench_spawn(const bench_server *server);
+void bench_offload(const char *address);
+void bench_memory(const char *address);
