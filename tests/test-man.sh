@@ -1,0 +1,54 @@
+#!/bin/bash
+# The man pages are the specification: each renders without a single groff
+# warning and has a NAME section whatis can read, every alias page points at
+# a page that names it, and every exported symbol has a page of its own or
+# its group's, so that `man SYMBOL` works.
+#   test-man.sh MAN_SOURCE_DIR MAN_BUILD_DIR SYMBOL_FILE
+set -uo pipefail
+src=$1 build=$2 sym=$3
+
+passed=0 failed=0
+pass() { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL $*"; }
+
+if ! command -v man >/dev/null || ! command -v lexgrog >/dev/null; then
+        echo "SKIP: man-db is not installed"
+        echo "0 passed, 0 failed"
+        exit 77
+fi
+# The same rendering everywhere: the width man uses when not on a terminal.
+export LC_ALL=C.UTF-8 MANWIDTH=80
+
+for page in "$src"/*.[1-8]; do
+        name=$(basename "$page")
+        warnings=$(man --warnings=w -E UTF-8 -l "$page" 2>&1 >/dev/null)
+        if [ -z "$warnings" ]; then pass; else
+                fail "$name renders with warnings:"
+                echo "$warnings" | sed 's/^/    /'
+        fi
+        if lexgrog "$page" >/dev/null 2>&1; then pass; else
+                fail "$name: whatis cannot read its NAME section"
+        fi
+done
+
+for alias in "$build"/*.3; do
+        [ -e "$alias" ] || break
+        name=$(basename "$alias" .3)
+        target=$(sed -n 's|^\.so man3/||p' "$alias")
+        if [ -z "$target" ] || [ ! -f "$src/$target" ]; then
+                fail "alias $name points at no page ($target)"
+        elif lexgrog "$src/$target" | grep -qF "\"$name - "; then
+                pass
+        else
+                fail "alias $name: $target does not name it"
+        fi
+done
+
+for symbol in $(sed -n 's/^[[:space:]]*\(aetask_[a-z0-9_]*\);.*/\1/p' "$sym"); do
+        if [ -f "$src/$symbol.3" ] || [ -f "$build/$symbol.3" ]; then pass; else
+                fail "$symbol is exported but has no man page"
+        fi
+done
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
