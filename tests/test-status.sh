@@ -1,0 +1,100 @@
+#!/bin/bash
+# aetaskd's control socket and `aetaskctl status` without systemd (--control),
+# the NAME shorthand, the peer-credential check, and SIGTERM's drain: busy
+# workers finish, the drain limit kills the rest, and no worker is left.
+set -uo pipefail
+dir=$(mktemp -d)
+server=
+trap '[ -n "$server" ] && kill $server 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
+chmod 755 "$dir"
+
+passed=0 failed=0
+check() {  # check NAME EXPECTED ACTUAL
+        if [ "$2" == "$3" ]; then passed=$((passed + 1)); else
+                failed=$((failed + 1)); echo "FAIL $1: expected [$2], got [$3]"; fi
+}
+match() {  # match NAME REGEX ACTUAL
+        if [[ "$3" =~ $2 ]]; then passed=$((passed + 1)); else
+                failed=$((failed + 1)); echo "FAIL $1: [$3] does not match [$2]"; fi
+}
+start() {
+        "$AETASKD" --listen "unix:$dir/t.sock" --control "unix:$dir/t.control" --handler echo "$@" &
+        server=$!
+        for _ in $(seq 100); do [ -S "$dir/t.control" ] && break; sleep 0.05; done
+}
+stop() { kill "$server"; wait "$server"; server=; rm -f "$dir/t.sock" "$dir/t.control"; }
+ctl() { "$AETASKCTL" "$@"; }
+export AETASK_RUNTIME_DIR=$dir
+
+start --drain-timeout=1
+out=$(ctl status "unix:$dir/t.control")
+match "status header" "^echo: aetaskd pid $server, handler echo, up [0-9.]+ms" "$out"
+match "status of an idle server" $'\nWorkers: 0 \\(0 busy, 0 idle\\) of at most 256; 0 calls served, 0 killed as hung$' "$out"
+
+check "NAME call shorthand" 5 "$(ctl t call echo 5)"
+check "NAME call shorthand again" '"x"' "$(ctl t call echo x)"
+"$AETASKCTL" t call sleep 1.5 >"$dir/sleep.out" &
+bg=$!
+sleep 0.5
+out=$(ctl status t)
+match "status NAME: one busy worker" $'\nWorkers: 1 \\(1 busy, 0 idle\\) of at most 256; 2 calls served, 0 killed as hung\n' "$out"
+match "status NAME: the worker's row" $'\n +[0-9]+ +3 busy +'"$bg"' +'"$(id -u)"' sleep +[0-9]+ms +0 +[0-9]+ms$' "$out"
+out=$(ctl t status)
+match "NAME status shorthand" "^echo: aetaskd pid $server" "$out"
+out=$(ctl --json --connect "unix:$dir/t.control" status)
+match "status --json" "\"alive\":1,\"busy\":1,\"idle\":0,\"max_workers\":256,\"calls\":2,.*\"state\":\"busy\",\"client_pid\":$bg,.*\"method\":\"sleep\"" "$out"
+wait $bg
+check "the call answered" null "$(cat "$dir/sleep.out")"
+sleep 0.1
+match "calls served counts exited workers" "; 3 calls served," "$(ctl status t)"
+
+out=$(ctl status 2>&1); rc=$?
+check "status without a server: usage" 2 "$rc"
+out=$(ctl status "unix:$dir/absent.control" 2>&1); rc=$?
+check "status of an absent server fails" "1" "$rc"
+match "status of an absent server says why" "cannot connect to unix:$dir/absent.control" "$out"
+
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+        # The socket file lets everyone in: the server's own check refuses.
+        chmod 666 "$dir/t.control"
+        out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$AETASKCTL" status t 2>&1); rc=$?
+        check "status refused to another user: exit" 1 "$rc"
+        check "status refused to another user: error" "aetaskctl: io.aetask.PermissionDenied: only root, the server's user and its control group may ask" "$out"
+        stop
+        start --control-group=4321
+        chmod 666 "$dir/t.control"
+        out=$(setpriv --reuid=65534 --regid=65534 --groups=4321 "$AETASKCTL" status t 2>&1)
+        match "status allowed to the control group (supplementary)" "^echo: aetaskd pid $server" "$out"
+        out=$(setpriv --reuid=65534 --regid=4321 --clear-groups "$AETASKCTL" status t 2>&1)
+        match "status allowed to the control group (primary)" "^echo: aetaskd pid $server" "$out"
+fi
+
+# SIGTERM: a busy worker finishes its call; the server exits after it.
+"$AETASKCTL" t call sleep 0.6 >"$dir/drain.out" 2>&1 &
+bg=$!
+sleep 0.3
+kill -TERM "$server"
+wait "$server"; rc=$?; server=
+wait $bg
+check "SIGTERM: the busy worker's call is answered" null "$(cat "$dir/drain.out")"
+check "SIGTERM: the server exits cleanly" 0 "$rc"
+rm -f "$dir/t.sock" "$dir/t.control"
+
+# The drain limit: a call longer than it is cut off, and no worker is left.
+start --drain-timeout=0.5
+"$AETASKCTL" t call sleep 20 >"$dir/drain.out" 2>&1 &
+bg=$!
+sleep 0.3
+worker=$(ctl --json status t | sed -n 's/.*"workers":\[{"pid":\([0-9]*\),.*/\1/p')
+t0=$(date +%s%N)
+kill -TERM "$server"
+wait "$server"; rc=$?; server=
+took=$(( ($(date +%s%N) - t0) / 1000000 ))
+wait $bg
+match "drain limit: the server exits after about 0.5 s" "^(4[5-9][0-9]|[5-9][0-9][0-9]|1[0-9][0-9][0-9])$" "$took"
+check "drain limit: the server's exit status" 0 "$rc"
+check "drain limit: the call fails" "aetaskctl: worker-died error: worker connection suddenly died" "$(cat "$dir/drain.out")"
+check "drain limit: the worker is gone" "gone" "$([ -n "$worker" ] && ! kill -0 "$worker" 2>/dev/null && echo gone)"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
