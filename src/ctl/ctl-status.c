@@ -85,7 +85,10 @@ static int exchange(int fd, uint64_t timeout_usec, buffer *in, const char **ret_
         uint64_t deadline = now_ms() + timeout_usec / USEC_PER_MSEC;
         size_t scanned = 0;
 
-        if (send(fd, status_request, sizeof(status_request), MSG_NOSIGNAL) != (ssize_t) sizeof(status_request))
+        /* A server that refuses us may have answered and closed already:
+         * its answer is still there to read. */
+        if (send(fd, status_request, sizeof(status_request), MSG_NOSIGNAL) != (ssize_t) sizeof(status_request) &&
+            errno != EPIPE && errno != ECONNRESET)
                 return -errno;
         for (;;) {
                 const char *msg;
