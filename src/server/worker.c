@@ -361,6 +361,12 @@ _Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd) 
                         int r = handle_message(&w, tok, msg, (size_t) len, &out);
                         buffer_consume(&in, (size_t) len + 1);
                         fatal = r < 0;
+                        /* Between checkouts a retiring worker takes no new one, even
+                         * one pipelined behind the Done: that call is not run, and
+                         * the Retiring notice sends it to another worker.  Under
+                         * steady load a worker is otherwise never between checkouts. */
+                        if (!fatal && !w.in_checkout && retire_requested)
+                                break;
                         /* A Done's answer goes out before the next call runs:
                          * a client that sees the worker die with its Done
                          * unanswered knows that call never ran, and sends
