@@ -56,6 +56,11 @@ static int t_exit(aetask_worker *w, json_object *args, json_object **ret) {
         _exit(3);
 }
 
+static int t_bad_utf8(aetask_worker *w, json_object *args, json_object **ret) {
+        *ret = json_object_new_string("caf\xe9");  /* Latin-1, not UTF-8 */
+        return 0;
+}
+
 static int t_catch_all(aetask_worker *w, json_object *args, json_object **ret) {
         *ret = json_object_get(args);
         return 0;
@@ -63,7 +68,7 @@ static int t_catch_all(aetask_worker *w, json_object *args, json_object **ret) {
 
 static const aetask_method t_methods[] = {
         { "counts", t_counts }, { "pid", t_pid }, { "echo", t_echo }, { "sleep", t_sleep },
-        { "fail", t_fail }, { "exit", t_exit }, {}
+        { "fail", t_fail }, { "exit", t_exit }, { "bad_utf8", t_bad_utf8 }, {}
 };
 
 static const aetask_handler counting_handler = {
@@ -226,6 +231,20 @@ Test(client, handler_errors_reach_the_error_handler_and_the_checkout_stays_usabl
         cr_assert_eq(aetask_checkout_get_error(co, NULL, NULL), -ENODATA, "a handler error is not fatal");
         cr_assert_gt(call_pid(co), 0, "the checkout still works after a handler error");
         json_object_put(args);
+        aetask_checkout_unref(co);
+}
+
+Test(client, a_result_that_is_not_utf8_is_a_handler_error_and_the_checkout_stays_usable) {
+        collect c = {};
+
+        start(&counting_handler, NULL, NULL);
+        aetask_checkout *co = checkout();
+        int pid = call_pid(co);
+        json_object_put(call_once(co, "bad_utf8", NULL, &c));
+        cr_assert_eq(c.errors, 1);
+        cr_assert_eq(c.kind, AETASK_ERROR_HANDLER, "a %s error: %s", aetask_error_kind_to_string(c.kind), c.message);
+        cr_assert(strncmp(c.message, "the result cannot be sent: ", 27) == 0, "message: %s", c.message);
+        cr_assert_eq(call_pid(co), pid, "the same worker goes on serving the checkout");
         aetask_checkout_unref(co);
 }
 

@@ -10,6 +10,7 @@
 #include "buffer.h"
 #include "json-writer.h"
 #include "protocol.h"
+#include "utf8.h"
 
 static char *write_json(json_object *v) {
         buffer b = {};
@@ -53,6 +54,160 @@ Test(json_writer, refuses_values_deeper_than_the_limit) {
         cr_assert_eq(buffer_length(&b), 4, "a failed write leaves nothing behind");
         buffer_done(&b);
         json_object_put(root);
+}
+
+/* Strings that are not UTF-8, each with why. */
+static const struct {
+        const char *s;
+        const char *why;
+} invalid_utf8[] = {
+        { "\xff", "FF is never in UTF-8" },
+        { "\x80", "a stray continuation byte" },
+        { "\xc0\x80", "an overlong NUL" },
+        { "\xc1\xbf", "an overlong U+007F" },
+        { "\xe0\x9f\xbf", "an overlong U+07FF" },
+        { "\xf0\x8f\xbf\xbf", "an overlong U+FFFF" },
+        { "\xed\xa0\x80", "the surrogate U+D800" },
+        { "\xed\xbf\xbf", "the surrogate U+DFFF" },
+        { "\xf4\x90\x80\x80", "U+110000, past the last code point" },
+        { "\xf5\x80\x80\x80", "F5 starts nothing" },
+        { "\xe2\x82", "a sequence cut short" },
+        { "\xc3(", "a lead byte without its continuation" },
+        { "\xe2\x28\xa1", "a bad second byte" },
+};
+
+/* The edges of what is valid. */
+static const char *const valid_utf8[] = {
+        "\xc2\x80", "\xdf\xbf", "\xe0\xa0\x80", "\xed\x9f\xbf", "\xee\x80\x80", "\xef\xbf\xbf",
+        "\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf", "h\xc3\xa9llo \xe2\x82\xac \xf0\x9d\x87\x9a",
+};
+
+Test(json_writer, refuses_invalid_utf8_and_leaves_nothing_behind) {
+        for (size_t i = 0; i < sizeof(invalid_utf8) / sizeof(invalid_utf8[0]); i++) {
+                buffer b = {};
+                buffer_append(&b, "keep", 4);
+                cr_assert_eq(json_write_string(&b, invalid_utf8[i].s, strlen(invalid_utf8[i].s)), -EILSEQ,
+                             "accepted %s", invalid_utf8[i].why);
+                cr_assert_eq(buffer_length(&b), 4, "a failed write leaves nothing behind");
+                cr_assert(!utf8_is_valid(invalid_utf8[i].s, strlen(invalid_utf8[i].s)), "%s", invalid_utf8[i].why);
+                buffer_done(&b);
+        }
+}
+
+Test(json_writer, writes_valid_utf8_as_is) {
+        for (size_t i = 0; i < sizeof(valid_utf8) / sizeof(valid_utf8[0]); i++) {
+                json_object *v = json_object_new_string(valid_utf8[i]);
+                char *s = write_json(v);
+                cr_assert_eq(strlen(s), strlen(valid_utf8[i]) + 2);
+                cr_assert_eq(memcmp(s + 1, valid_utf8[i], strlen(valid_utf8[i])), 0);
+                cr_assert(utf8_is_valid(valid_utf8[i], strlen(valid_utf8[i])));
+                free(s);
+                json_object_put(v);
+        }
+}
+
+Test(json_writer, finds_a_bad_byte_anywhere_in_a_long_string) {
+        /* Positions on both sides of the eight-byte fast path's steps, in
+         * ASCII and in non-ASCII text. */
+        for (int text = 0; text < 2; text++)
+                for (size_t pos = 0; pos < 40; pos++) {
+                        char s[64];
+                        for (size_t i = 0; i < sizeof(s); i += 2)
+                                memcpy(s + i, text ? "\xc3\xa9" : "ab", 2);
+                        s[pos & ~(size_t) 1] = '\xff';
+                        buffer b = {};
+                        cr_assert_eq(json_write_string(&b, s, sizeof(s)), -EILSEQ, "bad byte at %zu", pos);
+                        cr_assert(!utf8_is_valid(s, sizeof(s)));
+                        s[pos & ~(size_t) 1] = '"';
+                        if (!text) {
+                                cr_assert_eq(json_write_string(&b, s, sizeof(s)), 0);
+                                cr_assert_eq(buffer_length(&b), sizeof(s) + 3, "the quote is escaped");
+                        }
+                        buffer_done(&b);
+                }
+}
+
+/* A reference decoder: the code point of the sequence at S, by the
+ * definition (the bits, the shortest form, the ranges), or -1. */
+static long reference_decode(const unsigned char *s, size_t n) {
+        static const long min[] = { 0, 0, 0x80, 0x800, 0x10000 };
+        size_t need = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 :
+                      (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+        long cp;
+
+        if (need == 0 || need != n)
+                return -1;
+        cp = need == 1 ? s[0] : s[0] & (0x7f >> need);
+        for (size_t i = 1; i < need; i++) {
+                if ((s[i] & 0xc0) != 0x80)
+                        return -1;
+                cp = (cp << 6) | (s[i] & 0x3f);
+        }
+        if (cp < min[need] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+                return -1;
+        return cp;
+}
+
+Test(utf8, agrees_with_the_definition_on_every_short_sequence) {
+        unsigned char s[4];
+
+        /* Every sequence of one to three bytes, and four-byte ones with
+         * every lead byte and every second byte. */
+        for (unsigned a = 0; a < 256; a++) {
+                s[0] = (unsigned char) a;
+                cr_assert_eq(utf8_is_valid((char *) s, 1), reference_decode(s, 1) >= 0, "%02x", a);
+                for (unsigned b = 0; b < 256; b++) {
+                        s[1] = (unsigned char) b;
+                        cr_assert_eq(utf8_is_valid((char *) s, 2),
+                                     reference_decode(s, 2) >= 0 || (reference_decode(s, 1) >= 0 && reference_decode(s + 1, 1) >= 0),
+                                     "%02x %02x", a, b);
+                        if (a < 0xe0)
+                                continue;
+                        for (unsigned c = 0x70; c < 0xd0; c++) {
+                                s[2] = (unsigned char) c;
+                                if (a >= 0xf0) {
+                                        s[3] = 0x80;
+                                        cr_assert_eq(utf8_is_valid((char *) s, 4), reference_decode(s, 4) >= 0,
+                                                     "%02x %02x %02x 80", a, b, c);
+                                } else
+                                        cr_assert_eq(utf8_is_valid((char *) s, 3), reference_decode(s, 3) >= 0,
+                                                     "%02x %02x %02x", a, b, c);
+                        }
+                }
+        }
+}
+
+Test(json_writer, text_gets_replacement_characters_instead_of_failing) {
+        buffer b = {};
+        cr_assert_eq(json_write_text(&b, "a\xff" "b\xed\xa0\x80" "c\n", 8), 0);
+        buffer_append(&b, "", 1);
+        cr_assert_str_eq(buffer_head(&b), "\"a\xef\xbf\xbd" "b\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" "c\\n\"");
+        buffer_done(&b);
+}
+
+Test(protocol, an_error_message_with_invalid_utf8_is_still_sent) {
+        buffer b = {};
+        cr_assert_eq(protocol_append_error(&b, PROTOCOL_ERROR_HANDLER, "bad \xff byte", NULL), 0);
+        json_tokener *tok = protocol_tokener_new();
+        json_object *m = NULL;
+        const char *reason;
+        cr_assert_eq(protocol_parse_message(tok, buffer_head(&b), buffer_length(&b) - 1, &m, &reason), 0);
+        protocol_reply reply;
+        cr_assert_eq(protocol_parse_reply(m, &reply, &reason), 0);
+        cr_assert_str_eq(reply.message, "bad \xef\xbf\xbd byte");
+        json_object_put(m);
+        json_tokener_free(tok);
+        buffer_done(&b);
+}
+
+Test(protocol, a_result_with_invalid_utf8_is_refused) {
+        buffer b = {};
+        json_object *v = json_object_new_string("\xff");
+        buffer_append(&b, "x", 1);
+        cr_assert_eq(protocol_append_reply(&b, v, NULL), -EILSEQ);
+        cr_assert_eq(buffer_length(&b), 1);
+        json_object_put(v);
+        buffer_done(&b);
 }
 
 Test(buffer, frames_messages_split_across_reads) {

@@ -6,57 +6,111 @@
 #include <stdio.h>
 
 #include "macro.h"
+#include "utf8.h"
 
-/* Bytes that must be escaped inside a JSON string: quote, backslash and the
- * control characters.  Everything else, UTF-8 included, is copied as is. */
-static const unsigned char needs_escape[256] = {
+/* Bytes that need a closer look inside a JSON string: quote, backslash and
+ * the control characters must be escaped, and a byte from 0x80 up starts a
+ * UTF-8 sequence that must be checked.  Everything else is copied as is. */
+static const unsigned char special[256] = {
         [0x00 ... 0x1f] = 1,
         ['"'] = 1,
         ['\\'] = 1,
+        [0x80 ... 0xff] = 1,
 };
 
-int json_write_string(buffer *b, const char *s, size_t len) {
-        const unsigned char *p = (const unsigned char *) s, *end = p + len;
+/* Whether none of the eight bytes in X is special. */
+static inline bool word_is_plain(uint64_t x) {
+#define HAS_ZERO_BYTE(v) (((v) - UTF8_ONES) & ~(v) & UTF8_HIGHS)
+        return !((x & UTF8_HIGHS) |                            /* 0x80 and up */
+                 ((x - 0x20 * UTF8_ONES) & ~x & UTF8_HIGHS) |  /* below 0x20 */
+                 HAS_ZERO_BYTE(x ^ ('"' * UTF8_ONES)) |
+                 HAS_ZERO_BYTE(x ^ ('\\' * UTF8_ONES)));
+#undef HAS_ZERO_BYTE
+}
+
+static int append_escape(buffer *b, unsigned char c) {
+        char esc[7] = { '\\' };
+        size_t n = 2;
+
+        switch (c) {
+        case '"':  esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        default:
+                n = (size_t) snprintf(esc, sizeof(esc), "\\u%04x", c);
+        }
+        return buffer_append(b, esc, n);
+}
+
+/* U+FFFD, the replacement character. */
+static const char replacement[] = "\xef\xbf\xbd";
+
+/* Appends the escaped contents of the string; the caller adds the quotes. */
+static int append_contents(buffer *b, const unsigned char *p, const unsigned char *end, bool lossy) {
+        const unsigned char *run = p;  /* where the bytes not yet appended begin */
         int r;
 
-        /* Worst case is six bytes per input byte (\u00XX), plus quotes. */
-        r = buffer_reserve(b, len + 2);
-        if (r < 0)
-                return r;
-        b->data[b->end++] = '"';
-
-        while (p < end) {
-                const unsigned char *run = p;
-                while (p < end && !needs_escape[*p])
+        /* Plain ASCII and valid UTF-8 sequences go into the run; only an
+         * escape (or a replacement) ends it. */
+        for (;;) {
+                while (end - p >= 8 && word_is_plain(utf8_load8(p)))
+                        p += 8;
+                while (p < end && !special[*p])
                         p++;
-                if (p > run) {
-                        r = buffer_append(b, run, p - run);
-                        if (r < 0)
-                                return r;
-                }
                 if (p == end)
-                        break;
+                        return buffer_append(b, run, (size_t) (p - run));
 
-                char esc[7];
-                size_t n = 2;
-                esc[0] = '\\';
-                switch (*p) {
-                case '"':  esc[1] = '"'; break;
-                case '\\': esc[1] = '\\'; break;
-                case '\n': esc[1] = 'n'; break;
-                case '\r': esc[1] = 'r'; break;
-                case '\t': esc[1] = 't'; break;
-                case '\b': esc[1] = 'b'; break;
-                case '\f': esc[1] = 'f'; break;
-                default:
-                        n = (size_t) snprintf(esc, sizeof(esc), "\\u%04x", *p);
+                if (*p >= 0x80) {
+                        /* Non-ASCII text: sequence after sequence. */
+                        size_t n;
+                        while ((n = utf8_sequence_length(p, end)) > 0) {
+                                p += n;
+                                if (p == end || *p < 0x80)
+                                        break;
+                        }
+                        if (n > 0)
+                                continue;
+                        if (!lossy)
+                                return -EILSEQ;
                 }
-                r = buffer_append(b, esc, n);
+
+                r = buffer_append(b, run, (size_t) (p - run));
+                if (r >= 0)
+                        r = *p >= 0x80 ? buffer_append(b, replacement, sizeof(replacement) - 1) : append_escape(b, *p);
                 if (r < 0)
                         return r;
-                p++;
+                run = ++p;
         }
-        return buffer_append(b, "\"", 1);
+}
+
+static int write_string(buffer *b, const char *s, size_t len, bool lossy) {
+        /* Remember the length, not an offset: growing may slide the data. */
+        size_t saved = buffer_length(b);
+        int r;
+
+        /* Plain text grows by the two quotes only. */
+        r = buffer_reserve(b, len + 2);
+        if (r >= 0)
+                r = buffer_append(b, "\"", 1);
+        if (r >= 0)
+                r = append_contents(b, (const unsigned char *) s, (const unsigned char *) s + len, lossy);
+        if (r >= 0)
+                r = buffer_append(b, "\"", 1);
+        if (r < 0)
+                b->end = b->start + saved;  /* leave nothing half-written behind */
+        return r;
+}
+
+int json_write_string(buffer *b, const char *s, size_t len) {
+        return write_string(b, s, len, false);
+}
+
+int json_write_text(buffer *b, const char *s, size_t len) {
+        return write_string(b, s, len, true);
 }
 
 static int write_value(buffer *b, json_object *v, unsigned depth) {

@@ -159,7 +159,9 @@ int protocol_append_error(buffer *b, const char *error, const char *message, jso
         if (r >= 0)
                 r = buffer_append_str(b, ",\"parameters\":{\"message\":");
         if (r >= 0)
-                r = json_write_string(b, message, strlen(message));
+                /* A message is for people: a stray byte in it is no reason
+                 * to lose the error. */
+                r = json_write_text(b, message, strlen(message));
         if (r >= 0)
                 r = append_logs(b, logs);
         if (r >= 0)
