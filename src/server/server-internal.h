@@ -60,6 +60,7 @@ struct aetask_server {
         uint64_t started;              /* CLOCK_MONOTONIC */
         uint64_t started_realtime;
         int keepalive_fd;
+        pid_t pid;                     /* the server process, while running */
         bool shutting_down;
 };
 

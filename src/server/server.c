@@ -556,6 +556,7 @@ _public_ int aetask_server_run(aetask_server *s) {
         /* WATCHDOG=1 at half of WatchdogSec=, from the loop itself: a loop
          * that stops turning stops the pings. */
         (void) sd_event_set_watchdog(s->event, true);
+        s->pid = getpid();
         s->started = now_usec(CLOCK_MONOTONIC);
         s->started_realtime = now_usec(CLOCK_REALTIME);
         log_debug("Serving handler %s", server_display_name(s));

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -312,6 +313,13 @@ static void setup_process(aetask_worker *w, int conn_fd) {
         sigemptyset(&sa.sa_mask);
         sigaction(SIGTERM, &sa, NULL);
         sigprocmask(SIG_SETMASK, &none, NULL);
+
+        /* No worker outlives its server: if the server dies (a crash, a
+         * SIGKILL), its workers retire as on SIGTERM instead of holding
+         * their clients, and the unit's restart, until the stop timeout. */
+        (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != w->server->pid)
+                raise(SIGTERM);
 
         /* Nothing of the server's is the worker's business: listening sockets,
          * other workers' connections, the event loop's descriptors. */
