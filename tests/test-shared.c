@@ -2,6 +2,7 @@
  * addresses. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -175,6 +176,22 @@ Test(utf8, agrees_with_the_definition_on_every_short_sequence) {
                         }
                 }
         }
+}
+
+Test(protocol, messages_that_are_not_utf8_are_refused) {
+        json_tokener *tok = protocol_tokener_new();
+
+        /* json-c's own check would let overlong forms and surrogates in. */
+        for (size_t i = 0; i < sizeof(invalid_utf8) / sizeof(invalid_utf8[0]); i++) {
+                char m[64];
+                json_object *v = NULL;
+                const char *reason = NULL;
+                int n = snprintf(m, sizeof(m), "{\"result\":\"%s\"}", invalid_utf8[i].s);
+                cr_assert_eq(protocol_parse_message(tok, m, (size_t) n, &v, &reason), -EBADMSG,
+                             "accepted %s", invalid_utf8[i].why);
+                cr_assert_str_eq(reason, "invalid UTF-8");
+        }
+        json_tokener_free(tok);
 }
 
 Test(json_writer, text_gets_replacement_characters_instead_of_failing) {

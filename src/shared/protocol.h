@@ -35,7 +35,8 @@ bool protocol_method_name_is_valid(const char *name);
 /* Creates a parser set up the way both sides need it. */
 json_tokener *protocol_tokener_new(void);
 
-/* Parses one message of LEN bytes; it must be exactly one JSON object.
+/* Parses one message of LEN bytes; it must be exactly one JSON object, in
+ * valid UTF-8 (utf8.h: stricter than json-c's own check).
  * Returns -EBADMSG with a short reason in *ret_reason (static) otherwise. */
 int protocol_parse_message(json_tokener *tok, const char *s, size_t len,
                            json_object **ret, const char **ret_reason);
