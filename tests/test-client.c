@@ -638,6 +638,27 @@ Test(client, misuse_returns_errors) {
         cr_assert_null(aetask_checkout_unref(NULL));
 }
 
+Test(client, a_forked_child_cannot_use_the_parents_client) {
+        aetask_checkout *co;
+        int status;
+
+        start(&counting_handler, NULL, NULL);
+        co = checkout();
+        call_pid(co);  /* the pid is cached by now */
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                aetask_checkout *other;
+                bool ok = aetask_client_checkout(client, &other) == -ECHILD &&
+                          aetask_checkout_call(co, "pid", NULL, NULL, NULL) == -ECHILD;
+                _exit(ok ? 0 : 1);
+        }
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child got -ECHILD");
+        cr_assert_gt(call_pid(co), 0, "the parent's client still works");
+        aetask_checkout_unref(co);
+}
+
 static void release_in_callback(aetask_checkout *co, json_object *result, void *userdata) {
         aetask_checkout_release(co);
         aetask_checkout_unref(co);

@@ -1,5 +1,6 @@
 /* The client object: its options, its event loop, and the pool logic that
  * matches waiting checkouts with worker connections. */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,8 +30,32 @@ void client_log_debug(const char *format, ...) {
         va_end(ap);
 }
 
+/* getpid() is a system call, and every call and checkout asks: the pid is
+ * cached, and forgotten in a child forked with fork() (as sd-event does). */
+static pid_t cached_pid;
+
+static void forget_cached_pid(void) {
+        __atomic_store_n(&cached_pid, 0, __ATOMIC_RELAXED);
+}
+
+static void register_forget_cached_pid(void) {
+        (void) pthread_atfork(NULL, NULL, forget_cached_pid);
+}
+
+static pid_t getpid_cached(void) {
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        pid_t pid = __atomic_load_n(&cached_pid, __ATOMIC_RELAXED);
+
+        if (_likely_(pid != 0))
+                return pid;
+        (void) pthread_once(&once, register_forget_cached_pid);
+        pid = getpid();
+        __atomic_store_n(&cached_pid, pid, __ATOMIC_RELAXED);
+        return pid;
+}
+
 bool client_origin_changed(aetask_client *c) {
-        return c->origin_pid != getpid();
+        return c->origin_pid != getpid_cached();
 }
 
 _public_ int aetask_client_new(aetask_client **ret, const char *address) {
@@ -51,7 +76,7 @@ _public_ int aetask_client_new(aetask_client **ret, const char *address) {
                 return -ENOMEM;
 
         c->n_ref = 1;
-        c->origin_pid = getpid();
+        c->origin_pid = getpid_cached();
         c->min_workers = DEFAULT_MIN_WORKERS;
         c->max_workers = DEFAULT_MAX_WORKERS;
         c->timeout = DEFAULT_TIMEOUT_USEC;
