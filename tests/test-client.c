@@ -715,3 +715,30 @@ Test(client, freeing_the_client_cancels_outstanding_checkouts) {
         aetask_checkout_unref(co);
         json_object_put(args);
 }
+
+Test(client, a_call_in_the_backlog_of_a_server_that_dies_is_answered_by_the_next_one) {
+        collect c = {};
+
+        start(&counting_handler, NULL, NULL);
+        aetask_client_set_min_workers(client, 0);
+        /* The server stops accepting: our connection waits in its backlog. */
+        cr_assert_eq(kill(srv.pid, SIGSTOP), 0);
+        aetask_checkout *co = checkout();
+        aetask_checkout_set_error_handler(co, on_error, &c);
+        cr_assert_eq(aetask_checkout_call(co, "pid", NULL, on_reply, &c), 0);
+        test_run_for(event, 0.2);
+        /* It dies with the connection unaccepted: no worker ever greeted us,
+         * so nothing ran, and the client may send the call elsewhere. */
+        cr_assert_eq(kill(srv.pid, SIGKILL), 0);
+        waitpid(srv.pid, NULL, 0);
+        close(srv.keepalive_fd);
+        srv.pid = 0;
+        srv.keepalive_fd = -1;
+        test_run_for(event, 0.2);
+        cr_assert_eq(c.errors, 0, "no error while no server runs: %s", c.message);
+        test_server_start(&srv, &counting_handler, NULL, NULL);
+        test_run_until(event, &c.done, 10);
+        cr_assert_eq(c.replies, 1, "answered by the new server, not failed: %s", c.message);
+        json_object_put(c.last);
+        aetask_checkout_unref(co);
+}

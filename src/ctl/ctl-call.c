@@ -5,6 +5,7 @@
 
 #include "ctl.h"
 #include "macro.h"
+#include "json-writer.h"
 #include "protocol.h"
 
 typedef struct call_state {
@@ -30,7 +31,8 @@ static void on_error(aetask_checkout *co, aetask_error_kind kind, const char *me
 
 /* An argument is JSON if it parses as JSON; otherwise it is a string. */
 static json_object *parse_argument(const char *s) {
-        json_tokener *tok = json_tokener_new();
+        /* As deep as the protocol carries. */
+        json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH);
         json_object *v = NULL;
 
         if (!tok)

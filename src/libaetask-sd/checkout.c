@@ -291,9 +291,9 @@ void checkout_report_pending(aetask_checkout *co) {
         aetask_checkout_unref(co);
 }
 
-void checkout_cancel(aetask_checkout *co) {
+void checkout_cancel(aetask_checkout *co, const char *why) {
         aetask_checkout_ref(co);
-        checkout_fail(co, AETASK_ERROR_CANCELLED, "the client was freed with the checkout outstanding");
+        checkout_fail(co, AETASK_ERROR_CANCELLED, why);
         checkout_report_pending(co);
         checkout_leave_queue(co);
         list_remove(&co->client_node);

@@ -50,6 +50,7 @@ struct worker_conn {
         unsigned n_checkouts;            /* served so far, for max_checkouts */
         unsigned pending_done;           /* Done messages not yet answered */
         bool call_in_flight;
+        bool greeted;                    /* the worker said hello: it has the connection */
         bool retire;                     /* do not pool again */
         aetask_log *done_log;            /* for what the checkout-done hook logs */
 };
@@ -116,6 +117,8 @@ bool client_origin_changed(aetask_client *c);
 void client_dispatch(aetask_client *c);
 void client_enqueue_checkout(aetask_client *c, aetask_checkout *co, bool front);
 void client_schedule_reports(aetask_client *c, aetask_checkout *co);
+/* Reconnects later, backing off: a connect failed, or was refused. */
+void client_schedule_retry(aetask_client *c);
 int client_ensure_event(aetask_client *c);
 
 /* worker-connection.c */
@@ -134,7 +137,7 @@ void checkout_fail_call(aetask_checkout *co, aetask_error_kind kind, const char 
 /* The worker went away before running anything of this checkout. */
 void checkout_requeue(aetask_checkout *co);
 void checkout_send_next(aetask_checkout *co);
-void checkout_cancel(aetask_checkout *co);
+void checkout_cancel(aetask_checkout *co, const char *why);
 void checkout_report_pending(aetask_checkout *co);
 call *checkout_first_call(aetask_checkout *co);
 

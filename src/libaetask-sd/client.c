@@ -95,13 +95,13 @@ _public_ int aetask_client_new(aetask_client **ret, const char *address) {
 /* Cancels what is outstanding (each checkout gets the error once, and
  * forgets its client) and closes every connection.  c->freeing is set
  * throughout, so that nothing dispatches new connections meanwhile. */
-static void client_drop_pool(aetask_client *c) {
+static void client_drop_pool(aetask_client *c, const char *why) {
         bool was_freeing = c->freeing;
         list_node *n, *t;
 
         c->freeing = true;
         list_for_each_safe(n, t, &c->checkouts)
-                checkout_cancel(list_entry(n, aetask_checkout, client_node));
+                checkout_cancel(list_entry(n, aetask_checkout, client_node), why);
         list_node *lists[] = { &c->idle, &c->connecting, &c->assigned };
         for (size_t i = 0; i < ELEMENTSOF(lists); i++)
                 list_for_each_safe(n, t, lists[i])
@@ -110,7 +110,7 @@ static void client_drop_pool(aetask_client *c) {
 }
 
 static void client_free(aetask_client *c) {
-        client_drop_pool(c);
+        client_drop_pool(c, "the client was freed with the checkout outstanding");
         c->freeing = true;
         aetask_client_detach_event(c);
         free(c->name);
@@ -127,6 +127,10 @@ _public_ aetask_client *aetask_client_ref(aetask_client *c) {
 
 _public_ aetask_client *aetask_client_unref(aetask_client *c) {
         if (!c)
+                return NULL;
+        /* In a forked child the connections and checkouts are the parent's:
+         * cancelling them here would run the parent's error handlers. */
+        if (client_origin_changed(c))
                 return NULL;
         if (--c->n_ref == 0)
                 client_free(c);
@@ -235,7 +239,7 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
 
 /* A connect failed: the server may be starting, or restarting.  Try again
  * soon, backing off, for as long as somebody wants a worker. */
-static void client_schedule_retry(aetask_client *c) {
+void client_schedule_retry(aetask_client *c) {
         uint64_t delay = RETRY_MIN_USEC << MIN(c->retry_attempt, 10U);
         uint64_t now;
         int r;
@@ -384,6 +388,7 @@ int client_ensure_event(aetask_client *c) {
 
 _public_ int aetask_client_detach_event(aetask_client *c) {
         assert_return(c, -EINVAL);
+        assert_return(!client_origin_changed(c), -ECHILD);
 
         if (!c->event)
                 return 0;
@@ -391,7 +396,7 @@ _public_ int aetask_client_detach_event(aetask_client *c) {
         /* Connections and timers live on the loop; without it there is no
          * pool.  Outstanding checkouts are cancelled as when freeing. */
         if (!c->freeing)
-                client_drop_pool(c);
+                client_drop_pool(c, "the client was detached from its event loop with the checkout outstanding");
 
         c->retry_source = sd_event_source_disable_unref(c->retry_source);
         c->defer_source = sd_event_source_disable_unref(c->defer_source);

@@ -59,13 +59,19 @@ static void conn_lost(worker_conn *w, aetask_error_kind kind, const char *messag
         if (co) {
                 co->worker = NULL;
                 w->checkout = NULL;
-                /* A Done still unanswered means the worker never read this
-                 * checkout's first call: it is safe to send it elsewhere. */
-                if (w->pending_done > 0 && !co->answered)
+                /* No greeting means no worker ever had the connection (the
+                 * server went away with it in its backlog); a Done still
+                 * unanswered means the worker never read this checkout's
+                 * first call.  Either way nothing ran: send it elsewhere. */
+                if (!w->greeted || (w->pending_done > 0 && !co->answered))
                         checkout_requeue(co);
                 else
                         checkout_fail(co, kind, message);
         }
+        /* A connection that never reached a worker is a failed connect:
+         * back off rather than reconnect at once. */
+        if (!w->greeted || kind == AETASK_ERROR_REFUSED)
+                client_schedule_retry(c);
         conn_free(w);
         client_dispatch(c);
 }
@@ -186,6 +192,30 @@ static void conn_handle_message(worker_conn *w, const char *s, size_t len) {
                 return;
         }
 
+        if (!w->greeted) {
+                if (reply.hello) {
+                        w->greeted = true;
+                        return;
+                }
+                if (!reply.error) {
+                        conn_lost(w, AETASK_ERROR_PROTOCOL, "the worker did not greet");
+                        return;
+                }
+                /* An error before the greeting is the server's refusal (it
+                 * is at its worker cap): the checkout waiting on this
+                 * connection is told so, and reconnects back off. */
+                aetask_checkout *refused = w->call_in_flight ? w->checkout : NULL;
+                client_schedule_retry(w->client);
+                if (refused) {
+                        w->call_in_flight = false;
+                        refused->answered = true;
+                        checkout_fail_call(refused, AETASK_ERROR_REFUSED, reply.message, NULL);
+                        return;
+                }
+                conn_lost(w, AETASK_ERROR_REFUSED, reply.message);
+                return;
+        }
+
         if (w->pending_done > 0) {
                 /* The answer to a Done: a failing checkout-done hook means
                  * the worker's state is suspect, so it is not pooled again. */
@@ -253,6 +283,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0)
                         error = errno;
                 if (error != 0) {
+                        client_schedule_retry(c);
                         conn_free(w);
                         client_dispatch(c);
                         return 0;

@@ -162,6 +162,10 @@ int main(int argc, char *argv[]) {
                         break;
                 case 'l':
                         r = aetask_server_listen(s, optarg);
+                        if (r == -EINVAL) {
+                                log_error("Invalid address '%s': expected unix:/PATH, unix:@NAME or tcp:HOST:PORT", optarg);
+                                return EXIT_USAGE;
+                        }
                         if (r < 0) {
                                 log_error_errno(r, "Failed to listen on %s", optarg);
                                 return EXIT_FAILURE;

@@ -58,6 +58,15 @@ _public_ int aetask_server_fork(aetask_server *s, pid_t *ret_pid, int *ret_keepa
                 sigemptyset(&none);
                 sigprocmask(SIG_SETMASK, &none, NULL);
 
+                /* The parent's service manager talks to the parent, not to
+                 * this server: no READY=1 or STATUS= of ours in its name. */
+                unsetenv("NOTIFY_SOCKET");
+                unsetenv("WATCHDOG_PID");
+                unsetenv("WATCHDOG_USEC");
+                unsetenv("LISTEN_PID");
+                unsetenv("LISTEN_FDS");
+                unsetenv("LISTEN_FDNAMES");
+
                 safe_close(pipefd[1]);
                 close_all_but(s, pipefd[0]);
                 s->keepalive_fd = pipefd[0];

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <systemd/sd-event.h>
 
+#include "buffer.h"
 #include "list.h"
 #include "scoreboard.h"
 
@@ -82,3 +83,11 @@ void control_stop(aetask_server *s);
 
 /* worker.c: runs the worker on CONN_FD in the forked child; never returns. */
 _Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd);
+/* The worker's reading side without a socket, for worker_run() and the
+ * fuzzer: handles every complete message in IN, appending the replies to
+ * OUT (a Done's answer is written to FD before the next call runs).  Returns
+ * 0, -EPIPE when the client is gone, or another negative errno when the
+ * worker must end once OUT is written. */
+aetask_worker *worker_new(aetask_server *s, scoreboard_slot *slot);
+aetask_worker *worker_free(aetask_worker *w);
+int worker_handle_input(aetask_worker *w, buffer *in, buffer *out, int fd);

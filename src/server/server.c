@@ -1,5 +1,6 @@
 /* The server: accepts connections, forks one worker per connection, reaps
  * workers, kills hung ones, and shuts down with a drain. */
+#include <dlfcn.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -83,8 +84,13 @@ _public_ int aetask_server_load_handler(aetask_server *s, const char *name, cons
         if (r < 0)
                 return r;
         r = set_string(&s->handler_name, name);
-        if (r < 0)
+        if (r < 0) {
+                dlclose(module);
                 return r;
+        }
+        /* A second load replaces the first. */
+        if (s->module)
+                dlclose(s->module);
         s->module = module;
         s->handler = h;
         return 0;
@@ -430,8 +436,14 @@ static void server_begin_shutdown(aetask_server *s, const char *why) {
                  "Shutting down (%s), waiting for %u workers", why, s->n_alive);
         (void) sd_notify(false, "STOPPING=1");
 
-        for (size_t i = 0; i < s->n_listen_fds; i++)
-                (void) sd_event_source_set_enabled(s->listen_sources[i], SD_EVENT_OFF);
+        /* Stop listening.  Under systemd the socket stays open in systemd and
+         * new connections wait for the next instance; a socket of our own is
+         * closed, so clients are refused and retry rather than wait in a
+         * backlog that nobody will serve. */
+        for (size_t i = 0; i < s->n_listen_fds; i++) {
+                s->listen_sources[i] = sd_event_source_disable_unref(s->listen_sources[i]);
+                s->listen_fds[i] = safe_close(s->listen_fds[i]);
+        }
 
         /* Idle workers retire at once; busy ones after their checkout. */
         for (unsigned i = 0; i < s->board.n_slots; i++)

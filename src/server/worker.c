@@ -2,6 +2,8 @@
  * handler, writes replies, one call at a time and in order.  It runs the
  * handler's setup before its first call, and retires between checkouts when
  * the server asks it to (SIGTERM). */
+#include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,6 +32,8 @@ struct aetask_worker {
         bool setup_done;
         bool in_checkout;              /* a call came since the last Done */
         worker_log log;
+        json_tokener *tokener;
+        size_t scanned;                /* of the client's bytes, for framing */
 };
 
 /* SIGTERM asks the worker to retire.  Between checkouts, blocked in read(),
@@ -144,8 +148,10 @@ _public_ int aetask_worker_timer_stop(aetask_worker *w, int timer) {
 }
 
 _public_ int aetask_worker_log_data(aetask_worker *w, const char *key, json_object *value) {
-        assert_return(w, -EINVAL);
-        assert_return(key, -EINVAL);
+        if (!w || !key) {
+                json_object_put(value);  /* ownership was handed over, even so */
+                return -EINVAL;
+        }
         return worker_log_data(&w->log, key, value);
 }
 
@@ -184,8 +190,10 @@ static int append_outcome(aetask_worker *w, buffer *out, int r, json_object *res
                         out->end = out->start + before;
                         r = -EMSGSIZE;
                 }
-                if (r >= 0)
+                if (r >= 0) {
+                        clear_error(w);  /* raised, then succeeded after all */
                         return 0;
+                }
                 snprintf(text, sizeof(text), "the result cannot be sent: %s", strerror(-r));
                 error = PROTOCOL_ERROR_HANDLER;
                 w->error = (free(w->error), strdup(text));
@@ -211,7 +219,10 @@ static int run_call(aetask_worker *w, const protocol_call *c, buffer *out) {
         if (!w->setup_done) {
                 w->setup_done = true;
                 if (w->handler->setup) {
+                        /* Setup counts as busy, so a hung setup is killed like a hung call. */
+                        slot_call_begin(w->slot, "setup");
                         r = w->handler->setup(w);
+                        slot_call_end(w->slot, false);
                         if (r < 0) {
                                 _cleanup_(freep) char *m = NULL;
                                 if (asprintf(&m, "setup exception: %s", error_message(w, r)) < 0)
@@ -298,6 +309,66 @@ static int write_all(int fd, buffer *b) {
         }
 }
 
+aetask_worker *worker_new(aetask_server *s, scoreboard_slot *slot) {
+        aetask_worker *w = calloc(1, sizeof(*w));
+
+        if (!w)
+                return NULL;
+        *w = (aetask_worker) {
+                .server = s,
+                .handler = s->handler,
+                .slot = slot,
+                .number = slot->number,
+                .log = {
+                        .handler = s->handler_name ?: s->handler->name,
+                        .number = slot->number,
+                },
+                .tokener = protocol_tokener_new(),
+        };
+        if (!w->tokener)
+                return worker_free(w);
+        return w;
+}
+
+aetask_worker *worker_free(aetask_worker *w) {
+        if (!w)
+                return NULL;
+        json_object_put(worker_log_end(&w->log));
+        if (w->tokener)
+                json_tokener_free(w->tokener);
+        free(w->error);
+        free(w);
+        return NULL;
+}
+
+int worker_handle_input(aetask_worker *w, buffer *in, buffer *out, int fd) {
+        const char *msg;
+        ssize_t len;
+
+        /* Answer every complete call we have before writing, so pipelined
+         * messages (a Done and the next call) share one write. */
+        while ((len = buffer_next_message(in, &w->scanned, &msg)) >= 0) {
+                int r = handle_message(w, w->tokener, msg, (size_t) len, out);
+                buffer_consume(in, (size_t) len + 1);
+                if (r < 0)
+                        return r;
+                /* Between checkouts a retiring worker takes no new one, even
+                 * one pipelined behind the Done: that call is not run, and
+                 * the Retiring notice sends it to another worker.  Under
+                 * steady load a worker is otherwise never between checkouts. */
+                if (!w->in_checkout && retire_requested)
+                        break;
+                /* A Done's answer goes out before the next call runs:
+                 * a client that sees the worker die with its Done
+                 * unanswered knows that call never ran, and sends
+                 * it elsewhere (see conn_lost()). */
+                if (!w->in_checkout && buffer_length(in) > 0 && buffer_length(out) > 0 &&
+                    write_all(fd, out) < 0)
+                        return -EPIPE;
+        }
+        return 0;
+}
+
 static void setup_process(aetask_worker *w, int conn_fd) {
         struct sigaction sa = { .sa_handler = on_sigterm, .sa_flags = SA_RESTART };
         struct sigaction dfl = { .sa_handler = SIG_DFL };
@@ -333,76 +404,94 @@ static void setup_process(aetask_worker *w, int conn_fd) {
         unsetenv("WATCHDOG_PID");
         unsetenv("WATCHDOG_USEC");
 
-        proctitle_set("%s: worker %u", w->server->name ?: w->handler->name ?: "aetask", w->number);
+        /* Named as the server names itself, so ps shows them together. */
+        proctitle_set("%s: worker %u", w->server->name ?: w->server->handler_name ?: w->handler->name ?: "aetask",
+                      w->number);
+}
+
+/* A client that began a message must finish it: a worker waiting for the
+ * rest of one holds a process and a worker slot for nobody.  It gets the
+ * hung timeout, counted from when the message began; an idle connection
+ * with nothing begun may wait as long as the client likes (it is a pooled
+ * worker).  Returns 0 when the socket is readable, -EINTR, or -ETIMEDOUT. */
+static int wait_for_rest(aetask_worker *w, int fd, uint64_t began) {
+        uint64_t timeout = w->server->hung_timeout, now = now_usec(CLOCK_MONOTONIC);
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+
+        if (began == 0 || timeout == 0)
+                return 0;
+        if (now - began >= timeout)
+                return -ETIMEDOUT;
+        int k = poll(&p, 1, (int) MIN((began + timeout - now + 999) / 1000, (uint64_t) INT_MAX));
+        if (k < 0)
+                return -errno;
+        return k == 0 ? -ETIMEDOUT : 0;
 }
 
 _Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd) {
-        aetask_worker w = {
-                .server = s,
-                .handler = s->handler,
-                .slot = slot,
-                .number = slot->number,
-                .log = {
-                        .handler = s->handler_name ?: s->handler->name,
-                        .number = slot->number,
-                },
-        };
+        aetask_worker *w;
         buffer in = {}, out = {};
-        size_t scanned = 0;
-        json_tokener *tok;
+        uint64_t began = 0;            /* when the message we are reading began */
 
-        setup_process(&w, conn_fd);
+        w = worker_new(s, slot);
+        if (!w)
+                _exit(EXIT_FAILURE);
+        setup_process(w, conn_fd);
         journal_set_blocking(true);
 
-        tok = protocol_tokener_new();
-        if (!tok)
-                _exit(EXIT_FAILURE);
+        /* Greet before reading anything: a client that sees the connection
+         * end before the greeting knows nothing it sent there ran. */
+        if (protocol_append_hello(&out, w->number, (int) getpid()) < 0 || write_all(conn_fd, &out) < 0)
+                _exit(EXIT_SUCCESS);
 
         for (;;) {
-                const char *msg;
-                ssize_t len;
-                bool fatal = false;
-
-                /* Answer every complete call we have before writing, so
-                 * pipelined messages (a Done and the next call) share one write. */
-                while (!fatal && (len = buffer_next_message(&in, &scanned, &msg)) >= 0) {
-                        int r = handle_message(&w, tok, msg, (size_t) len, &out);
-                        buffer_consume(&in, (size_t) len + 1);
-                        fatal = r < 0;
-                        /* Between checkouts a retiring worker takes no new one, even
-                         * one pipelined behind the Done: that call is not run, and
-                         * the Retiring notice sends it to another worker.  Under
-                         * steady load a worker is otherwise never between checkouts. */
-                        if (!fatal && !w.in_checkout && retire_requested)
-                                break;
-                        /* A Done's answer goes out before the next call runs:
-                         * a client that sees the worker die with its Done
-                         * unanswered knows that call never ran, and sends
-                         * it elsewhere (see conn_lost()). */
-                        if (!fatal && !w.in_checkout && buffer_length(&in) > 0 &&
-                            buffer_length(&out) > 0 && write_all(conn_fd, &out) < 0)
-                                _exit(EXIT_SUCCESS);
-                }
+                int r = worker_handle_input(w, &in, &out, conn_fd);
+                if (r == -EPIPE)
+                        _exit(EXIT_SUCCESS);  /* the client is gone */
                 if (buffer_length(&out) > 0 && write_all(conn_fd, &out) < 0)
                         _exit(EXIT_SUCCESS);  /* the client is gone */
-                if (fatal)
+                if (r < 0)
                         _exit(EXIT_FAILURE);
 
                 /* Flag first, then check: a SIGTERM landing between the two
                  * is seen by one or the other, never by neither. */
-                idle_between_checkouts = !w.in_checkout;
-                if (retire_requested && !w.in_checkout) {
+                idle_between_checkouts = !w->in_checkout;
+                if (retire_requested && !w->in_checkout) {
                         (void) !send(conn_fd, retiring_message, sizeof(retiring_message), MSG_NOSIGNAL);
                         _exit(EXIT_SUCCESS);
                 }
+
+                if (buffer_length(&in) == 0)
+                        began = 0;
+                else if (began == 0)
+                        began = now_usec(CLOCK_MONOTONIC);
+                r = wait_for_rest(w, conn_fd, began);
+                if (r == -EINTR)
+                        continue;
+                if (r == -ETIMEDOUT) {
+                        idle_between_checkouts = 0;
+                        log_warning("Worker %u: client stalled in the middle of a message "
+                                    "(%zu bytes, no end after %.3f s), closing",
+                                    w->number, buffer_length(&in), (double) s->hung_timeout / USEC_PER_SEC);
+                        (void) protocol_append_error(&out, PROTOCOL_ERROR_INVALID_MESSAGE,
+                                                     "message incomplete after the hung timeout", NULL);
+                        (void) write_all(conn_fd, &out);
+                        _exit(EXIT_FAILURE);
+                }
+
                 ssize_t n = buffer_read(&in, conn_fd, s->max_message_size + 1);
                 idle_between_checkouts = 0;
 
-                if (n == 0)
-                        _exit(EXIT_SUCCESS);  /* the client let the worker go */
+                if (n == 0) {
+                        if (buffer_length(&in) == 0)
+                                _exit(EXIT_SUCCESS);  /* the client let the worker go */
+                        log_warning("Worker %u: client closed the connection in the middle of a message "
+                                    "(%zu bytes), closing", w->number, buffer_length(&in));
+                        _exit(EXIT_FAILURE);
+                }
                 if (n == -EMSGSIZE) {
                         log_warning("Worker %u: message from client exceeds the limit of %zu bytes, closing",
-                                    w.number, s->max_message_size);
+                                    w->number, s->max_message_size);
                         (void) protocol_append_error(&out, PROTOCOL_ERROR_MESSAGE_TOO_LARGE,
                                                      "message exceeds the size limit", NULL);
                         (void) write_all(conn_fd, &out);
@@ -410,7 +499,7 @@ _Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd) 
                 }
                 if (n < 0) {
                         if (n != -ECONNRESET)
-                                log_warning_errno((int) n, "Worker %u: failed to read from client", w.number);
+                                log_warning_errno((int) n, "Worker %u: failed to read from client", w->number);
                         _exit(EXIT_SUCCESS);
                 }
         }

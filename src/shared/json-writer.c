@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 
 #include "macro.h"
@@ -113,6 +114,17 @@ int json_write_text(buffer *b, const char *s, size_t len) {
         return write_string(b, s, len, true);
 }
 
+bool json_double_is_json(json_object *v) {
+        if (isfinite(json_object_get_double(v)))
+                return true;
+        /* Not finite: a number too large for a double (1e400) is still
+         * written as it was read; NaN and Infinity are not JSON. */
+        const char *s = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+        if (s && *s == '-')
+                s++;
+        return s && *s >= '0' && *s <= '9';
+}
+
 static int write_value(buffer *b, json_object *v, unsigned depth) {
         int r;
 
@@ -126,8 +138,11 @@ static int write_value(buffer *b, json_object *v, unsigned depth) {
                 return buffer_append_str(b, json_object_get_boolean(v) ? "true" : "false");
         case json_type_string:
                 return json_write_string(b, json_object_get_string(v), json_object_get_string_len(v));
-        case json_type_int:
-        case json_type_double: {
+        case json_type_double:
+                if (!json_double_is_json(v))
+                        return buffer_append_str(b, "null");
+                __attribute__((fallthrough));
+        case json_type_int: {
                 /* json-c keeps a parsed number's original text and knows
                  * how to print non-finite values; let it do numbers. */
                 size_t len;

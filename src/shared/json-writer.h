@@ -4,6 +4,7 @@
 #pragma once
 
 #include <json-c/json.h>
+#include <stdbool.h>
 
 #include "buffer.h"
 
@@ -13,6 +14,11 @@
 /* Appends VALUE (NULL is JSON null).  Returns -ELOOP past JSON_MAX_DEPTH,
  * -EILSEQ for a string that is not valid UTF-8, and appends nothing then. */
 int json_write_value(buffer *b, json_object *value);
+
+/* False for a double json-c would write as NaN, Infinity or -Infinity:
+ * json-c reads and writes those, even when strict, but they are not JSON.
+ * The writer puts null in their place, as sd-json does. */
+bool json_double_is_json(json_object *value);
 
 /* Appends S (LEN bytes) as a quoted, escaped JSON string.  Returns -EILSEQ,
  * and appends nothing, when S is not valid UTF-8 (see utf8.h). */

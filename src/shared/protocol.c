@@ -2,6 +2,7 @@
 #include "protocol.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "json-writer.h"
@@ -36,13 +37,37 @@ bool protocol_trace_is_valid(const char *trace) {
 }
 
 json_tokener *protocol_tokener_new(void) {
-        /* Two levels more than a value may have: the envelope and its parameters. */
-        json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH + 2);
+        /* A value may be nested JSON_MAX_DEPTH deep, and it sits at most four
+         * levels down: {"parameters":{"logs":{"data":{...}}}}, or the
+         * {"parameters":{"args":[...]}} of a call. */
+        json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH + 5);
         if (tok)
                 /* Not JSON_TOKENER_VALIDATE_UTF8: protocol_parse_message()
                  * checks the bytes itself, more strictly and faster. */
                 json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
         return tok;
+}
+
+static bool has_non_json_number(json_object *v) {
+        switch (json_object_get_type(v)) {
+        case json_type_double:
+                return !json_double_is_json(v);
+        case json_type_array:
+                for (size_t i = 0; i < json_object_array_length(v); i++)
+                        if (has_non_json_number(json_object_array_get_idx(v, i)))
+                                return true;
+                return false;
+        case json_type_object: {
+                json_object_object_foreach(v, key, child) {
+                        (void) key;
+                        if (has_non_json_number(child))
+                                return true;
+                }
+                return false;
+        }
+        default:
+                return false;
+        }
 }
 
 int protocol_parse_message(json_tokener *tok, const char *s, size_t len,
@@ -71,6 +96,13 @@ int protocol_parse_message(json_tokener *tok, const char *s, size_t len,
         if (!json_object_is_type(m, json_type_object)) {
                 json_object_put(m);
                 *ret_reason = "message is not a JSON object";
+                return -EBADMSG;
+        }
+        /* json-c reads NaN and Infinity even when strict; they are not JSON.
+         * Only a message that spells one of them is searched for it. */
+        if ((memmem(s, len, "NaN", 3) || memmem(s, len, "Infinity", 8)) && has_non_json_number(m)) {
+                json_object_put(m);
+                *ret_reason = "NaN or Infinity is not JSON";
                 return -EBADMSG;
         }
         *ret = m;
@@ -142,6 +174,14 @@ int protocol_append_done(buffer *b, const char *trace) {
         if (r >= 0)
                 r = buffer_append(b, "}", 1);
         return finish(b, saved, r);
+}
+
+int protocol_append_hello(buffer *b, unsigned number, int pid) {
+        char text[128];
+        int n = snprintf(text, sizeof(text),
+                         "{\"parameters\":{\"hello\":{\"version\":%d,\"worker\":%u,\"pid\":%d}}}",
+                         PROTOCOL_VERSION, number, pid);
+        return buffer_append(b, text, (size_t) n + 1);
 }
 
 int protocol_append_reply(buffer *b, json_object *result, json_object *logs) {
@@ -253,6 +293,7 @@ int protocol_parse_reply(json_object *m, protocol_reply *ret, const char **ret_r
                 *ret_reason = "reply has neither \"parameters\" nor \"error\"";
                 return -EBADMSG;
         }
+        ret->hello = json_object_object_get_ex(parameters, "hello", NULL);
         (void) json_object_object_get_ex(parameters, "result", &ret->result);
         return 0;
 }

@@ -51,6 +51,11 @@ bool protocol_trace_is_valid(const char *trace);
 int protocol_append_call(buffer *b, const char *method, json_object *args, const char *trace);
 int protocol_append_done(buffer *b, const char *trace);
 
+/* Worker side: the greeting a worker writes before it reads anything, so a
+ * client knows a worker has its connection.  A connection that ends before
+ * the greeting never reached a worker: nothing sent on it ran. */
+int protocol_append_hello(buffer *b, unsigned number, int pid);
+
 /* Worker side.  LOGS, when not NULL, is what the handler logged during the
  * call (messages, timers, data); it travels with errors too. */
 int protocol_append_reply(buffer *b, json_object *result, json_object *logs);
@@ -79,6 +84,7 @@ typedef struct protocol_reply {
         const char *error;        /* NULL for a successful reply */
         const char *message;      /* the error's message, never NULL on error */
         json_object *logs;        /* borrowed; NULL when the worker logged nothing */
+        bool hello;               /* the worker's greeting */
 } protocol_reply;
 
 int protocol_parse_reply(json_object *m, protocol_reply *ret, const char **ret_reason);
