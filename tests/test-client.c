@@ -427,6 +427,81 @@ Test(client, a_call_in_progress_times_out_and_its_worker_is_stopped) {
         aetask_checkout_unref(co);
 }
 
+typedef struct timed {
+        int replies, errors;
+        aetask_error_kind kind;
+        double when;
+} timed;
+
+static void on_timed_reply(aetask_checkout *co, json_object *result, void *userdata) {
+        ((timed *) userdata)->replies++;
+}
+
+static void on_timed_error(aetask_checkout *co, aetask_error_kind kind, const char *message, void *userdata) {
+        timed *t = userdata;
+        t->errors++;
+        t->kind = kind;
+        t->when = now();
+}
+
+static aetask_checkout *timed_checkout(timed *t, uint64_t timeout_usec, double sleep_seconds, int n_calls) {
+        aetask_checkout *co = checkout();
+        json_object *args = json_object_new_array();
+
+        json_object_array_add(args, json_object_new_double(sleep_seconds));
+        aetask_checkout_set_timeout(co, timeout_usec);
+        aetask_checkout_set_error_handler(co, on_timed_error, t);
+        for (int i = 0; i < n_calls; i++)
+                cr_assert_eq(aetask_checkout_call(co, "sleep", args, on_timed_reply, t), 0);
+        json_object_put(args);
+        return co;
+}
+
+Test(client, timeouts_run_per_call_and_expire_in_deadline_order) {
+        timed steady = {}, short_one = {}, long_one = {}, shortened = {};
+
+        start(&counting_handler, NULL, NULL);
+        aetask_client_set_min_workers(client, 4);
+        test_run_for(event, 0.3);  /* the workers are forked */
+
+        /* One checkout whose calls take longer in all than its timeout, but
+         * each well within it: the timeout runs per call. */
+        aetask_checkout *a = timed_checkout(&steady, 400000, 0.1, 6);
+        /* A shorter timeout set on a checkout filed under a longer one. */
+        aetask_checkout *d = timed_checkout(&shortened, 5000000, 0, 1);
+        for (double t = now(); shortened.replies < 1;) {
+                cr_assert_lt(now() - t, 5, "the first call of the shortened checkout is answered");
+                cr_assert_geq(sd_event_run(event, 50000), 0);
+        }
+        double t0 = now();
+        aetask_checkout *c = timed_checkout(&long_one, 600000, 5, 1);
+        aetask_checkout *b = timed_checkout(&short_one, 200000, 5, 1);
+        aetask_checkout_set_timeout(d, 300000);
+        json_object *args = json_tokener_parse("[5]");
+        cr_assert_eq(aetask_checkout_call(d, "sleep", args, on_timed_reply, &shortened), 0);
+        json_object_put(args);
+
+        bool done = false;
+        while (!done) {
+                cr_assert_lt(now() - t0, 5, "the timeouts fired in time");
+                cr_assert_geq(sd_event_run(event, 50000), 0);
+                done = steady.replies + steady.errors == 6 && short_one.errors && long_one.errors && shortened.errors;
+        }
+        cr_assert_eq(steady.errors, 0, "six calls of 0.1 s each within a 0.4 s timeout: %s",
+                     aetask_error_kind_to_string(steady.kind));
+        cr_assert_eq(short_one.kind, AETASK_ERROR_TIMEOUT);
+        cr_assert_eq(shortened.kind, AETASK_ERROR_TIMEOUT);
+        cr_assert_eq(long_one.kind, AETASK_ERROR_TIMEOUT);
+        cr_assert(short_one.when - t0 >= 0.18 && short_one.when - t0 < 0.5, "0.2 s: after %.3f s", short_one.when - t0);
+        cr_assert(shortened.when - t0 >= 0.28 && shortened.when - t0 < 0.6, "0.3 s: after %.3f s", shortened.when - t0);
+        cr_assert(long_one.when - t0 >= 0.58 && long_one.when - t0 < 1.2, "0.6 s: after %.3f s", long_one.when - t0);
+        cr_assert(short_one.when < shortened.when && shortened.when < long_one.when);
+        aetask_checkout_unref(a);
+        aetask_checkout_unref(b);
+        aetask_checkout_unref(c);
+        aetask_checkout_unref(d);
+}
+
 static void hung_after_300ms(aetask_server *s, void *userdata) {
         aetask_server_set_hung_timeout(s, 300000);
 }

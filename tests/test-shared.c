@@ -9,6 +9,7 @@
 
 #include "address.h"
 #include "buffer.h"
+#include "heap.h"
 #include "json-writer.h"
 #include "protocol.h"
 #include "utf8.h"
@@ -225,6 +226,45 @@ Test(protocol, a_result_with_invalid_utf8_is_refused) {
         cr_assert_eq(buffer_length(&b), 1);
         json_object_put(v);
         buffer_done(&b);
+}
+
+typedef struct heap_item {
+        heap_node node;
+        uint64_t key;
+} heap_item;
+
+Test(heap, pops_in_key_order_through_inserts_removals_and_new_keys) {
+        enum { N = 500 };
+        heap_item items[N];
+        heap h = {};
+        uint64_t seed = 42;
+
+        for (unsigned i = 0; i < N; i++) {
+                seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+                items[i] = (heap_item) { .key = seed >> 40 };
+                cr_assert_eq(heap_insert(&h, &items[i].node, items[i].key), 0);
+        }
+        /* A third leave, a third get new keys (up or down). */
+        for (unsigned i = 0; i < N; i += 3)
+                heap_remove(&h, &items[i].node);
+        for (unsigned i = 1; i < N; i += 3) {
+                items[i].key = i % 2 ? items[i].key / 2 : items[i].key * 2;
+                heap_set_key(&h, &items[i].node, items[i].key);
+        }
+        cr_assert_eq(h.n, N - (N + 2) / 3);
+
+        uint64_t last = 0;
+        unsigned popped = 0;
+        for (heap_node *top; (top = heap_top(&h)); popped++) {
+                heap_item *it = heap_entry(top, heap_item, node);
+                cr_assert_eq(top->key, it->key);
+                cr_assert_geq(it->key, last, "popped in order");
+                last = it->key;
+                heap_remove(&h, top);
+                cr_assert(!heap_node_is_linked(top));
+        }
+        cr_assert_eq(popped, N - (N + 2) / 3);
+        heap_done(&h);
 }
 
 Test(buffer, frames_messages_split_across_reads) {

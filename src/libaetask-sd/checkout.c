@@ -10,10 +10,16 @@
 #include "macro.h"
 #include "protocol.h"
 
+/* The largest scratch buffer a client keeps between calls. */
+#define CALL_SCRATCH_KEEP (256U * 1024U)
+
 static void checkout_free(aetask_checkout *co) {
         list_remove(&co->client_node);
         list_remove(&co->report_node);
-        sd_event_source_disable_unref(co->timer);
+        if (co->client) {
+                checkout_forget_timer(co);
+                co->client->n_checkouts--;
+        }
         aetask_log_unref(co->log);
         free(co->fatal_message);
         free(co);
@@ -66,15 +72,21 @@ static void checkout_maybe_end(aetask_checkout *co) {
 
 _public_ int aetask_client_checkout(aetask_client *c, aetask_checkout **ret) {
         aetask_checkout *co;
+        int r;
 
         assert_return(c, -EINVAL);
         assert_return(ret, -EINVAL);
         assert_return(!client_origin_changed(c), -ECHILD);
         assert_return(!c->freeing, -ESTALE);
 
+        /* Room for its timeout now, so arming it later cannot fail. */
+        r = heap_reserve(&c->timeouts, c->n_checkouts + 1);
+        if (r < 0)
+                return r;
         co = calloc(1, sizeof(*co));
         if (!co)
                 return -ENOMEM;
+        c->n_checkouts++;
         co->n_ref = 1;
         co->client = c;
         co->timeout = c->timeout;
@@ -133,64 +145,6 @@ _public_ void *aetask_checkout_get_userdata(aetask_checkout *co) {
 _public_ aetask_client *aetask_checkout_get_client(aetask_checkout *co) {
         assert_return(co, NULL);
         return co->client;
-}
-
-static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
-        aetask_checkout *co = userdata;
-        char message[64];
-
-        if (co->deadline == USEC_INFINITY)
-                return 0;
-        if (usec < co->deadline) {
-                /* The deadline moved on since this was armed: timers are
-                 * re-armed lazily, so a call costs no timer syscall. */
-                (void) sd_event_source_set_time(s, co->deadline);
-                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
-                return 0;
-        }
-
-        if (co->timeout % USEC_PER_SEC == 0)
-                snprintf(message, sizeof(message), "timed out after %llu seconds",
-                         (unsigned long long) (co->timeout / USEC_PER_SEC));
-        else
-                snprintf(message, sizeof(message), "timed out after %g seconds",
-                         (double) co->timeout / USEC_PER_SEC);
-
-        aetask_checkout_ref(co);
-        checkout_fail(co, AETASK_ERROR_TIMEOUT, message);
-        aetask_checkout_unref(co);
-        return 0;
-}
-
-/* Starts (or restarts) the timeout for the call at the head of the queue. */
-static void checkout_arm_timer(aetask_checkout *co) {
-        aetask_client *c = co->client;
-        uint64_t now, armed = 0;
-        int enabled = SD_EVENT_OFF;
-
-        if (co->timeout == AETASK_TIMEOUT_INFINITY || !c || !c->event) {
-                co->deadline = USEC_INFINITY;
-                return;
-        }
-        if (sd_event_now(c->event, CLOCK_MONOTONIC, &now) < 0)
-                return;
-        co->deadline = now + co->timeout;
-
-        if (!co->timer) {
-                if (sd_event_add_time(c->event, &co->timer, CLOCK_MONOTONIC, co->deadline,
-                                      USEC_PER_MSEC, on_timeout, co) < 0)
-                        return;
-                (void) sd_event_source_set_priority(co->timer, c->priority);
-                (void) sd_event_source_set_description(co->timer, "aetask-checkout-timeout");
-                return;
-        }
-
-        (void) sd_event_source_get_enabled(co->timer, &enabled);
-        (void) sd_event_source_get_time(co->timer, &armed);
-        if (enabled == SD_EVENT_OFF || armed > co->deadline) {
-                (void) sd_event_source_set_time(co->timer, co->deadline);
-                (void) sd_event_source_set_enabled(co->timer, SD_EVENT_ONESHOT);
-        }
 }
 
 static void checkout_report(aetask_checkout *co, aetask_error_kind kind, const char *message) {
@@ -298,7 +252,8 @@ void checkout_cancel(aetask_checkout *co, const char *why) {
         checkout_leave_queue(co);
         list_remove(&co->client_node);
         list_remove(&co->report_node);
-        co->timer = sd_event_source_disable_unref(co->timer);
+        checkout_forget_timer(co);
+        co->client->n_checkouts--;
         co->client = NULL;
         aetask_checkout_unref(co);
 }
@@ -306,8 +261,7 @@ void checkout_cancel(aetask_checkout *co, const char *why) {
 _public_ int aetask_checkout_call(aetask_checkout *co, const char *method, json_object *args,
                                   aetask_reply_handler_t callback, void *userdata) {
         aetask_client *c;
-        buffer b = {};
-        call *k;
+        call *k = NULL;
         int r;
 
         assert_return(co, -EINVAL);
@@ -329,25 +283,25 @@ _public_ int aetask_checkout_call(aetask_checkout *co, const char *method, json_
                 return 0;
         }
 
-        /* Serialize behind room for the call's header, so the message is
-         * never copied again before it is written. */
-        r = buffer_reserve(&b, sizeof(call) + 256);
+        /* Serialized in the client's scratch buffer, then copied into a
+         * call of just its size: a queued call costs its message, not the
+         * room a growing buffer leaves. */
+        buffer_clear(&c->scratch);
+        r = protocol_append_call(&c->scratch, method, args, checkout_trace_id(co));
+        size_t size = buffer_length(&c->scratch);  /* the NUL included */
+        if (r >= 0 && size - 1 > c->max_message_size)
+                r = -EMSGSIZE;
+        if (r >= 0 && !(k = malloc(offsetof(call, message) + size)))
+                r = -ENOMEM;
+        if (r >= 0) {
+                *k = (call) { .callback = callback, .userdata = userdata, .size = size };
+                memcpy(k->message, buffer_head(&c->scratch), size);
+        }
+        /* What a rare large call needed is not kept. */
+        if (c->scratch.alloc > CALL_SCRATCH_KEEP)
+                buffer_done(&c->scratch);
         if (r < 0)
                 return r;
-        b.end = sizeof(call);
-        r = protocol_append_call(&b, method, args, checkout_trace_id(co));
-        if (r < 0) {
-                buffer_done(&b);
-                return r;
-        }
-        if (b.end - sizeof(call) - 1 > c->max_message_size) {
-                buffer_done(&b);
-                return -EMSGSIZE;
-        }
-        k = (call *) b.data;
-        k->size = b.end - sizeof(call);
-        k->callback = callback;
-        k->userdata = userdata;
 
         bool first = list_is_empty(&co->calls);
         list_append(&co->calls, &k->node);

@@ -16,6 +16,7 @@
 
 #include "address.h"
 #include "buffer.h"
+#include "heap.h"
 #include "list.h"
 
 typedef struct worker_conn worker_conn;
@@ -73,7 +74,11 @@ struct aetask_client {
         int64_t priority;
         sd_event_source *retry_source;   /* reconnects after a failed connect */
         sd_event_source *defer_source;   /* reports errors of calls on failed checkouts */
+        sd_event_source *timeout_source; /* the checkouts' timeouts (timeout.c) */
         unsigned retry_attempt;
+        heap timeouts;                   /* checkouts by deadline (timeout.c) */
+        unsigned n_checkouts;            /* live ones: the heap has room for them all */
+        buffer scratch;                  /* where calls are serialized */
 
         list_node idle, assigned, connecting;
         unsigned n_workers;
@@ -96,7 +101,7 @@ struct aetask_checkout {
 
         uint64_t timeout;
         uint64_t deadline;               /* USEC_INFINITY when no call is pending */
-        sd_event_source *timer;
+        heap_node timeout_node;          /* in client->timeouts, keyed by a deadline at most this one */
 
         aetask_error_handler_t error_handler;
         void *error_userdata;
@@ -140,6 +145,12 @@ void checkout_send_next(aetask_checkout *co);
 void checkout_cancel(aetask_checkout *co, const char *why);
 void checkout_report_pending(aetask_checkout *co);
 call *checkout_first_call(aetask_checkout *co);
+
+/* timeout.c */
+/* Starts (or restarts) the timeout for the call at the head of the queue. */
+void checkout_arm_timer(aetask_checkout *co);
+void checkout_forget_timer(aetask_checkout *co);
+void client_stop_timeouts(aetask_client *c);
 
 /* trace.c */
 const char *checkout_trace_id(aetask_checkout *co);

@@ -113,6 +113,8 @@ static void client_free(aetask_client *c) {
         client_drop_pool(c, "the client was freed with the checkout outstanding");
         c->freeing = true;
         aetask_client_detach_event(c);
+        heap_done(&c->timeouts);
+        buffer_done(&c->scratch);
         free(c->name);
         free(c->address);
         free(c);
@@ -400,6 +402,7 @@ _public_ int aetask_client_detach_event(aetask_client *c) {
 
         c->retry_source = sd_event_source_disable_unref(c->retry_source);
         c->defer_source = sd_event_source_disable_unref(c->defer_source);
+        client_stop_timeouts(c);
         c->event = sd_event_unref(c->event);
         return 1;
 }
