@@ -260,7 +260,19 @@ static void server_maybe_exit(aetask_server *s) {
  * nobody, so it is stopped now rather than when the call ends. */
 static int on_client_hangup(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
         worker_record *rec = userdata;
+        int domain = 0;
+        socklen_t len = sizeof(domain);
 
+        /* A client on a unix socket that only shut down its sending side
+         * (shutdown(SHUT_WR) after its call) still waits for the answer;
+         * it has left once both directions are down (EPOLLHUP, which epoll
+         * reports whatever the mask).  Over TCP the two look alike until
+         * a write fails, and both count as leaving. */
+        if (!(revents & (EPOLLHUP | EPOLLERR)) &&
+            getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) >= 0 && domain == AF_UNIX) {
+                (void) sd_event_source_set_io_events(source, 0);
+                return 0;
+        }
         (void) sd_event_source_set_enabled(source, SD_EVENT_OFF);
         if (rec->pid > 0 && slot_get_state(rec->slot) == SLOT_BUSY) {
                 rec->killed_abandoned = true;

@@ -1,0 +1,324 @@
+/* Bad clients against a real server over real sockets: random bytes, invalid
+ * JSON, JSON of the wrong shape, unknown methods, a message over the size
+ * limit, a message that never ends, a thousand connections opened and
+ * dropped, half-closed sockets.  After each, the server serves another
+ * client, has no zombie, holds the descriptors it held before, and its log
+ * says how the offending worker ended. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "hostile.h"
+
+static int h_sleep(aetask_worker *w, json_object *args, json_object **ret) {
+        usleep((useconds_t) (json_object_get_double(json_object_array_get_idx(args, 0)) * 1e6));
+        *ret = json_object_new_string("slept");
+        return 0;
+}
+
+static int h_echo(aetask_worker *w, json_object *args, json_object **ret) {
+        *ret = json_object_get(json_object_array_get_idx(args, 0));
+        return 0;
+}
+
+static int h_call(aetask_worker *w, json_object *args, json_object **ret) {
+        *ret = json_object_get(args);
+        return 0;
+}
+
+static const aetask_method h_methods[] = { { "sleep", h_sleep }, { "echo", h_echo }, {} };
+static const aetask_handler h_handler = {
+        .abi_version = AETASK_HANDLER_ABI_VERSION,
+        .name = "hostile",
+        .methods = h_methods,
+        .call = h_call,
+};
+
+static void small_and_quick(aetask_server *s, void *userdata) {
+        aetask_server_set_max_message_size(s, 1000);
+        aetask_server_set_hung_timeout(s, 500000);
+}
+
+static logged_server srv;
+
+static void finish(void) {
+        logged_server_cleanup(&srv);
+}
+
+TestSuite(hostile_client, .init = NULL, .fini = finish, .timeout = 60);
+
+/* What every test checks at its end. */
+static void check_recovered(void) {
+        server_check_serves(&srv);
+        server_wait_settled(&srv, 10);
+        cr_assert_eq(log_count(&srv, "killed as hung"), 0, "no worker was taken for hung");
+        cr_assert_eq(log_count(&srv, "died on signal"), 0, "no worker crashed");
+}
+
+/* Sends MESSAGE (its NUL included) and expects ERROR in the one reply, then
+ * the end of the connection. */
+static void expect_fatal(const void *message, size_t size, const char *error) {
+        char reply[1024];
+        int fd = raw_connect(srv.t.path, false);
+
+        raw_send(fd, message, size);
+        ssize_t n = raw_read_message(fd, reply, sizeof(reply), 10);
+        cr_assert_gt(n, 0, "no reply (%zd)", n);
+        cr_assert(strstr(reply, error), "expected %s, got %s", error, reply);
+        cr_assert_geq(raw_wait_eof(fd, 10), 0, "the worker did not close the connection");
+        close(fd);
+}
+
+Test(hostile_client, random_bytes) {
+        unsigned seed = 7;
+        char junk[4096];
+
+        logged_server_start(&srv, &h_handler, small_and_quick, NULL);
+        for (size_t i = 0; i < sizeof(junk); i++)
+                junk[i] = (char) (rand_r(&seed) & 0xff);
+        junk[100] = 0;  /* at least one "message" ends early */
+        expect_fatal(junk, 101, "io.aetask.InvalidMessage");
+        log_wait_for(&srv, "invalid message from client, closing", 1, 5);
+        log_wait_for(&srv, "exited with status 1", 1, 5);
+
+        /* Random bytes with no NUL, then the client leaves. */
+        int fd = raw_connect(srv.t.path, false);
+        for (size_t i = 0; i < 500; i++)
+                junk[i] = (char) (1 + rand_r(&seed) % 255);
+        raw_send(fd, junk, 500);
+        close(fd);
+        log_wait_for(&srv, "client closed the connection in the middle of a message (500 bytes)", 1, 5);
+        log_wait_for(&srv, "exited with status 1", 2, 5);
+        check_recovered();
+}
+
+Test(hostile_client, invalid_json) {
+        static const char *const messages[] = {
+                "{\"method\":",
+                "{\"method\":\"io.aetask.Worker.echo\",}",
+                "{'method':1}",
+                "{\"method\":\"io.aetask.Worker.echo\"} trailing",
+                "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":{\"args\":[NaN]}}",
+                "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":{\"args\":[\"\xc0\xaf\"]}}",
+        };
+
+        logged_server_start(&srv, &h_handler, small_and_quick, NULL);
+        for (size_t i = 0; i < sizeof(messages) / sizeof(messages[0]); i++)
+                expect_fatal(messages[i], strlen(messages[i]) + 1, "io.aetask.InvalidMessage");
+        log_wait_for(&srv, "invalid message from client, closing", 6, 5);
+        log_wait_for(&srv, "exited with status 1", 6, 5);
+        cr_assert_eq(log_count(&srv, "NaN or Infinity is not JSON"), 1);
+        cr_assert_eq(log_count(&srv, "invalid UTF-8"), 1);
+        check_recovered();
+}
+
+Test(hostile_client, valid_json_of_the_wrong_shape) {
+        static const char *const messages[] = {
+                "[1,2,3]",
+                "\"io.aetask.Worker.echo\"",
+                "{}",
+                "{\"method\":5}",
+                "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":[]}",
+                "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":{\"args\":{\"a\":1}}}",
+                "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":{\"args\":[],\"trace\":\"not a trace\"}}",
+                "{\"parameters\":{\"result\":1}}",
+        };
+
+        logged_server_start(&srv, &h_handler, small_and_quick, NULL);
+        for (size_t i = 0; i < sizeof(messages) / sizeof(messages[0]); i++)
+                expect_fatal(messages[i], strlen(messages[i]) + 1, "io.aetask.InvalidMessage");
+        log_wait_for(&srv, "invalid message from client, closing", 8, 5);
+        log_wait_for(&srv, "exited with status 1", 8, 5);
+        check_recovered();
+}
+
+Test(hostile_client, unknown_methods_are_answered_and_the_worker_goes_on) {
+        static const char unknown[] = "{\"method\":\"io.aetask.Worker.no_such_method\",\"parameters\":{\"args\":[]}}";
+        static const char bad_name[] = "{\"method\":\"io.aetask.Worker.no-such-method\"}";
+        static const char other[] = "{\"method\":\"org.example.Other.Method\",\"parameters\":{}}";
+        static const char echo[] = "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":{\"args\":[\"still here\"]}}";
+        char reply[1024];
+
+        logged_server_start(&srv, &h_handler, small_and_quick, NULL);
+        int exited = log_count(&srv, "exited\n");
+        int fd = raw_connect(srv.t.path, false);
+        raw_send(fd, unknown, sizeof(unknown));
+        cr_assert_gt(raw_read_message(fd, reply, sizeof(reply), 10), 0);
+        cr_assert(strstr(reply, "io.aetask.MethodNotFound") && strstr(reply, "unknown method 'no_such_method'"), "%s", reply);
+        raw_send(fd, bad_name, sizeof(bad_name));
+        cr_assert_gt(raw_read_message(fd, reply, sizeof(reply), 10), 0);
+        cr_assert(strstr(reply, "io.aetask.MethodNotFound") && strstr(reply, "invalid method name"), "%s", reply);
+        raw_send(fd, other, sizeof(other));
+        cr_assert_gt(raw_read_message(fd, reply, sizeof(reply), 10), 0);
+        cr_assert(strstr(reply, "io.aetask.MethodNotFound") && strstr(reply, "unknown interface"), "%s", reply);
+        raw_send(fd, echo, sizeof(echo));
+        cr_assert_gt(raw_read_message(fd, reply, sizeof(reply), 10), 0);
+        cr_assert(strstr(reply, "\"still here\""), "the worker goes on after an unknown method: %s", reply);
+        close(fd);
+        /* A client that leaves ends its worker, quietly. */
+        log_wait_for(&srv, "exited\n", exited + 1, 5);
+        cr_assert_eq(log_count(&srv, "exited with status"), 0);
+        check_recovered();
+}
+
+Test(hostile_client, a_message_over_the_size_limit) {
+        char big[3000];
+
+        logged_server_start(&srv, &h_handler, small_and_quick, NULL);
+        /* Whole, with its NUL, and without one: both are over 1000 bytes. */
+        memset(big, 'x', sizeof(big));
+        memcpy(big, "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":{\"args\":[\"", 57);
+        big[sizeof(big) - 1] = 0;
+        expect_fatal(big, sizeof(big), "io.aetask.MessageTooLarge");
+        expect_fatal(big, sizeof(big) - 1, "io.aetask.MessageTooLarge");
+        log_wait_for(&srv, "message from client exceeds the limit of 1000 bytes, closing", 2, 5);
+        log_wait_for(&srv, "exited with status 1", 2, 5);
+        check_recovered();
+}
+
+/* A worker waits for the rest of a message it has begun for the hung timeout
+ * (0.5 s here), counted from the message's first byte: a client sending it
+ * byte by byte, then stalling, or trickling a byte now and then, gets an
+ * error and the connection closed, and the worker's process and slot are
+ * free again.  The hung-worker logic is not involved: the worker was not
+ * running a call. */
+Test(hostile_client, a_message_that_never_ends) {
+        static const char start[] = "{\"method\":\"io.aetask.Worker.echo\",\"par";
+        char reply[1024];
+
+        logged_server_start(&srv, &h_handler, small_and_quick, NULL);
+        int fd = raw_connect(srv.t.path, false);
+        double t0 = now_seconds();
+        for (size_t i = 0; i < 10; i++) {
+                raw_send(fd, start + i, 1);
+                usleep(20000);
+        }
+        /* Stalled: meanwhile the server serves others. */
+        server_check_serves(&srv);
+        ssize_t n = raw_read_message(fd, reply, sizeof(reply), 5);
+        double elapsed = now_seconds() - t0;
+        cr_assert_gt(n, 0, "no error for the stalled message");
+        cr_assert(strstr(reply, "io.aetask.InvalidMessage") && strstr(reply, "incomplete"), "%s", reply);
+        cr_assert(elapsed > 0.45 && elapsed < 2.5, "closed after %.2f s", elapsed);
+        cr_assert_geq(raw_wait_eof(fd, 5), 0);
+        close(fd);
+        log_wait_for(&srv, "client stalled in the middle of a message (10 bytes, no end after 0.500 s), closing", 1, 5);
+        log_wait_for(&srv, "exited with status 1", 1, 5);
+
+        /* A trickle of one byte every 0.1 s does not keep it alive. */
+        fd = raw_connect(srv.t.path, false);
+        t0 = now_seconds();
+        double closed = -1;
+        for (size_t i = 0; i < sizeof(start) - 1 && closed < 0; i++) {
+                if (send(fd, start + i, 1, MSG_NOSIGNAL) < 0) {
+                        closed = now_seconds() - t0;
+                        break;
+                }
+                if (raw_read_message(fd, reply, sizeof(reply), 0.1) > 0)
+                        closed = now_seconds() - t0;
+        }
+        cr_assert(closed > 0.45 && closed < 2, "a trickling client was closed after %.2f s", closed);
+        close(fd);
+        log_wait_for(&srv, "client stalled in the middle of a message", 2, 5);
+        check_recovered();
+}
+
+/* A connection with nothing begun is a pooled worker waiting for its next
+ * checkout: it may wait as long as the client likes. */
+Test(hostile_client, an_idle_connection_is_not_a_stalled_one) {
+        static const char echo[] = "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":{\"args\":[\"later\"]}}";
+        char reply[1024];
+
+        logged_server_start(&srv, &h_handler, small_and_quick, NULL);
+        int fd = raw_connect(srv.t.path, false);
+        usleep(1500000);  /* three hung timeouts */
+        raw_send(fd, echo, sizeof(echo));
+        cr_assert_gt(raw_read_message(fd, reply, sizeof(reply), 5), 0);
+        cr_assert(strstr(reply, "\"later\""), "%s", reply);
+        close(fd);
+        cr_assert_eq(log_count(&srv, "stalled"), 0);
+        check_recovered();
+}
+
+Test(hostile_client, a_thousand_connections_opened_and_dropped) {
+        int refused = 0;
+
+        logged_server_start(&srv, &h_handler, small_and_quick, NULL);
+        int started0 = log_count(&srv, "started (pid"), exited0 = log_count(&srv, "exited\n");
+        for (int i = 0; i < 1000; i++) {
+                int fd = raw_connect(srv.t.path, true);
+                if (i % 2 == 0) {
+                        /* Every other one waits for its greeting (or refusal) first. */
+                        char reply[512];
+                        ssize_t n = raw_read_message(fd, reply, sizeof(reply), 10);
+                        cr_assert_gt(n, 0, "connection %d: no greeting (%zd)", i, n);
+                        refused += !!strstr(reply, "io.aetask.ServerBusy");
+                }
+                close(fd);
+        }
+        server_wait_settled(&srv, 30);
+        /* Every worker started ended, and the log says so. */
+        int started = log_count(&srv, "started (pid") - started0;
+        int exited = log_count(&srv, "exited\n") - exited0;
+        int refusals = log_count(&srv, "Refusing a connection");
+        cr_log_info("1000 connections: %d workers started, %d exited, %d refused (%d seen refused)",
+                    started, exited, refusals, refused);
+        cr_assert_eq(started, exited, "%d workers started, %d exited", started, exited);
+        cr_assert_eq(started + refusals, 1000);
+        check_recovered();
+}
+
+/* shutdown(SHUT_WR) after a call: the client has said all it will say, and
+ * still gets its answer; then the worker sees the end and exits. */
+Test(hostile_client, half_closed_sockets_still_get_their_answers) {
+        static const char quick[] = "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":{\"args\":[\"quick\"]}}";
+        static const char slow[] = "{\"method\":\"io.aetask.Worker.sleep\",\"parameters\":{\"args\":[0.3]}}";
+        char reply[1024];
+
+        logged_server_start(&srv, &h_handler, small_and_quick, NULL);
+        int fd = raw_connect(srv.t.path, false);
+        raw_send(fd, quick, sizeof(quick));
+        cr_assert_eq(shutdown(fd, SHUT_WR), 0);
+        cr_assert_gt(raw_read_message(fd, reply, sizeof(reply), 5), 0);
+        cr_assert(strstr(reply, "\"quick\""), "%s", reply);
+        cr_assert_geq(raw_wait_eof(fd, 5), 0);
+        close(fd);
+
+        /* Half-closed while the worker is busy with the call. */
+        fd = raw_connect(srv.t.path, false);
+        raw_send(fd, slow, sizeof(slow));
+        usleep(100000);
+        cr_assert_eq(shutdown(fd, SHUT_WR), 0);
+        cr_assert_gt(raw_read_message(fd, reply, sizeof(reply), 5), 0, "no answer after a half-close");
+        cr_assert(strstr(reply, "\"slept\""), "%s", reply);
+        cr_assert_geq(raw_wait_eof(fd, 5), 0);
+        close(fd);
+
+        /* A half-close in the middle of a message is the end of it. */
+        fd = raw_connect(srv.t.path, false);
+        raw_send(fd, quick, 20);
+        cr_assert_eq(shutdown(fd, SHUT_WR), 0);
+        cr_assert_geq(raw_wait_eof(fd, 5), 0);
+        close(fd);
+        log_wait_for(&srv, "client closed the connection in the middle of a message (20 bytes)", 1, 5);
+        log_wait_for(&srv, "exited\n", 3, 5);
+        check_recovered();
+}
+
+/* A client that goes away for good while its worker is busy: the server
+ * stops that worker, and says why. */
+Test(hostile_client, a_client_gone_during_a_call) {
+        static const char slow[] = "{\"method\":\"io.aetask.Worker.sleep\",\"parameters\":{\"args\":[5]}}";
+
+        logged_server_start(&srv, &h_handler, small_and_quick, NULL);
+        int fd = raw_connect(srv.t.path, false);
+        raw_send(fd, slow, sizeof(slow));
+        usleep(100000);
+        close(fd);
+        log_wait_for(&srv, "stopped: its client went away during a call", 1, 5);
+        check_recovered();
+}
