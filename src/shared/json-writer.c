@@ -122,7 +122,7 @@ bool json_double_is_json(json_object *v) {
         const char *s = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
         if (s && *s == '-')
                 s++;
-        return s && *s >= '0' && *s <= '9';
+        return s && *s != 'N' && *s != 'I';
 }
 
 static int write_value(buffer *b, json_object *v, unsigned depth) {
