@@ -66,9 +66,8 @@ static int grow(void **array, unsigned *alloc, unsigned need, size_t size) {
         return 0;
 }
 
-int log_context_add_message(aetask_log *l, uint64_t usec, pid_t pid, int priority, const char *text) {
-        unsigned i;
-
+/* Appends a message at the end, in no particular order. */
+static int append_message(aetask_log *l, uint64_t usec, pid_t pid, int priority, const char *text) {
         if (l->n_messages >= LOG_CONTEXT_MAX_MESSAGES) {
                 l->dropped++;
                 return 0;
@@ -78,15 +77,72 @@ int log_context_add_message(aetask_log *l, uint64_t usec, pid_t pid, int priorit
         char *copy = strdup(text);
         if (!copy)
                 return -ENOMEM;
-
-        /* Usually the newest: walk back only past entries that are later. */
-        for (i = l->n_messages; i > 0 && l->messages[i - 1].usec > usec; i--)
-                ;
-        memmove(l->messages + i + 1, l->messages + i, (l->n_messages - i) * sizeof(log_message));
-        l->messages[i] = (log_message) { .usec = usec, .pid = pid, .priority = priority, .text = copy };
-        l->n_messages++;
+        l->messages[l->n_messages++] = (log_message) { .usec = usec, .pid = pid, .priority = priority, .text = copy };
         l->end = MAX(l->end, usec);
         return 0;
+}
+
+int log_context_add_message(aetask_log *l, uint64_t usec, pid_t pid, int priority, const char *text) {
+        unsigned n = l->n_messages, i;
+        int r;
+
+        r = append_message(l, usec, pid, priority, text);
+        if (r < 0 || l->n_messages == n)
+                return r;
+
+        /* Usually the newest: walk back only past entries that are later. */
+        log_message x = l->messages[n];
+        for (i = n; i > 0 && l->messages[i - 1].usec > usec; i--)
+                ;
+        memmove(l->messages + i + 1, l->messages + i, (n - i) * sizeof(log_message));
+        l->messages[i] = x;
+        return 0;
+}
+
+/* Merges a[0..n1) and a[n1..n1+n2), each in time order, keeping entries of
+ * equal time in the order they came; TMP has room for N1 entries. */
+static void merge_runs(log_message *a, size_t n1, size_t n2, log_message *tmp) {
+        size_t i = 0, j = n1, k = 0;
+
+        memcpy(tmp, a, n1 * sizeof(*a));
+        while (i < n1 && j < n1 + n2)
+                a[k++] = a[j].usec < tmp[i].usec ? a[j++] : tmp[i++];
+        while (i < n1)
+                a[k++] = tmp[i++];
+}
+
+/* Puts the messages from FIRST on, appended as they came in a worker's
+ * reply, among the others in time order.  A reply's messages are usually
+ * in order and later than the rest, which costs one pass; anything else is
+ * a merge sort, so a worker sending many messages newest first cannot make
+ * the client spend quadratic time. */
+static void order_from(aetask_log *l, unsigned first) {
+        log_message *m = l->messages, *tmp;
+        size_t n = l->n_messages, batch = n - first, i;
+
+        for (i = MAX(first, 1U); i < n && m[i - 1].usec <= m[i].usec; i++)
+                ;
+        if (i >= n)
+                return;
+
+        tmp = reallocarray(NULL, n, sizeof(log_message));
+        if (!tmp) {
+                /* No memory for the merge: insertion, slow but in place. */
+                for (i = MAX(first, 1U); i < n; i++) {
+                        log_message x = m[i];
+                        size_t j = i;
+                        for (; j > 0 && m[j - 1].usec > x.usec; j--)
+                                m[j] = m[j - 1];
+                        m[j] = x;
+                }
+                return;
+        }
+        for (size_t width = 1; width < batch; width *= 2)
+                for (size_t lo = first; lo + width < n; lo += 2 * width)
+                        merge_runs(m + lo, width, MIN(width, n - lo - width), tmp);
+        if (first > 0)
+                merge_runs(m, first, batch, tmp);
+        free(tmp);
 }
 
 int log_context_add_timer(aetask_log *l, const char *name, uint64_t start, uint64_t duration) {
@@ -124,17 +180,20 @@ _public_ int aetask_log_append(aetask_log *l, int priority, const char *format, 
 void log_context_merge(aetask_log *l, json_object *logs) {
         json_object *v;
 
-        if (json_object_object_get_ex(logs, "messages", &v) && json_object_is_type(v, json_type_array))
+        if (json_object_object_get_ex(logs, "messages", &v) && json_object_is_type(v, json_type_array)) {
+                unsigned first = l->n_messages;
                 for (size_t i = 0; i < json_object_array_length(v); i++) {
                         json_object *m = json_object_array_get_idx(v, i);
                         if (!json_object_is_type(m, json_type_array) || json_object_array_length(m) != 4)
                                 continue;
-                        (void) log_context_add_message(l,
+                        (void) append_message(l,
                                 (uint64_t) json_object_get_int64(json_object_array_get_idx(m, 0)),
                                 json_object_get_int(json_object_array_get_idx(m, 1)),
                                 json_object_get_int(json_object_array_get_idx(m, 2)),
                                 json_object_get_string(json_object_array_get_idx(m, 3)) ?: "");
                 }
+                order_from(l, first);
+        }
         if (json_object_object_get_ex(logs, "timers", &v) && json_object_is_type(v, json_type_array))
                 for (size_t i = 0; i < json_object_array_length(v); i++) {
                         json_object *t = json_object_array_get_idx(v, i);

@@ -1,0 +1,417 @@
+/* Bad workers against the client library: a fake server in a child process
+ * greets like aetaskd's workers, then misbehaves as the call's method name
+ * says (garbage, a reply over the size limit, replies nobody asked for,
+ * closing in the middle of a reply, stalling).  The client reports a protocol
+ * or worker-died error on that checkout only; checkouts on its other
+ * connections, and another client's on a real server, carry on. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "hostile.h"
+
+#define CLIENT_MESSAGE_SIZE_MAX 4096
+
+/* ---- The fake server ---------------------------------------------------- */
+
+typedef enum greeting {
+        GREET,
+        GREET_NOT,          /* answers calls without greeting first */
+        GREET_GARBAGE,      /* its first message is not JSON */
+} greeting;
+
+static void fake_write(int fd, const char *s) {
+        (void) !send(fd, s, strlen(s) + 1, MSG_NOSIGNAL);  /* the NUL too */
+}
+
+/* Reads one message into BUF; false at the end of the connection. */
+static bool fake_read(int fd, char *buf, size_t size) {
+        size_t have = 0;
+        while (have < size - 1) {
+                ssize_t n = read(fd, buf + have, 1);
+                if (n <= 0)
+                        return false;
+                if (buf[have] == 0)
+                        return true;
+                have++;
+        }
+        return false;
+}
+
+static void fake_reply_result(int fd, const char *call) {
+        json_object *m = json_tokener_parse(call), *p, *args = NULL;
+        char *text = NULL;
+
+        if (json_object_object_get_ex(m, "parameters", &p))
+                json_object_object_get_ex(p, "args", &args);
+        if (asprintf(&text, "{\"parameters\":{\"result\":%s}}",
+                     json_object_to_json_string_ext(args, JSON_C_TO_STRING_PLAIN)) > 0)
+                fake_write(fd, text);
+        free(text);
+        json_object_put(m);
+}
+
+/* A reply with N log messages, newest first. */
+static void fake_reply_with_logs(int fd, int n) {
+        size_t size = (size_t) n * 48 + 128, len = 0;
+        char *text = malloc(size);
+
+        len += (size_t) snprintf(text + len, size - len, "{\"parameters\":{\"result\":%d,\"logs\":{\"messages\":[", n);
+        for (int i = 0; i < n; i++)
+                len += (size_t) snprintf(text + len, size - len, "%s[%d,%d,6,\"m%d\"]", i ? "," : "",
+                                         1700000000 + n - i, (int) getpid(), i);
+        snprintf(text + len, size - len, "]}}}");
+        fake_write(fd, text);
+        free(text);
+}
+
+static _Noreturn void fake_worker(int fd, greeting greet) {
+        char call[65536];
+
+        if (greet == GREET)
+                fake_write(fd, "{\"parameters\":{\"hello\":{\"version\":1,\"worker\":1,\"pid\":1}}}");
+        else if (greet == GREET_GARBAGE)
+                fake_write(fd, "\x01\x02 hello?");
+        while (fake_read(fd, call, sizeof(call))) {
+                if (strstr(call, "io.aetask.Checkout.Done")) {
+                        fake_write(fd, "{\"parameters\":{}}");
+                } else if (strstr(call, "Worker.echo\"")) {
+                        fake_reply_result(fd, call);
+                } else if (strstr(call, "Worker.garbage\"")) {
+                        fake_write(fd, "\x01\x02 this is not JSON");
+                } else if (strstr(call, "Worker.not_a_reply\"")) {
+                        fake_write(fd, "{\"something\":\"else\"}");
+                } else if (strstr(call, "Worker.weird_error\"")) {
+                        fake_write(fd, "{\"error\":\"org.example.Weird\",\"parameters\":{\"message\":\"odd\"}}");
+                } else if (strstr(call, "Worker.oversize\"")) {
+                        char *big = malloc(3 * CLIENT_MESSAGE_SIZE_MAX);
+                        memset(big, 'y', 3 * CLIENT_MESSAGE_SIZE_MAX);
+                        memcpy(big, "{\"parameters\":{\"result\":\"", 25);
+                        (void) !send(fd, big, 3 * CLIENT_MESSAGE_SIZE_MAX, MSG_NOSIGNAL);  /* no NUL */
+                        free(big);
+                } else if (strstr(call, "Worker.twice\"")) {
+                        fake_reply_result(fd, call);
+                        usleep(100000);  /* the second one arrives on its own */
+                        fake_reply_result(fd, call);
+                } else if (strstr(call, "Worker.close_mid\"")) {
+                        (void) !send(fd, "{\"parameters\":{\"res", 19, MSG_NOSIGNAL);
+                        _exit(0);
+                } else if (strstr(call, "Worker.stall\"")) {
+                        pause();
+                } else if (strstr(call, "Worker.log_flood\"")) {
+                        fake_reply_with_logs(fd, 100000);
+                } else
+                        fake_write(fd, "{\"error\":\"io.aetask.MethodNotFound\",\"parameters\":{\"message\":\"no\"}}");
+        }
+        _exit(0);
+}
+
+typedef struct fake_server {
+        char dir[64], path[100], address[128];
+        pid_t pid;
+} fake_server;
+
+static void fake_server_start(fake_server *f, greeting greet) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd;
+
+        snprintf(f->dir, sizeof(f->dir), "/tmp/aetask-fake-XXXXXX");
+        cr_assert_not_null(mkdtemp(f->dir));
+        snprintf(f->path, sizeof(f->path), "%s/fake.sock", f->dir);
+        snprintf(f->address, sizeof(f->address), "unix:%s", f->path);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        cr_assert_eq(listen(fd, 64), 0);
+
+        f->pid = fork();
+        cr_assert_geq(f->pid, 0);
+        if (f->pid == 0) {
+                signal(SIGCHLD, SIG_IGN);  /* its workers reap themselves */
+                for (;;) {
+                        int conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+                        if (conn < 0)
+                                continue;
+                        if (fork() == 0) {
+                                close(fd);
+                                fake_worker(conn, greet);
+                        }
+                        close(conn);
+                }
+        }
+        close(fd);
+}
+
+static void fake_server_stop(fake_server *f) {
+        if (f->pid > 0) {
+                /* Its process group is the test's: kill the acceptor, and the
+                 * fake workers end as their client's connections close. */
+                kill(f->pid, SIGKILL);
+                waitpid(f->pid, NULL, 0);
+                f->pid = 0;
+        }
+        if (f->dir[0]) {
+                unlink(f->path);
+                rmdir(f->dir);
+                f->dir[0] = 0;
+        }
+}
+
+/* ---- The test's clients -------------------------------------------------- */
+
+static fake_server fake;
+static test_server real;
+static sd_event *event;
+static aetask_client *client, *real_client;
+
+typedef struct outcome {
+        bool done;
+        int replies, errors;
+        aetask_error_kind kind;
+        char message[256];
+        json_object *result;
+} outcome;
+
+static void on_reply(aetask_checkout *co, json_object *result, void *userdata) {
+        outcome *o = userdata;
+        o->replies++;
+        json_object_put(o->result);
+        o->result = json_object_get(result);
+        o->done = true;
+}
+
+static void on_error(aetask_checkout *co, aetask_error_kind kind, const char *message, void *userdata) {
+        outcome *o = userdata;
+        cr_assert_not_null(o, "an error on no checkout of ours: %s: %s", aetask_error_kind_to_string(kind), message);
+        o->errors++;
+        o->kind = kind;
+        snprintf(o->message, sizeof(o->message), "%s", message);
+        o->done = true;
+}
+
+static void start(greeting greet) {
+        fake_server_start(&fake, greet);
+        cr_assert_eq(sd_event_new(&event), 0);
+        cr_assert_eq(aetask_client_new(&client, fake.address), 0);
+        cr_assert_eq(aetask_client_attach_event(client, event, 0), 0);
+        aetask_client_set_max_message_size(client, CLIENT_MESSAGE_SIZE_MAX);
+        aetask_client_set_timeout(client, 5 * 1000000);
+        aetask_client_set_error_handler(client, on_error, NULL);
+
+        /* A second client, to a real server, on the same loop. */
+        test_server_start(&real, NULL, NULL, NULL);
+        cr_assert_eq(aetask_client_new(&real_client, real.address), 0);
+        cr_assert_eq(aetask_client_attach_event(real_client, event, 0), 0);
+        aetask_client_set_error_handler(real_client, on_error, NULL);
+}
+
+static void finish(void) {
+        client = aetask_client_unref(client);
+        real_client = aetask_client_unref(real_client);
+        event = sd_event_unref(event);
+        fake_server_stop(&fake);
+        test_server_cleanup(&real);
+}
+
+TestSuite(hostile_worker, .fini = finish, .timeout = 60);
+
+static aetask_checkout *call(aetask_client *c, const char *method, const char *args, outcome *o) {
+        aetask_checkout *co;
+        json_object *a = args ? json_tokener_parse(args) : NULL;
+
+        *o = (outcome) {};
+        cr_assert_eq(aetask_client_checkout(c, &co), 0);
+        aetask_checkout_set_error_handler(co, on_error, o);
+        cr_assert_eq(aetask_checkout_call(co, method, a, on_reply, o), 0);
+        json_object_put(a);
+        return co;
+}
+
+static void run_until_done(outcome *const *o, size_t n, double max_seconds) {
+        double deadline = now_seconds() + max_seconds;
+        for (;;) {
+                bool all = true;
+                for (size_t i = 0; i < n; i++)
+                        all = all && o[i]->done;
+                if (all)
+                        return;
+                cr_assert_lt(now_seconds(), deadline, "calls unanswered after %.1f s", max_seconds);
+                cr_assert_geq(sd_event_run(event, 50000), 0);
+        }
+}
+
+/* One misbehaving call among well-behaved ones, on other connections of the
+ * same client and on another client: it alone fails, with KIND. */
+static void expect_only_it_fails(const char *method, aetask_error_kind kind, const char *message) {
+        outcome bad, good, other;
+        outcome *all[] = { &bad, &good, &other };
+
+        aetask_checkout *co_bad = call(client, method, "[1]", &bad);
+        aetask_checkout *co_good = call(client, "echo", "[\"fine\"]", &good);
+        aetask_checkout *co_other = call(real_client, NULL, "[\"also fine\"]", &other);
+        run_until_done(all, 3, 10);
+
+        cr_assert_eq(bad.errors, 1, "%s: no error", method);
+        cr_assert_eq(bad.replies, 0);
+        cr_assert_eq(bad.kind, kind, "%s: %s error: %s", method, aetask_error_kind_to_string(bad.kind), bad.message);
+        cr_assert(strstr(bad.message, message), "%s: \"%s\" is not \"%s\"", method, bad.message, message);
+        cr_assert_eq(good.replies, 1, "the checkout on another connection failed: %s", good.message);
+        cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(good.result, 0)), "fine");
+        cr_assert_eq(other.replies, 1, "the other client's checkout failed: %s", other.message);
+
+        /* The error sticks to the bad checkout; the good one goes on. */
+        aetask_error_kind k;
+        cr_assert_eq(aetask_checkout_get_error(co_bad, &k, NULL), 0);
+        cr_assert_eq(k, kind);
+        cr_assert_eq(aetask_checkout_get_error(co_good, NULL, NULL), -ENODATA);
+        json_object *a = json_tokener_parse("[\"again\"]");
+        good.done = false;
+        cr_assert_eq(aetask_checkout_call(co_good, "echo", a, on_reply, &good), 0);
+        json_object_put(a);
+        outcome *one[] = { &good };
+        run_until_done(one, 1, 10);
+        cr_assert_eq(good.replies, 2);
+
+        aetask_checkout_unref(co_bad);
+        aetask_checkout_unref(co_good);
+        aetask_checkout_unref(co_other);
+        json_object_put(good.result);
+        json_object_put(other.result);
+        json_object_put(bad.result);
+}
+
+Test(hostile_worker, garbage) {
+        start(GREET);
+        expect_only_it_fails("garbage", AETASK_ERROR_PROTOCOL, "invalid reply from worker");
+}
+
+Test(hostile_worker, json_that_is_not_a_reply) {
+        start(GREET);
+        expect_only_it_fails("not_a_reply", AETASK_ERROR_PROTOCOL, "invalid reply from worker");
+}
+
+Test(hostile_worker, an_error_the_client_does_not_know) {
+        start(GREET);
+        expect_only_it_fails("weird_error", AETASK_ERROR_PROTOCOL, "worker reported org.example.Weird: odd");
+}
+
+Test(hostile_worker, a_reply_over_the_size_limit) {
+        start(GREET);
+        expect_only_it_fails("oversize", AETASK_ERROR_PROTOCOL, "exceeds the message size limit");
+}
+
+Test(hostile_worker, closing_in_the_middle_of_a_reply) {
+        start(GREET);
+        expect_only_it_fails("close_mid", AETASK_ERROR_WORKER_DIED, "worker connection suddenly died");
+}
+
+Test(hostile_worker, a_stalled_worker_is_a_timeout) {
+        outcome bad, good;
+        outcome *all[] = { &bad, &good };
+
+        start(GREET);
+        aetask_client_set_timeout(client, 300000);
+        aetask_checkout *co_bad = call(client, "stall", NULL, &bad);
+        aetask_checkout_set_timeout(co_bad, 300000);
+        aetask_client_set_timeout(client, 5 * 1000000);
+        aetask_checkout *co_good = call(client, "echo", "[1]", &good);
+        double t0 = now_seconds();
+        run_until_done(all, 2, 10);
+        cr_assert_eq(bad.kind, AETASK_ERROR_TIMEOUT);
+        cr_assert_str_eq(bad.message, "timed out after 0.3 seconds");
+        cr_assert_lt(now_seconds() - t0, 2);
+        cr_assert_eq(good.replies, 1);
+        aetask_checkout_unref(co_bad);
+        aetask_checkout_unref(co_good);
+        json_object_put(good.result);
+}
+
+/* The worker answers a call twice: the second answer arrives when nothing
+ * was asked, and the checkout that had the worker fails on its next call. */
+Test(hostile_worker, a_reply_nobody_asked_for) {
+        outcome o, good;
+        outcome *one[] = { &o };
+
+        start(GREET);
+        aetask_checkout *co = call(client, "twice", "[1]", &o);
+        run_until_done(one, 1, 10);
+        cr_assert_eq(o.replies, 1);
+        aetask_checkout *co_good = call(client, "echo", "[1]", &good);
+        test_run_for(event, 0.3);  /* the second answer comes */
+        cr_assert_eq(good.replies, 1, "a checkout on another connection is not affected");
+        o.done = false;
+        cr_assert_eq(aetask_checkout_call(co, "echo", NULL, on_reply, &o), 0);
+        run_until_done(one, 1, 10);
+        cr_assert_eq(o.errors, 1);
+        cr_assert_eq(o.kind, AETASK_ERROR_PROTOCOL);
+        cr_assert_str_eq(o.message, "worker sent a reply nobody asked for");
+        aetask_checkout_unref(co);
+        aetask_checkout_unref(co_good);
+        json_object_put(o.result);
+        json_object_put(good.result);
+}
+
+/* A worker that talks before it is asked anything, without greeting, or
+ * with garbage for a greeting: its connection never serves a checkout. */
+static void expect_no_service(greeting greet, const char *message) {
+        outcome o;
+        outcome *one[] = { &o };
+
+        start(greet);
+        aetask_client_set_timeout(client, 500000);
+        aetask_checkout *co = call(client, "echo", "[1]", &o);
+        run_until_done(one, 1, 10);
+        cr_assert_eq(o.errors, 1);
+        cr_assert_eq(o.replies, 0);
+        cr_log_info("%s: %s: %s", message, aetask_error_kind_to_string(o.kind), o.message);
+        cr_assert(o.kind == AETASK_ERROR_PROTOCOL || o.kind == AETASK_ERROR_TIMEOUT,
+                  "%s: %s error: %s", message, aetask_error_kind_to_string(o.kind), o.message);
+        aetask_checkout_unref(co);
+}
+
+Test(hostile_worker, no_greeting) {
+        expect_no_service(GREET_NOT, "no greeting");
+}
+
+Test(hostile_worker, a_garbage_greeting) {
+        expect_no_service(GREET_GARBAGE, "garbage greeting");
+}
+
+/* A reply carrying a flood of log messages, newest first, into a log
+ * context: merged quickly (the context keeps time order) and bounded. */
+Test(hostile_worker, a_flood_of_log_messages_out_of_order) {
+        outcome o;
+        outcome *one[] = { &o };
+        aetask_log *log;
+
+        start(GREET);
+        aetask_client_set_max_message_size(client, 16 << 20);
+        cr_assert_eq(aetask_log_new(&log), 0);
+        aetask_checkout *co = call(client, "log_flood", NULL, &o);
+        aetask_checkout_set_log(co, log);
+        double t0 = now_seconds();
+        run_until_done(one, 1, 30);
+        double elapsed = now_seconds() - t0;
+        cr_assert_eq(o.replies, 1, "%s", o.message);
+        cr_assert_eq(aetask_log_get_n_messages(log), 100000);
+        uint64_t previous = 0;
+        for (unsigned i = 0; i < aetask_log_get_n_messages(log); i++) {
+                uint64_t usec;
+                aetask_log_get_message(log, i, &usec, NULL, NULL, NULL);
+                cr_assert_geq(usec, previous, "in time order");
+                previous = usec;
+        }
+        cr_log_info("100000 log messages, newest first, merged in %.2f s", elapsed);
+        cr_assert_lt(elapsed, 3, "merging 100000 log messages took %.2f s", elapsed);
+        aetask_checkout_unref(co);
+        aetask_log_unref(log);
+        json_object_put(o.result);
+}
