@@ -324,7 +324,9 @@ void client_dispatch(aetask_client *c) {
                         client_schedule_retry(c);
                         return;
                 }
-                c->retry_attempt = 0;
+                /* retry_attempt is reset by the worker's greeting, not here:
+                 * a server at its cap accepts, refuses and closes, and
+                 * reconnects must keep backing off all the same. */
         }
 }
 

@@ -195,6 +195,7 @@ static void conn_handle_message(worker_conn *w, const char *s, size_t len) {
         if (!w->greeted) {
                 if (reply.hello) {
                         w->greeted = true;
+                        w->client->retry_attempt = 0;  /* a worker, at last: no more backing off */
                         return;
                 }
                 if (!reply.error) {
