@@ -10,6 +10,7 @@
 #include "address.h"
 #include "buffer.h"
 #include "heap.h"
+#include "json-reader.h"
 #include "json-writer.h"
 #include "protocol.h"
 #include "utf8.h"
@@ -180,7 +181,6 @@ Test(utf8, agrees_with_the_definition_on_every_short_sequence) {
 }
 
 Test(protocol, messages_that_are_not_utf8_are_refused) {
-        json_tokener *tok = protocol_tokener_new();
 
         /* json-c's own check would let overlong forms and surrogates in. */
         for (size_t i = 0; i < sizeof(invalid_utf8) / sizeof(invalid_utf8[0]); i++) {
@@ -188,11 +188,10 @@ Test(protocol, messages_that_are_not_utf8_are_refused) {
                 json_object *v = NULL;
                 const char *reason = NULL;
                 int n = snprintf(m, sizeof(m), "{\"result\":\"%s\"}", invalid_utf8[i].s);
-                cr_assert_eq(protocol_parse_message(tok, m, (size_t) n, &v, &reason), -EBADMSG,
+                cr_assert_eq(protocol_parse_message(m, (size_t) n, &v, &reason), -EBADMSG,
                              "accepted %s", invalid_utf8[i].why);
                 cr_assert_str_eq(reason, "invalid UTF-8");
         }
-        json_tokener_free(tok);
 }
 
 Test(json_writer, text_gets_replacement_characters_instead_of_failing) {
@@ -206,15 +205,13 @@ Test(json_writer, text_gets_replacement_characters_instead_of_failing) {
 Test(protocol, an_error_message_with_invalid_utf8_is_still_sent) {
         buffer b = {};
         cr_assert_eq(protocol_append_error(&b, PROTOCOL_ERROR_HANDLER, "bad \xff byte", NULL), 0);
-        json_tokener *tok = protocol_tokener_new();
         json_object *m = NULL;
         const char *reason;
-        cr_assert_eq(protocol_parse_message(tok, buffer_head(&b), buffer_length(&b) - 1, &m, &reason), 0);
+        cr_assert_eq(protocol_parse_message(buffer_head(&b), buffer_length(&b) - 1, &m, &reason), 0);
         protocol_reply reply;
         cr_assert_eq(protocol_parse_reply(m, &reply, &reason), 0);
         cr_assert_str_eq(reply.message, "bad \xef\xbf\xbd byte");
         json_object_put(m);
-        json_tokener_free(tok);
         buffer_done(&b);
 }
 
@@ -226,6 +223,170 @@ Test(protocol, a_result_with_invalid_utf8_is_refused) {
         cr_assert_eq(buffer_length(&b), 1);
         json_object_put(v);
         buffer_done(&b);
+}
+
+/* ---- The JSON reader ------------------------------------------------------ */
+
+static json_object *read_ok(const char *text) {
+        json_object *v = NULL;
+        const char *reason = NULL;
+        int r = json_read(text, strlen(text), 16, &v, &reason);
+        cr_assert_eq(r, 0, "%s: %s", text, reason);
+        return v;
+}
+
+Test(json_reader, reads_what_json_c_reads_the_same_way) {
+        static const char *const texts[] = {
+                "null", "true", "false", "0", "-0", "7", "-7", "123456789012345678",
+                "9223372036854775807", "-9223372036854775808", "9223372036854775808", "18446744073709551615",
+                "1.5", "-0.0", "1e5", "1E-2", "0.1e+2", "3.141592653589793",
+                "\"\"", "\"plain\"", "\"h\\u00e9llo \\ud834\\udd1e \\\"q\\\" \\\\ \\/ \\b\\f\\n\\r\\t\"",
+                "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9d\x84\x9e\"", "\"nul\\u0000inside\"",
+                "\"lone \\ud800 high\"", "\"lone \\udc00 low\"", "\"\\ud800\\u0041\"",
+                "[]", "{}", " [ 1 , \"two\" , [ 3 , { } ] , null ] ", "{\"a\":1,\"b\":[true,false],\"c\":{\"d\":null}}",
+                "{\"dup\":1,\"dup\":2}", "{\"k\\u00e9y\":\"v\",\"\":0}",
+                "[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33]",
+        };
+        json_tokener *tok = json_tokener_new();
+
+        for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+                json_object *ours = read_ok(texts[i]);
+                json_tokener_reset(tok);
+                /* json-c wants a number at the top level terminated. */
+                json_object *theirs = json_tokener_parse_ex(tok, texts[i], (int) strlen(texts[i]) + 1);
+                cr_assert_eq(json_tokener_get_error(tok), json_tokener_success, "json-c: %s", texts[i]);
+                cr_assert(json_object_equal(ours, theirs), "%s: %s vs json-c's %s", texts[i],
+                          json_object_to_json_string(ours), json_object_to_json_string(theirs));
+                cr_assert_eq(json_object_get_type(ours), json_object_get_type(theirs), "%s", texts[i]);
+                json_object_put(ours);
+                json_object_put(theirs);
+        }
+        json_tokener_free(tok);
+}
+
+Test(json_reader, refuses_what_is_not_json_even_where_json_c_does_not) {
+        static const char *const texts[] = {
+                "", " ", "[1.]", "[.1]", "[00]", "[-01]", "[+1]", "[-]", "[1e]", "[1e+]", "[01.5]",
+                "[NaN]", "[Infinity]", "[-Infinity]", "[nan]", "\"a\tb\"", "\"a\nb\"", "[1,]", "{\"a\":1,}",
+                "[1 2]", "{\"a\" 1}", "{a:1}", "{\"a\":}", "[\"a\\x\"]", "[\"\\u12\"]", "[\"\\u12g4\"]",
+                "\"unterminated", "[1", "{\"a\":1", "tru", "nul", "falsey", "[1]]", "{} {}", "'x'",
+                "[\"\\\"]",
+        };
+
+        for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+                json_object *v = NULL;
+                const char *reason = NULL;
+                cr_assert_eq(json_read(texts[i], strlen(texts[i]), 16, &v, &reason), -EBADMSG, "accepted %s", texts[i]);
+                cr_assert_not_null(reason);
+                cr_assert_null(v);
+        }
+}
+
+Test(json_reader, nests_as_deep_as_allowed_and_no_deeper) {
+        char text[2 * 20 + 1] = "";
+        json_object *v = NULL;
+        const char *reason;
+
+        for (int i = 0; i < 20; i++)
+                text[i] = '[';
+        for (int i = 20; i < 40; i++)
+                text[i] = ']';
+        cr_assert_eq(json_read(text, 40, 20, &v, &reason), 0);
+        json_object_put(v);
+        v = NULL;
+        cr_assert_eq(json_read(text, 40, 19, &v, &reason), -EBADMSG);
+        cr_assert_str_eq(reason, "nesting too deep");
+}
+
+Test(json_reader, numbers_past_64_bits_become_doubles_that_keep_their_text) {
+        static const char *const texts[] = { "18446744073709551616", "-9223372036854775809", "1e400", "0.10" };
+
+        for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+                json_object *v = read_ok(texts[i]);
+                cr_assert(json_object_is_type(v, json_type_double), "%s", texts[i]);
+                char *back = write_json(v);
+                cr_assert_str_eq(back, texts[i]);
+                free(back);
+                json_object_put(v);
+        }
+}
+
+Test(json_reader, long_strings_with_escapes_anywhere) {
+        /* Escapes on both sides of the eight-byte steps, and keys long enough
+         * to move the scratch stack while a value is read. */
+        for (size_t pos = 0; pos < 40; pos++) {
+                char raw[64], text[160];
+                for (size_t i = 0; i < sizeof(raw); i++)
+                        raw[i] = (char) ('a' + i % 26);
+                raw[pos] = '"';
+                buffer b = {};
+                json_object *s = json_object_new_string_len(raw, sizeof(raw));
+                cr_assert_eq(json_write_value(&b, s), 0);
+                int n = snprintf(text, sizeof(text), "{%.*s:[%.*s]}", (int) buffer_length(&b), buffer_head(&b),
+                                 (int) buffer_length(&b), buffer_head(&b));
+                json_object *v = NULL;
+                const char *reason;
+                cr_assert_eq(json_read(text, (size_t) n, 4, &v, &reason), 0, "%s: %s", text, reason);
+                json_object *inner = NULL;
+                char key[sizeof(raw) + 1];
+                memcpy(key, raw, sizeof(raw));
+                key[sizeof(raw)] = 0;
+                cr_assert(json_object_object_get_ex(v, key, &inner), "key of %zu", pos);
+                cr_assert(json_object_equal(json_object_array_get_idx(inner, 0), s));
+                json_object_put(v);
+                json_object_put(s);
+                buffer_done(&b);
+        }
+}
+
+/* A value tree from a seed: every type, nested, with awkward strings. */
+static json_object *random_value(uint64_t *seed, int depth) {
+        static const char *const strings[] = { "", "a", "h\xc3\xa9llo", "q\"b\\s/", "ctl\x01\x1f", "\xf0\x9d\x84\x9e",
+                                               "tab\tnl\n", "nul" };
+        *seed = *seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        unsigned k = (unsigned) (*seed >> 33);
+        switch (depth > 3 ? k % 6 : k % 8) {
+        case 0: return NULL;
+        case 1: return json_object_new_boolean(!!(k & 64));
+        case 2: return json_object_new_int64((int64_t) (*seed >> 1) * (k & 128 ? -1 : 1));
+        case 3: return json_object_new_double((double) (k % 100000) / 7.0);
+        case 4: return json_object_new_string_len(strings[k % 8], k % 8 == 7 ? 4 : (int) strlen(strings[k % 8]));
+        case 5: return json_object_new_uint64(UINT64_MAX - k % 1000);
+        case 6: {
+                json_object *a = json_object_new_array();
+                for (unsigned i = 0; i < k % 5; i++)
+                        json_object_array_add(a, random_value(seed, depth + 1));
+                return a;
+        }
+        default: {
+                json_object *o = json_object_new_object();
+                for (unsigned i = 0; i < k % 5; i++) {
+                        char key[16];
+                        snprintf(key, sizeof(key), "k%u\xc3\xa9", i);
+                        json_object_object_add(o, key, random_value(seed, depth + 1));
+                }
+                return o;
+        }
+        }
+}
+
+Test(json_reader, reads_back_what_the_writer_and_json_c_write) {
+        uint64_t seed = 1;
+
+        for (int i = 0; i < 2000; i++) {
+                json_object *v = random_value(&seed, 0), *back = NULL;
+                char *ours = write_json(v);
+                cr_assert_eq(json_read(ours, strlen(ours), 16, &back, NULL), 0, "%s", ours);
+                cr_assert(json_object_equal(v, back), "%s", ours);
+                json_object_put(back);
+                back = NULL;
+                const char *theirs = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+                cr_assert_eq(json_read(theirs, strlen(theirs), 16, &back, NULL), 0, "%s", theirs);
+                cr_assert(json_object_equal(v, back), "%s", theirs);
+                json_object_put(back);
+                free(ours);
+                json_object_put(v);
+        }
 }
 
 typedef struct heap_item {
@@ -322,13 +483,12 @@ Test(protocol, call_message_shape) {
 }
 
 Test(protocol, parses_calls_and_rejects_bad_shapes) {
-        json_tokener *tok = protocol_tokener_new();
         json_object *m;
         protocol_call c;
         const char *reason;
         const char *good = "{\"method\":\"io.aetask.Worker.hash\",\"parameters\":{\"args\":[\"pw\"]}}";
 
-        cr_assert_eq(protocol_parse_message(tok, good, strlen(good), &m, &reason), 0);
+        cr_assert_eq(protocol_parse_message(good, strlen(good), &m, &reason), 0);
         cr_assert_eq(protocol_parse_call(m, &c, &reason), 0);
         cr_assert_eq(c.kind, PROTOCOL_CALL_METHOD);
         cr_assert_str_eq(c.method, "hash");
@@ -341,7 +501,7 @@ Test(protocol, parses_calls_and_rejects_bad_shapes) {
                 "{\"s\":\"\xff\xfe\"}",
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                int r = protocol_parse_message(tok, bad[i], strlen(bad[i]), &m, &reason);
+                int r = protocol_parse_message(bad[i], strlen(bad[i]), &m, &reason);
                 if (r == 0) {
                         r = protocol_parse_call(m, &c, &reason);
                         json_object_put(m);
@@ -350,10 +510,9 @@ Test(protocol, parses_calls_and_rejects_bad_shapes) {
         }
 
         const char *unknown = "{\"method\":\"io.aetask.Worker.bad-name\"}";
-        cr_assert_eq(protocol_parse_message(tok, unknown, strlen(unknown), &m, &reason), 0);
+        cr_assert_eq(protocol_parse_message(unknown, strlen(unknown), &m, &reason), 0);
         cr_assert_eq(protocol_parse_call(m, &c, &reason), -ENOENT);
         json_object_put(m);
-        json_tokener_free(tok);
 }
 
 Test(protocol, method_names) {

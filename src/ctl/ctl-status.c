@@ -118,7 +118,6 @@ static int exchange(int fd, uint64_t timeout_usec, buffer *in, const char **ret_
 int ctl_status(ctl_context *ctx, int argc, char **argv) {
         _cleanup_(json_object_putp) json_object *m = NULL;
         _cleanup_(closep) int fd = -1;
-        json_tokener *tok;
         socket_address a;
         const char *address = ctx->address, *reply = NULL, *reason;
         buffer in = {};
@@ -155,10 +154,7 @@ int ctl_status(ctl_context *ctx, int argc, char **argv) {
                 return CTL_EXIT_CALL_FAILED;
         }
 
-        tok = protocol_tokener_new();
-        r = tok ? protocol_parse_message(tok, reply, len, &m, &reason) : -ENOMEM;
-        if (tok)
-                json_tokener_free(tok);
+        r = protocol_parse_message(reply, len, &m, &reason);
         buffer_done(&in);
         if (r < 0) {
                 fprintf(stderr, "aetaskctl: invalid reply from %s\n", address);

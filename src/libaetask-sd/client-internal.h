@@ -46,7 +46,6 @@ struct worker_conn {
         sd_event_source *io;
         buffer in, out;
         size_t scanned;
-        json_tokener *tokener;
         aetask_checkout *checkout;       /* CONN_ASSIGNED */
         unsigned n_checkouts;            /* served so far, for max_checkouts */
         unsigned pending_done;           /* Done messages not yet answered */

@@ -161,7 +161,7 @@ static void conn_handle_message(worker_conn *w, const char *s, size_t len) {
         char text[256];
         int r;
 
-        r = protocol_parse_message(w->tokener, s, len, &m, &reason);
+        r = protocol_parse_message(s, len, &m, &reason);
         buffer_consume(&w->in, len + 1);
         if (r >= 0)
                 r = protocol_parse_reply(m, &reply, &reason);
@@ -268,8 +268,6 @@ static void conn_unref(worker_conn *w) {
         aetask_log_unref(w->done_log);
         buffer_done(&w->in);
         buffer_done(&w->out);
-        if (w->tokener)
-                json_tokener_free(w->tokener);
         free(w);
 }
 
@@ -352,15 +350,9 @@ int conn_open(aetask_client *c, worker_conn **ret) {
         w->fd = fd;
         w->client = c;
         list_init(&w->node);
-        w->tokener = protocol_tokener_new();
-        if (!w->tokener) {
-                safe_close(fd);
-                return -ENOMEM;
-        }
 
         r = sd_event_add_io(c->event, &w->io, fd, in_progress ? EPOLLOUT : EPOLLIN, on_io, w);
         if (r < 0) {
-                json_tokener_free(w->tokener);
                 safe_close(fd);
                 return r;
         }

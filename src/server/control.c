@@ -32,7 +32,6 @@ typedef struct control_conn {
         sd_event_source *io, *timer;
         buffer in, out;
         size_t scanned;
-        json_tokener *tokener;
         bool closing;                  /* close once OUT is written */
 } control_conn;
 
@@ -46,8 +45,6 @@ static void control_conn_free(control_conn *c) {
         safe_close(c->fd);
         buffer_done(&c->in);
         buffer_done(&c->out);
-        if (c->tokener)
-                json_tokener_free(c->tokener);
         free(c);
 }
 
@@ -171,7 +168,7 @@ static int control_handle(control_conn *c, const char *text, size_t len) {
         const char *reason;
         int r;
 
-        r = protocol_parse_message(c->tokener, text, len, &m, &reason);
+        r = protocol_parse_message(text, len, &m, &reason);
         if (r < 0 || !json_object_object_get_ex(m, "method", &method) ||
             !json_object_is_type(method, json_type_string))
                 return -EBADMSG;
@@ -253,10 +250,7 @@ static int on_control_accept(sd_event_source *source, int fd, uint32_t revents, 
         list_append(&s->control_conns, &c->node);
         s->n_control_conns++;
 
-        c->tokener = protocol_tokener_new();
-        r = c->tokener ? 0 : -ENOMEM;
-        if (r >= 0)
-                r = sd_event_add_io(s->event, &c->io, conn, EPOLLIN, on_control_io, c);
+        r = sd_event_add_io(s->event, &c->io, conn, EPOLLIN, on_control_io, c);
         if (r >= 0)
                 r = sd_event_add_time_relative(s->event, &c->timer, CLOCK_MONOTONIC, CONTROL_IDLE_TIMEOUT_USEC,
                                                USEC_PER_SEC, on_control_timeout, c);

@@ -32,7 +32,6 @@ struct aetask_worker {
         bool setup_done;
         bool in_checkout;              /* a call came since the last Done */
         worker_log log;
-        json_tokener *tokener;
         size_t scanned;                /* of the client's bytes, for framing */
 };
 
@@ -274,13 +273,13 @@ static int run_done(aetask_worker *w, const protocol_call *c, buffer *out) {
         return append_outcome(w, out, r, NULL, PROTOCOL_ERROR_HANDLER);
 }
 
-static int handle_message(aetask_worker *w, json_tokener *tok, const char *s, size_t len, buffer *out) {
+static int handle_message(aetask_worker *w, const char *s, size_t len, buffer *out) {
         _cleanup_(json_object_putp) json_object *m = NULL;
         protocol_call call;
         const char *reason;
         int r;
 
-        r = protocol_parse_message(tok, s, len, &m, &reason);
+        r = protocol_parse_message(s, len, &m, &reason);
         if (r >= 0)
                 r = protocol_parse_call(m, &call, &reason);
         if (r == -ENOENT) {
@@ -323,10 +322,7 @@ aetask_worker *worker_new(aetask_server *s, scoreboard_slot *slot) {
                         .handler = s->handler_name ?: s->handler->name,
                         .number = slot->number,
                 },
-                .tokener = protocol_tokener_new(),
         };
-        if (!w->tokener)
-                return worker_free(w);
         return w;
 }
 
@@ -334,8 +330,6 @@ aetask_worker *worker_free(aetask_worker *w) {
         if (!w)
                 return NULL;
         json_object_put(worker_log_end(&w->log));
-        if (w->tokener)
-                json_tokener_free(w->tokener);
         free(w->error);
         free(w);
         return NULL;
@@ -348,7 +342,7 @@ int worker_handle_input(aetask_worker *w, buffer *in, buffer *out, int fd) {
         /* Answer every complete call we have before writing, so pipelined
          * messages (a Done and the next call) share one write. */
         while ((len = buffer_next_message(in, &w->scanned, &msg)) >= 0) {
-                int r = handle_message(w, w->tokener, msg, (size_t) len, out);
+                int r = handle_message(w, msg, (size_t) len, out);
                 buffer_consume(in, (size_t) len + 1);
                 if (r < 0)
                         return r;

@@ -42,6 +42,8 @@ int buffer_reserve(buffer *b, size_t n) {
 }
 
 int buffer_append(buffer *b, const void *p, size_t n) {
+        if (n == 0)
+                return 0;  /* an empty buffer has no data to memcpy() to */
         int r = buffer_reserve(b, n);
         if (r < 0)
                 return r;

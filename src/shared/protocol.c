@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "json-reader.h"
 #include "json-writer.h"
 #include "macro.h"
 #include "utf8.h"
@@ -36,73 +37,27 @@ bool protocol_trace_is_valid(const char *trace) {
         return n > 0 && n <= PROTOCOL_TRACE_MAX;
 }
 
-json_tokener *protocol_tokener_new(void) {
-        /* A value may be nested JSON_MAX_DEPTH deep, and it sits at most four
-         * levels down: {"parameters":{"logs":{"data":{...}}}}, or the
-         * {"parameters":{"args":[...]}} of a call. */
-        json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH + 5);
-        if (tok)
-                /* Not JSON_TOKENER_VALIDATE_UTF8: protocol_parse_message()
-                 * checks the bytes itself, more strictly and faster. */
-                json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-        return tok;
-}
+/* A value may be nested JSON_MAX_DEPTH deep, and it sits at most four levels
+ * down: {"parameters":{"logs":{"data":{...}}}}, or the
+ * {"parameters":{"args":[...]}} of a call. */
+#define MESSAGE_MAX_DEPTH (JSON_MAX_DEPTH + 5)
 
-static bool has_non_json_number(json_object *v) {
-        switch (json_object_get_type(v)) {
-        case json_type_double:
-                return !json_double_is_json(v);
-        case json_type_array:
-                for (size_t i = 0; i < json_object_array_length(v); i++)
-                        if (has_non_json_number(json_object_array_get_idx(v, i)))
-                                return true;
-                return false;
-        case json_type_object: {
-                json_object_object_foreach(v, key, child) {
-                        (void) key;
-                        if (has_non_json_number(child))
-                                return true;
-                }
-                return false;
-        }
-        default:
-                return false;
-        }
-}
+int protocol_parse_message(const char *s, size_t len, json_object **ret, const char **ret_reason) {
+        json_object *m = NULL;
+        int r;
 
-int protocol_parse_message(json_tokener *tok, const char *s, size_t len,
-                           json_object **ret, const char **ret_reason) {
-        json_object *m;
-
-        /* json-c's own check takes longer than its parse, and lets
-         * overlong forms and surrogates through. */
+        /* Checked apart from the parse: eight bytes at a time, and strictly
+         * (json-c's own check let overlong forms and surrogates through). */
         if (!utf8_is_valid(s, len)) {
                 *ret_reason = "invalid UTF-8";
                 return -EBADMSG;
         }
-        json_tokener_reset(tok);
-        m = json_tokener_parse_ex(tok, s, (int) len);
-        if (!m || json_tokener_get_error(tok) != json_tokener_success) {
-                json_object_put(m);
-                *ret_reason = json_tokener_get_error(tok) == json_tokener_continue
-                        ? "truncated JSON" : json_tokener_error_desc(json_tokener_get_error(tok));
-                return -EBADMSG;
-        }
-        if ((size_t) json_tokener_get_parse_end(tok) != len) {
-                json_object_put(m);
-                *ret_reason = "trailing bytes after the JSON object";
-                return -EBADMSG;
-        }
+        r = json_read(s, len, MESSAGE_MAX_DEPTH, &m, ret_reason);
+        if (r < 0)
+                return r;
         if (!json_object_is_type(m, json_type_object)) {
                 json_object_put(m);
                 *ret_reason = "message is not a JSON object";
-                return -EBADMSG;
-        }
-        /* json-c reads NaN and Infinity even when strict; they are not JSON.
-         * Only a message that spells one of them is searched for it. */
-        if ((memmem(s, len, "NaN", 3) || memmem(s, len, "Infinity", 8)) && has_non_json_number(m)) {
-                json_object_put(m);
-                *ret_reason = "NaN or Infinity is not JSON";
                 return -EBADMSG;
         }
         *ret = m;

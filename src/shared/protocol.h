@@ -32,14 +32,10 @@ static inline void json_object_putp(json_object **p) {
 /* Letters, digits and underscores, 1 to PROTOCOL_METHOD_NAME_MAX of them. */
 bool protocol_method_name_is_valid(const char *name);
 
-/* Creates a parser set up the way both sides need it. */
-json_tokener *protocol_tokener_new(void);
-
 /* Parses one message of LEN bytes; it must be exactly one JSON object, in
- * valid UTF-8 (utf8.h: stricter than json-c's own check).
- * Returns -EBADMSG with a short reason in *ret_reason (static) otherwise. */
-int protocol_parse_message(json_tokener *tok, const char *s, size_t len,
-                           json_object **ret, const char **ret_reason);
+ * valid UTF-8 (utf8.h), read strictly (json-reader.h).  Returns -EBADMSG
+ * with a short reason in *ret_reason (static) otherwise. */
+int protocol_parse_message(const char *s, size_t len, json_object **ret, const char **ret_reason);
 
 /* A trace id: letters, digits and "-_.:", 1 to PROTOCOL_TRACE_MAX of them. */
 #define PROTOCOL_TRACE_MAX 64

@@ -29,7 +29,7 @@ static unsigned depth(json_object *v) {
 }
 
 /* Writes V, reads it back as the message it is inside ("{" PREFIX V "}"). */
-static json_object *round_trip(json_tokener *tok, json_object *v) {
+static json_object *round_trip(json_object *v) {
         buffer b = {};
         json_object *m = NULL, *again = NULL;
         const char *reason;
@@ -44,7 +44,7 @@ static json_object *round_trip(json_tokener *tok, json_object *v) {
         }
         fuzz_assert(r == 0);
         fuzz_assert(buffer_append(&b, "}", 1) == 0);
-        if (protocol_parse_message(tok, buffer_head(&b), buffer_length(&b), &m, &reason) < 0) {
+        if (protocol_parse_message(buffer_head(&b), buffer_length(&b), &m, &reason) < 0) {
                 fprintf(stderr, "written JSON does not read back (%s): %.*s\n",
                         reason, (int) buffer_length(&b), buffer_head(&b));
                 abort();
@@ -61,7 +61,7 @@ static json_object *round_trip(json_tokener *tok, json_object *v) {
         return again;
 }
 
-static void check_call(json_tokener *tok, json_object *m) {
+static void check_call(json_object *m) {
         protocol_call c, c2;
         protocol_reply reply;
         const char *reason;
@@ -75,7 +75,7 @@ static void check_call(json_tokener *tok, json_object *m) {
                     depth(c.args) > JSON_MAX_DEPTH);
         if (buffer_length(&b) == 0)
                 return;
-        fuzz_assert(protocol_parse_message(tok, buffer_head(&b), buffer_length(&b) - 1, &m2, &reason) == 0);
+        fuzz_assert(protocol_parse_message(buffer_head(&b), buffer_length(&b) - 1, &m2, &reason) == 0);
         fuzz_assert(protocol_parse_call(m2, &c2, &reason) == 0);
         fuzz_assert(c2.kind == c.kind);
         fuzz_assert(c.kind != PROTOCOL_CALL_METHOD || strcmp(c.method, c2.method) == 0);
@@ -86,7 +86,7 @@ static void check_call(json_tokener *tok, json_object *m) {
 
         /* A worker returning the arguments as its result. */
         fuzz_assert(protocol_append_reply(&b, c.args, NULL) == 0);
-        fuzz_assert(protocol_parse_message(tok, buffer_head(&b), buffer_length(&b) - 1, &m2, &reason) == 0);
+        fuzz_assert(protocol_parse_message(buffer_head(&b), buffer_length(&b) - 1, &m2, &reason) == 0);
         fuzz_assert(protocol_parse_reply(m2, &reply, &reason) == 0);
         fuzz_assert(!reply.error);
         fuzz_assert(c.args ? json_object_equal(c.args, reply.result) : json_object_is_type(reply.result, json_type_null));
@@ -95,24 +95,13 @@ static void check_call(json_tokener *tok, json_object *m) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        static json_tokener *tok;
         json_object *m = NULL;
         const char *reason;
 
-        if (!tok)
-                tok = protocol_tokener_new();
-        fuzz_assert(tok);
-
-        if (protocol_parse_message(tok, (const char *) data, size, &m, &reason) < 0) {
-                /* As everywhere in aetask, a parser that failed is not used
-                 * again: json-c 0.16's json_tokener_reset() leaves a pending
-                 * high surrogate behind, to spoil the next \u escape. */
-                json_tokener_free(tok);
-                tok = NULL;
+        if (protocol_parse_message((const char *) data, size, &m, &reason) < 0)
                 return 0;
-        }
-        json_object_put(round_trip(tok, m));
-        check_call(tok, m);
+        json_object_put(round_trip(m));
+        check_call(m);
         json_object_put(m);
         return 0;
 }

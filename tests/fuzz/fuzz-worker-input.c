@@ -102,7 +102,7 @@ static const aetask_handler f_handler = {
 };
 
 /* Every reply in OUT must be a message the client reads without a protocol error. */
-static void check_replies(json_tokener *tok, buffer *out) {
+static void check_replies(buffer *out) {
         size_t scanned = 0;
         const char *msg;
         ssize_t len;
@@ -113,7 +113,7 @@ static void check_replies(json_tokener *tok, buffer *out) {
                 const char *reason = NULL;
 
                 fuzz_assert((size_t) len <= FUZZ_MESSAGE_SIZE_MAX);
-                if (protocol_parse_message(tok, msg, (size_t) len, &m, &reason) < 0 ||
+                if (protocol_parse_message(msg, (size_t) len, &m, &reason) < 0 ||
                     protocol_parse_reply(m, &reply, &reason) < 0) {
                         fprintf(stderr, "the worker wrote a reply the client rejects (%s): %.*s\n",
                                 reason, (int) len, msg);
@@ -133,7 +133,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 .hung_timeout = DEFAULT_HUNG_TIMEOUT_USEC,
         };
         static scoreboard_slot slot = { .number = 1 };
-        static json_tokener *client_tok;
         static int wire[2] = { -1, -1 };
         buffer in = {}, out = {}, written = {};
         size_t piece = fuzz_piece_size(&data, &size);
@@ -145,10 +144,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 fuzz_assert(fd_nonblock(wire[0]) == 0);
                 (void) fcntl(wire[1], F_SETPIPE_SZ, 1 << 20);
         }
-        if (!client_tok)
-                client_tok = protocol_tokener_new();
-        fuzz_assert(client_tok);
-
         aetask_worker *w = worker_new(&server, &slot);
         fuzz_assert(w);
         for (;;) {
@@ -159,8 +154,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 int r = worker_handle_input(w, &in, &out, wire[1]);
                 while (buffer_read(&written, wire[0], SIZE_MAX) > 0)
                         ;
-                check_replies(client_tok, &written);
-                check_replies(client_tok, &out);
+                check_replies(&written);
+                check_replies(&out);
                 if (r < 0)
                         break;
         }

@@ -1,0 +1,54 @@
+/* A strict JSON reader (RFC 8259) that builds json-c values.  json-c's own
+ * tokener builds an object for every envelope of a message, switches the
+ * thread's locale for every parse, scans strings byte by byte, and reads
+ * NaN and Infinity even when told to be strict.  This one reads the bytes of
+ * a message in place: the protocol code walks a message's envelope with the
+ * cursor calls and builds json-c values only for what it hands on (a call's
+ * arguments, a result, logs).  Input must be valid UTF-8 (utf8.h). */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buffer.h"
+
+typedef struct json_reader {
+        const char *p, *end;
+        unsigned depth, max_depth;   /* containers open, and how many may be */
+        const char *error;           /* why reading failed (static), or NULL */
+        buffer scratch;              /* unescaped strings and keys, as a stack */
+} json_reader;
+
+void json_reader_init(json_reader *r, const char *s, size_t len, unsigned max_depth);
+void json_reader_done(json_reader *r);
+
+/* Each call returns -EBADMSG, with r->error set, on input that is not JSON
+ * (or too deep); the reader is then done for. */
+
+/* Reads a value; JSON null is NULL.  *RET is a new reference. */
+int json_reader_value(json_reader *r, json_object **ret);
+/* Skips a value without building it. */
+int json_reader_skip(json_reader *r);
+
+/* Walks an object: json_reader_object_begin() reads the "{"; then each
+ * json_reader_object_next() reads the next key (NUL-terminated, valid until
+ * the next read) and its ":", returning 1, or the "}", returning 0.  The
+ * caller reads or skips each key's value.  *INDEX counts the keys read; it
+ * starts at 0.  (The scratch stack must be empty: walk envelopes only.) */
+int json_reader_object_begin(json_reader *r);
+int json_reader_object_next(json_reader *r, unsigned *index, const char **ret_key);
+
+/* Reads a string value without building it: LEN bytes (NULs possible) at
+ * *RET, valid until the next read. */
+int json_reader_string(json_reader *r, const char **ret, size_t *ret_len);
+
+/* Whether the next value is null (which it then reads). */
+bool json_reader_null(json_reader *r);
+
+/* Nothing but whitespace left. */
+int json_reader_end(json_reader *r);
+
+/* Reads S (LEN bytes of UTF-8) as one JSON value.  Returns -EBADMSG with a
+ * reason in *RET_REASON (static) when it is not exactly one. */
+int json_read(const char *s, size_t len, unsigned max_depth, json_object **ret, const char **ret_reason);
