@@ -30,7 +30,30 @@ static int h_call(aetask_worker *w, json_object *args, json_object **ret) {
         return 0;
 }
 
-static const aetask_method h_methods[] = { { "sleep", h_sleep }, { "echo", h_echo }, {} };
+/* Logs more than a message may carry, then returns a small result. */
+static int h_chatty(aetask_worker *w, json_object *args, json_object **ret) {
+        char text[600];
+        memset(text, 'l', sizeof(text) - 1);
+        text[sizeof(text) - 1] = 0;
+        for (int i = 0; i < 5; i++)
+                aetask_log_info(w, "%s", text);
+        *ret = json_object_new_string("ok");
+        return 0;
+}
+
+/* Logs a lot, then fails with a message longer than a message may be. */
+static int h_chatty_fail(aetask_worker *w, json_object *args, json_object **ret) {
+        char text[3000];
+        memset(text, 'e', sizeof(text) - 1);
+        text[sizeof(text) - 1] = 0;
+        aetask_log_info(w, "%.600s", text);
+        aetask_log_info(w, "%.600s", text);
+        return aetask_worker_raise(w, "%s", text);
+}
+
+static const aetask_method h_methods[] = {
+        { "sleep", h_sleep }, { "echo", h_echo }, { "chatty", h_chatty }, { "chatty_fail", h_chatty_fail }, {}
+};
 static const aetask_handler h_handler = {
         .abi_version = AETASK_HANDLER_ABI_VERSION,
         .name = "hostile",
@@ -320,5 +343,30 @@ Test(hostile_client, a_client_gone_during_a_call) {
         usleep(100000);
         close(fd);
         log_wait_for(&srv, "stopped: its client went away during a call", 1, 5);
+        check_recovered();
+}
+
+/* However much a handler logs, and however long its error message, the
+ * worker's reply stays within the message size limit (1000 bytes here):
+ * the logs go first, then the message's tail.  Otherwise the client would
+ * take the reply for a hostile one and drop the worker. */
+Test(hostile_client, replies_stay_within_the_size_limit) {
+        static const char chatty[] = "{\"method\":\"io.aetask.Worker.chatty\",\"parameters\":{\"args\":[]}}";
+        static const char chatty_fail[] = "{\"method\":\"io.aetask.Worker.chatty_fail\",\"parameters\":{\"args\":[]}}";
+        char reply[4096];
+
+        logged_server_start(&srv, &h_handler, small_and_quick, NULL);
+        int fd = raw_connect(srv.t.path, false);
+        raw_send(fd, chatty, sizeof(chatty));
+        ssize_t n = raw_read_message(fd, reply, sizeof(reply), 5);
+        cr_assert_gt(n, 0);
+        cr_assert_leq(n, 1000, "a reply of %zd bytes", n);
+        cr_assert(strstr(reply, "\"result\":\"ok\""), "the result, without the logs: %s", reply);
+        raw_send(fd, chatty_fail, sizeof(chatty_fail));
+        n = raw_read_message(fd, reply, sizeof(reply), 5);
+        cr_assert_gt(n, 0);
+        cr_assert_leq(n, 1000, "an error reply of %zd bytes", n);
+        cr_assert(strstr(reply, "io.aetask.HandlerError") && strstr(reply, "eeeeeeeeee"), "%s", reply);
+        close(fd);
         check_recovered();
 }

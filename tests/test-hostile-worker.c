@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -104,7 +105,10 @@ static _Noreturn void fake_worker(int fd, greeting greet) {
                         (void) !send(fd, "{\"parameters\":{\"res", 19, MSG_NOSIGNAL);
                         _exit(0);
                 } else if (strstr(call, "Worker.stall\"")) {
-                        pause();
+                        /* Says nothing more; ends with the connection. */
+                        while (read(fd, call, sizeof(call)) > 0)
+                                ;
+                        _exit(0);
                 } else if (strstr(call, "Worker.log_flood\"")) {
                         fake_reply_with_logs(fd, 100000);
                 } else
@@ -141,6 +145,8 @@ static void fake_server_start(fake_server *f, greeting greet) {
                         if (conn < 0)
                                 continue;
                         if (fork() == 0) {
+                                /* Gone with the acceptor, whatever it is doing. */
+                                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
                                 close(fd);
                                 fake_worker(conn, greet);
                         }

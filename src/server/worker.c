@@ -176,18 +176,35 @@ static aetask_method_t find_method(const aetask_handler *h, const char *name) {
         return NULL;
 }
 
+/* Whether the reply appended to OUT since BEFORE is within the limit; if
+ * not, it is taken back. */
+static bool reply_fits(aetask_worker *w, buffer *out, size_t before) {
+        if (buffer_length(out) - before - 1 <= w->server->max_message_size)
+                return true;
+        out->end = out->start + before;
+        return false;
+}
+
 /* Appends the reply for a call that ran: its result, or its error, with
  * whatever the handler logged.  Returns -ENOMEM if even that fails. */
 static int append_outcome(aetask_worker *w, buffer *out, int r, json_object *result, const char *error) {
         _cleanup_(json_object_putp) json_object *logs = worker_log_end(&w->log);
         char text[128];
 
+        size_t before = buffer_length(out);
+
+        /* Every reply fits the message size limit, or the client would drop
+         * the connection: the logs go first (they are not worth a call), then
+         * the result (the call fails), then the tail of the error message. */
         if (r >= 0) {
-                size_t before = buffer_length(out);
-                r = protocol_append_reply(out, result, logs);
-                if (r >= 0 && buffer_length(out) - before - 1 > w->server->max_message_size) {
-                        out->end = out->start + before;
-                        r = -EMSGSIZE;
+                json_object *l = logs;
+                for (;;) {
+                        r = protocol_append_reply(out, result, l);
+                        if (r >= 0 && !reply_fits(w, out, before))
+                                r = -EMSGSIZE;
+                        if (r >= 0 || !l)
+                                break;
+                        l = NULL;
                 }
                 if (r >= 0) {
                         clear_error(w);  /* raised, then succeeded after all */
@@ -198,9 +215,31 @@ static int append_outcome(aetask_worker *w, buffer *out, int r, json_object *res
                 w->error = (free(w->error), strdup(text));
         }
 
-        r = protocol_append_error(out, error, error_message(w, r), logs);
-        if (r < 0)  /* the logs may be what is too much */
-                r = protocol_append_error(out, error, error_message(w, r), NULL);
+        const char *message = error_message(w, r);
+        _cleanup_(freep) char *cut = NULL;
+        size_t len = strlen(message);
+        json_object *l = logs;
+        for (;;) {
+                r = protocol_append_error(out, error, cut ?: message, l);
+                if (r >= 0 && !reply_fits(w, out, before))
+                        r = -EMSGSIZE;
+                if (r >= 0)
+                        break;
+                if (l)
+                        l = NULL;
+                else if (len > 0) {
+                        len /= 2;
+                        free(cut);
+                        cut = strndup(message, len);
+                        if (!cut)
+                                break;
+                } else {
+                        /* Not even the bare error fits (a tiny limit): it
+                         * goes out all the same, the client must hear. */
+                        r = protocol_append_error(out, error, "", NULL);
+                        break;
+                }
+        }
         clear_error(w);
         return r < 0 ? -ENOMEM : 0;
 }

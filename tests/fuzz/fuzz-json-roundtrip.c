@@ -73,8 +73,10 @@ static void check_call(json_object *m) {
         /* The client would build this call from these arguments. */
         fuzz_assert(protocol_append_call(&b, c.kind == PROTOCOL_CALL_METHOD ? c.method : NULL, c.args, c.trace) == 0 ||
                     depth(c.args) > JSON_MAX_DEPTH);
-        if (buffer_length(&b) == 0)
+        if (buffer_length(&b) == 0) {
+                buffer_done(&b);
                 return;
+        }
         fuzz_assert(protocol_parse_message(buffer_head(&b), buffer_length(&b) - 1, &m2, &reason) == 0);
         fuzz_assert(protocol_parse_call(m2, &c2, &reason) == 0);
         fuzz_assert(c2.kind == c.kind);
