@@ -26,7 +26,7 @@ check unknown-exit 1 "$rc"
 check unknown-message "aetaskctl: handler error: unknown method 'nosuchmethod'" "$out"
 out=$("$AETASKCTL" --connect "unix:$dir/absent.sock" --timeout 0.3 call echo 1 2>&1); rc=$?
 check absent-exit 1 "$rc"
-check absent-message 'aetaskctl: timeout error: timed out after 0.3 seconds' "$out"
+check absent-message "aetaskctl: timeout error: timed out after 0.3 seconds (no worker: connecting to unix:$dir/absent.sock failed: No such file or directory)" "$out"
 "$AETASKCTL" --bogus >/dev/null 2>&1; check usage-exit 2 $?
 
 echo "$passed passed, $failed failed"

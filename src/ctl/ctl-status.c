@@ -172,6 +172,16 @@ int ctl_status(ctl_context *ctx, int argc, char **argv) {
                 fprintf(stderr, "aetaskctl: invalid reply from %s\n", address);
                 return CTL_EXIT_CALL_FAILED;
         }
+        if (json_object_object_get_ex(parameters, "hello", NULL)) {
+                /* A worker greets before it reads: this is where calls go. */
+                fprintf(stderr, "aetaskctl: %s is a worker socket, not a control socket "
+                        "(status is served on aetaskd --control ADDRESS, or /run/aetask/NAME.control)\n", address);
+                return CTL_EXIT_CALL_FAILED;
+        }
+        if (!json_object_object_get_ex(parameters, "workers", NULL)) {
+                fprintf(stderr, "aetaskctl: the reply from %s is not a status\n", address);
+                return CTL_EXIT_CALL_FAILED;
+        }
         if (ctx->json)
                 puts(json_object_to_json_string_ext(parameters, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
         else

@@ -75,6 +75,7 @@ struct aetask_client {
         sd_event_source *defer_source;   /* reports errors of calls on failed checkouts */
         sd_event_source *timeout_source; /* the checkouts' timeouts (timeout.c) */
         unsigned retry_attempt;
+        int last_connect_error;          /* errno of the last failed connect, 0 after a success */
         heap timeouts;                   /* checkouts by deadline (timeout.c) */
         unsigned n_checkouts;            /* live ones: the heap has room for them all */
         buffer scratch;                  /* where calls are serialized */

@@ -321,6 +321,7 @@ void client_dispatch(aetask_client *c) {
                 int r = conn_open(c, &w);
                 if (r < 0) {
                         client_log_debug("Failed to connect to %s: %s", c->address, strerror(-r));
+                        c->last_connect_error = -r;
                         client_schedule_retry(c);
                         return;
                 }

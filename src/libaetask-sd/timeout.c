@@ -44,14 +44,19 @@ static void client_arm_timer(aetask_client *c) {
 }
 
 static void checkout_time_out(aetask_checkout *co) {
-        char message[64];
+        char message[512];
+        int n;
 
         if (co->timeout % USEC_PER_SEC == 0)
-                snprintf(message, sizeof(message), "timed out after %llu seconds",
-                         (unsigned long long) (co->timeout / USEC_PER_SEC));
+                n = snprintf(message, sizeof(message), "timed out after %llu seconds",
+                             (unsigned long long) (co->timeout / USEC_PER_SEC));
         else
-                snprintf(message, sizeof(message), "timed out after %g seconds",
-                         (double) co->timeout / USEC_PER_SEC);
+                n = snprintf(message, sizeof(message), "timed out after %g seconds",
+                             (double) co->timeout / USEC_PER_SEC);
+        /* Waiting for a worker that never came: say why, if we know. */
+        if (!co->worker && co->client && co->client->last_connect_error != 0 && n > 0 && (size_t) n < sizeof(message))
+                snprintf(message + n, sizeof(message) - n, " (no worker: connecting to %s failed: %s)",
+                         co->client->address, strerror(co->client->last_connect_error));
         checkout_fail(co, AETASK_ERROR_TIMEOUT, message);
 }
 

@@ -70,8 +70,11 @@ static void conn_lost(worker_conn *w, aetask_error_kind kind, const char *messag
         }
         /* A connection that never reached a worker is a failed connect:
          * back off rather than reconnect at once. */
-        if (!w->greeted || kind == AETASK_ERROR_REFUSED)
+        if (!w->greeted || kind == AETASK_ERROR_REFUSED) {
+                if (!w->greeted && c->last_connect_error == 0)
+                        c->last_connect_error = ECONNRESET;
                 client_schedule_retry(c);
+        }
         conn_free(w);
         client_dispatch(c);
 }
@@ -196,24 +199,34 @@ static void conn_handle_message(worker_conn *w, const char *s, size_t len) {
                 if (reply.hello) {
                         w->greeted = true;
                         w->client->retry_attempt = 0;  /* a worker, at last: no more backing off */
+                        w->client->last_connect_error = 0;
                         return;
                 }
                 if (!reply.error) {
                         conn_lost(w, AETASK_ERROR_PROTOCOL, "the worker did not greet");
                         return;
                 }
-                /* An error before the greeting is the server's refusal (it
-                 * is at its worker cap): the checkout waiting on this
-                 * connection is told so, and reconnects back off. */
+                /* An error before the greeting is the server's refusal when
+                 * it is at its worker cap; anything else means this is not
+                 * a worker socket at all (a control socket, say).  The
+                 * checkout waiting on this connection is told, and
+                 * reconnects back off. */
+                bool busy = strcmp(reply.error, PROTOCOL_ERROR_SERVER_BUSY) == 0;
+                aetask_error_kind kind = busy ? AETASK_ERROR_REFUSED : AETASK_ERROR_PROTOCOL;
                 aetask_checkout *refused = w->call_in_flight ? w->checkout : NULL;
+                if (busy)
+                        snprintf(text, sizeof(text), "%s", reply.message);
+                else
+                        snprintf(text, sizeof(text), "not an aetask worker socket (the server answered %s%s%s)",
+                                 reply.error, reply.message[0] ? ": " : "", reply.message);
                 client_schedule_retry(w->client);
                 if (refused) {
                         w->call_in_flight = false;
                         refused->answered = true;
-                        checkout_fail_call(refused, AETASK_ERROR_REFUSED, reply.message, NULL);
+                        checkout_fail_call(refused, kind, text, NULL);
                         return;
                 }
-                conn_lost(w, AETASK_ERROR_REFUSED, reply.message);
+                conn_lost(w, kind, text);
                 return;
         }
 
