@@ -2,13 +2,16 @@
  * that parses must write back (json_write_value) to JSON that parses to an
  * equal value; a call's arguments must survive protocol_append_call() and
  * protocol_parse_call(), and a result protocol_append_reply() and
- * protocol_parse_reply(), unchanged. */
+ * protocol_parse_reply(), unchanged.  Our JSON reader is also checked
+ * against json-c's tokener on every input. */
 #include <string.h>
 
 #include "fuzz.h"
+#include "json-reader.h"
 #include "json-writer.h"
 #include "macro.h"
 #include "protocol.h"
+#include "utf8.h"
 
 static unsigned depth(json_object *v) {
         unsigned d = 0;
@@ -96,10 +99,83 @@ static void check_call(json_object *m) {
         buffer_done(&b);
 }
 
+/* Whether two numbers read from the same text agree: json-c saturates
+ * integers past 64 bits, where our reader keeps them as doubles. */
+static bool same_value(json_object *ours, json_object *theirs) {
+        json_type t = json_object_get_type(ours);
+
+        if (t == json_type_double && json_object_is_type(theirs, json_type_int)) {
+                int64_t i = json_object_get_int64(theirs);
+                return i == INT64_MAX || i == INT64_MIN ||
+                       json_object_get_uint64(theirs) == UINT64_MAX ||
+                       json_object_get_double(ours) == json_object_get_double(theirs);
+        }
+        if (t != json_object_get_type(theirs))
+                return false;
+        if (t == json_type_array) {
+                size_t n = json_object_array_length(ours);
+                if (n != json_object_array_length(theirs))
+                        return false;
+                for (size_t i = 0; i < n; i++)
+                        if (!same_value(json_object_array_get_idx(ours, i), json_object_array_get_idx(theirs, i)))
+                                return false;
+                return true;
+        }
+        if (t == json_type_object) {
+                if (json_object_object_length(ours) != json_object_object_length(theirs))
+                        return false;
+                json_object_object_foreach(ours, key, child) {
+                        json_object *other;
+                        if (!json_object_object_get_ex(theirs, key, &other) || !same_value(child, other))
+                                return false;
+                }
+                return true;
+        }
+        return json_object_equal(ours, theirs);
+}
+
+/* Our JSON reader against json-c's: what ours accepts (strict RFC 8259)
+ * json-c reads too, to the same value.  json-c also reads things that are
+ * not JSON (NaN, "1.", raw tabs in strings), which ours refuses. */
+static void check_against_json_c(const char *s, size_t len) {
+        json_object *ours = NULL, *theirs = NULL;
+        const char *reason;
+
+        if (!utf8_is_valid(s, len) || json_read(s, len, JSON_MAX_DEPTH, &ours, &reason) < 0)
+                return;
+
+        /* Inside [...], so json-c sees where a number at the end ends. */
+        char *wrapped = malloc(len + 2);
+        fuzz_assert(wrapped);
+        wrapped[0] = '[';
+        memcpy(wrapped + 1, s, len);
+        wrapped[len + 1] = ']';
+        json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH + 1);
+        fuzz_assert(tok);
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+        json_object *array = json_tokener_parse_ex(tok, wrapped, (int) len + 2);
+        if (!array || json_tokener_get_parse_end(tok) != len + 2 || json_object_array_length(array) != 1) {
+                fprintf(stderr, "our reader accepts what json-c does not (%s): %.*s\n",
+                        json_tokener_error_desc(json_tokener_get_error(tok)), (int) len, s);
+                abort();
+        }
+        theirs = json_object_array_get_idx(array, 0);
+        if (!same_value(ours, theirs)) {
+                fprintf(stderr, "our reader read %s, json-c %s\n",
+                        json_object_to_json_string(ours), json_object_to_json_string(theirs));
+                abort();
+        }
+        json_object_put(array);
+        json_tokener_free(tok);
+        free(wrapped);
+        json_object_put(ours);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         json_object *m = NULL;
         const char *reason;
 
+        check_against_json_c((const char *) data, size);
         if (protocol_parse_message((const char *) data, size, &m, &reason) < 0)
                 return 0;
         json_object_put(round_trip(m));
