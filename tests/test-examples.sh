@@ -51,7 +51,7 @@ done
 # checkout's timeout is 5 seconds, as in the seed).
 out=$(timeout 30 "$hash_password" "unix:$dir/absent.sock" 2>&1); rc=$?
 check hash-password-absent-exit 1 "$rc"
-check hash-password-absent-message 'timeout error: timed out after 5 seconds' "$out"
+check hash-password-absent-message "timeout error: timed out after 5 seconds (no worker: connecting to unix:$dir/absent.sock failed: No such file or directory)" "$out"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
