@@ -547,22 +547,30 @@ Test(misuse, a_forked_child_is_refused) {
         cr_assert_eq(aetask_checkout_call(k, NULL, NULL, on_reply, &s), 0);
         test_run_until(event, &s.done, 10);
 
+        /* The child's verdict comes down a pipe: its exit status is not
+         * its own under valgrind, which counts what it leaves behind (by
+         * design: the parent's objects are not the child's to free). */
+        int verdict[2];
+        cr_assert_eq(pipe(verdict), 0);
         pid_t pid = fork();
         cr_assert_geq(pid, 0);
         if (pid == 0) {
                 aetask_checkout *k2;
-                int bad = 0;
+                char bad = 0;
                 bad += aetask_client_checkout(client, &k2) != -ECHILD;
                 bad += aetask_checkout_call(k, NULL, NULL, NULL, NULL) != -ECHILD;
                 bad += aetask_client_set_min_workers(client, 3) != -ECHILD;
                 bad += aetask_checkout_release(k) != -ECHILD;
                 aetask_client_unref(client);
-                _exit(bad);
+                (void) !write(verdict[1], &bad, 1);
+                _exit(0);
         }
-        int status;
-        cr_assert_eq(waitpid(pid, &status, 0), pid);
-        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child was not refused %d times",
-                  WEXITSTATUS(status));
+        close(verdict[1]);
+        char bad = -1;
+        cr_assert_eq(read(verdict[0], &bad, 1), 1, "no word from the child");
+        close(verdict[0]);
+        cr_assert_eq(waitpid(pid, NULL, 0), pid);
+        cr_assert_eq(bad, 0, "the child was not refused %d times", bad);
 
         /* The parent's checkout still works. */
         s.done = false;
