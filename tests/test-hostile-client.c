@@ -370,3 +370,22 @@ Test(hostile_client, replies_stay_within_the_size_limit) {
         close(fd);
         check_recovered();
 }
+
+/* A client that sends a call and leaves at once: the server may see it leave
+ * before the worker has even read the call.  The worker must not then run
+ * the call for nobody until it ends on its own (up to the hung timeout). */
+Test(hostile_client, a_client_that_sends_and_leaves_at_once) {
+        static const char slow[] = "{\"method\":\"io.aetask.Worker.sleep\",\"parameters\":{\"args\":[30]}}";
+
+        logged_server_start(&srv, &h_handler, NULL, NULL);  /* the default 300 s hung timeout */
+        for (int i = 0; i < 20; i++) {
+                int fd = raw_connect(srv.t.path, i % 2 == 0);  /* half of them wait for the greeting */
+                raw_send(fd, slow, sizeof(slow));
+                close(fd);
+        }
+        double t0 = now_seconds();
+        server_wait_settled(&srv, 10);
+        fprintf(stderr, "20 abandoned calls: the workers were gone after %.2f s\n", now_seconds() - t0);
+        cr_assert_eq(log_count(&srv, "killed as hung"), 0);
+        check_recovered();
+}

@@ -33,6 +33,7 @@ struct aetask_worker {
         bool in_checkout;              /* a call came since the last Done */
         worker_log log;
         size_t scanned;                /* of the client's bytes, for framing */
+        int fd;                        /* the client's connection */
 };
 
 /* SIGTERM asks the worker to retire.  Between checkouts, blocked in read(),
@@ -244,7 +245,26 @@ static int append_outcome(aetask_worker *w, buffer *out, int r, json_object *res
         return r < 0 ? -ENOMEM : 0;
 }
 
-/* Returns < 0 when the worker must end once the reply is out. */
+/* Whether the client has closed its connection, both ways.  The server stops
+ * a busy worker whose client leaves, and leaves an idle one alone: a client
+ * that sent a call and left before the worker marked itself busy is seen
+ * here, after the marking, so no call runs for nobody.  (A half-close, on a
+ * unix socket, still wants its answer; over TCP it cannot be told apart.) */
+static bool client_gone(aetask_worker *w) {
+        struct pollfd p = { .fd = w->fd, .events = POLLRDHUP };
+        int domain = AF_UNIX;
+        socklen_t len = sizeof(domain);
+
+        if (w->fd < 0 || poll(&p, 1, 0) <= 0)
+                return false;
+        if (p.revents & (POLLHUP | POLLERR))
+                return true;
+        return (p.revents & POLLRDHUP) &&
+               getsockopt(w->fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) >= 0 && domain != AF_UNIX;
+}
+
+/* Returns < 0 when the worker must end once the reply is out (-EPIPE: at
+ * once, the client is gone). */
 static int run_call(aetask_worker *w, const protocol_call *c, buffer *out) {
         json_object *result = NULL, *args;
         aetask_method_t fn;
@@ -285,8 +305,14 @@ static int run_call(aetask_worker *w, const protocol_call *c, buffer *out) {
                 return r;
         }
 
-        args = c->args ? json_object_get(c->args) : json_object_new_array();
         slot_call_begin(w->slot, w->method ?: "->()");
+        if (client_gone(w)) {
+                slot_call_end(w->slot, false);
+                log_info("Worker %u: client went away before its call began, not running it", w->number);
+                w->method = NULL;
+                return -EPIPE;
+        }
+        args = c->args ? json_object_get(c->args) : json_object_new_array();
         r = fn(w, args, &result);
         slot_call_end(w->slot, true);
         json_object_put(args);
@@ -361,6 +387,7 @@ aetask_worker *worker_new(aetask_server *s, scoreboard_slot *slot) {
                         .handler = s->handler_name ?: s->handler->name,
                         .number = slot->number,
                 },
+                .fd = -1,
         };
         return w;
 }
@@ -378,6 +405,7 @@ int worker_handle_input(aetask_worker *w, buffer *in, buffer *out, int fd) {
         const char *msg;
         ssize_t len;
 
+        w->fd = fd;
         /* Answer every complete call we have before writing, so pipelined
          * messages (a Done and the next call) share one write. */
         while ((len = buffer_next_message(in, &w->scanned, &msg)) >= 0) {
