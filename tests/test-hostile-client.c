@@ -6,6 +6,7 @@
  * says how the offending worker ended. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -388,4 +389,96 @@ Test(hostile_client, a_client_that_sends_and_leaves_at_once) {
         fprintf(stderr, "20 abandoned calls: the workers were gone after %.2f s\n", now_seconds() - t0);
         cr_assert_eq(log_count(&srv, "killed as hung"), 0);
         check_recovered();
+}
+
+/* ---- The control socket -------------------------------------------------- */
+
+static char control_path[256];
+
+static void with_control(aetask_server *s, void *userdata) {
+        char address[300];
+        small_and_quick(s, userdata);
+        snprintf(address, sizeof(address), "unix:%s", control_path);
+        cr_assert_eq(aetask_server_listen_control(s, address), 0);
+}
+
+static long server_rss_kib(pid_t pid) {
+        char path[64];
+        long pages = 0, resident = 0;
+        snprintf(path, sizeof(path), "/proc/%d/statm", (int) pid);
+        FILE *f = fopen(path, "re");
+        cr_assert_not_null(f);
+        cr_assert_eq(fscanf(f, "%ld %ld", &pages, &resident), 2);
+        fclose(f);
+        return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static bool control_answers(void) {
+        static const char status[] = "{\"method\":\"io.aetask.Server.Status\"}";
+        char reply[8192];
+        int fd = raw_connect(control_path, true);
+        raw_send(fd, status, sizeof(status));
+        ssize_t n = raw_read_message(fd, reply, sizeof(reply), 5);
+        close(fd);
+        return n > 0 && strstr(reply, "\"workers\"");
+}
+
+/* Garbage, an over-long request, requests sent and never read, and more
+ * connections than the socket takes: the server answers the next status
+ * request, and its memory and descriptors are what they were. */
+Test(hostile_client, the_control_socket) {
+        char junk[8192];
+        unsigned seed = 3;
+
+        snprintf(control_path, sizeof(control_path), "/tmp/aetask-control-%d.sock", (int) getpid());
+        unlink(control_path);
+        logged_server_start(&srv, &h_handler, with_control, NULL);
+        cr_assert(control_answers());
+
+        for (size_t i = 0; i < sizeof(junk); i++)
+                junk[i] = (char) rand_r(&seed);
+        int fd = raw_connect(control_path, true);
+        raw_send(fd, junk, 200);
+        cr_assert_geq(raw_wait_eof(fd, 5), 0, "garbage closes the connection");
+        close(fd);
+        memset(junk, 'x', sizeof(junk));
+        fd = raw_connect(control_path, true);
+        (void) send(fd, junk, sizeof(junk), MSG_NOSIGNAL);
+        cr_assert_geq(raw_wait_eof(fd, 5), 0, "an over-long request closes the connection");
+        close(fd);
+
+        /* Requests by the thousand, answers never read. */
+        long rss = server_rss_kib(srv.t.pid);
+        static const char status[] = "{\"method\":\"io.aetask.Server.Status\"}";
+        fd = raw_connect(control_path, true);
+        cr_assert_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+        size_t sent = 0;
+        double deadline = now_seconds() + 3;
+        while (sent < 20u * 1024 * 1024 && now_seconds() < deadline) {
+                ssize_t n = send(fd, status, sizeof(status), MSG_NOSIGNAL);
+                if (n < 0 && errno == EAGAIN) {
+                        usleep(1000);
+                        continue;
+                }
+                if (n <= 0)
+                        break;
+                sent += (size_t) n;
+        }
+        long grown = server_rss_kib(srv.t.pid) - rss;
+        fprintf(stderr, "control socket: %zu bytes of requests sent unread, server RSS grew by %ld KiB\n", sent, grown);
+        cr_assert_lt(grown, 8 * 1024, "the server buffers answers nobody reads: %ld KiB", grown);
+        close(fd);
+
+        /* More connections than it takes at once. */
+        int idle[20];
+        for (int i = 0; i < 20; i++)
+                idle[i] = raw_connect(control_path, true);
+        usleep(100000);
+        log_wait_for(&srv, "Refusing a control connection", 1, 5);
+        for (int i = 0; i < 20; i++)
+                close(idle[i]);
+
+        cr_assert(control_answers(), "the control socket still answers");
+        unlink(control_path);
+        check_recovered();  /* the descriptors too */
 }

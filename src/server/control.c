@@ -179,7 +179,10 @@ static int control_handle(control_conn *c, const char *text, size_t len) {
 
 static void control_update_events(control_conn *c) {
         uint32_t events = buffer_length(&c->out) > 0 ? EPOLLOUT : 0;
-        if (!c->closing)
+        /* No more requests are read while answers wait to be written: a
+         * client sending requests without reading the answers would have
+         * the server buffer them without end. */
+        if (!c->closing && buffer_length(&c->out) == 0)
                 events |= EPOLLIN;
         (void) sd_event_source_set_io_events(c->io, events);
 }
