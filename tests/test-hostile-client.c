@@ -52,8 +52,20 @@ static int h_chatty_fail(aetask_worker *w, json_object *args, json_object **ret)
         return aetask_worker_raise(w, "%s", text);
 }
 
+/* A result of N bytes. */
+static int h_big(aetask_worker *w, json_object *args, json_object **ret) {
+        size_t n = (size_t) json_object_get_int64(json_object_array_get_idx(args, 0));
+        char *s = malloc(n + 1);
+        memset(s, 'b', n);
+        s[n] = 0;
+        *ret = json_object_new_string_len(s, (int) n);
+        free(s);
+        return 0;
+}
+
 static const aetask_method h_methods[] = {
-        { "sleep", h_sleep }, { "echo", h_echo }, { "chatty", h_chatty }, { "chatty_fail", h_chatty_fail }, {}
+        { "sleep", h_sleep }, { "echo", h_echo }, { "chatty", h_chatty }, { "chatty_fail", h_chatty_fail },
+        { "big", h_big }, {}
 };
 static const aetask_handler h_handler = {
         .abi_version = AETASK_HANDLER_ABI_VERSION,
@@ -400,6 +412,38 @@ static void with_control(aetask_server *s, void *userdata) {
         small_and_quick(s, userdata);
         snprintf(address, sizeof(address), "unix:%s", control_path);
         cr_assert_eq(aetask_server_listen_control(s, address), 0);
+}
+
+static long server_rss_kib(pid_t pid);
+
+static void large_messages(aetask_server *s, void *userdata) {
+        aetask_server_set_max_message_size(s, 4 << 20);
+}
+
+/* A client that pipelines calls and never reads the answers: the worker
+ * writes each answer as it goes and waits for the client, instead of
+ * keeping every answer in memory. */
+Test(hostile_client, pipelined_calls_whose_answers_are_never_read) {
+        static const char big[] = "{\"method\":\"io.aetask.Worker.big\",\"parameters\":{\"args\":[1000000]}}";
+        char greeting[512], *burst = malloc(200 * sizeof(big));
+
+        logged_server_start(&srv, &h_handler, large_messages, NULL);
+        int fd = raw_connect(srv.t.path, true);
+        cr_assert_gt(raw_read_message(fd, greeting, sizeof(greeting), 5), 0);
+        char *p = strstr(greeting, "\"pid\":");
+        cr_assert_not_null(p);
+        pid_t worker = atoi(p + 6);
+        long before = server_rss_kib(worker);
+        for (int i = 0; i < 200; i++)
+                memcpy(burst + i * sizeof(big), big, sizeof(big));
+        raw_send(fd, burst, 200 * sizeof(big));  /* 200 answers of 1 MB each asked for */
+        free(burst);
+        usleep(1500000);
+        long grown = server_rss_kib(worker) - before;
+        fprintf(stderr, "200 pipelined 1 MB answers unread: the worker grew by %ld KiB\n", grown);
+        cr_assert_lt(grown, 32 * 1024, "the worker keeps answers nobody reads: %ld KiB", grown);
+        close(fd);
+        check_recovered();
 }
 
 static long server_rss_kib(pid_t pid) {

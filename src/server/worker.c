@@ -21,6 +21,9 @@
 #include "server-internal.h"
 #include "worker-log.h"
 
+/* Answers written before more calls run, past this many bytes. */
+#define WORKER_OUT_PENDING_MAX (64U * 1024U)
+
 struct aetask_worker {
         aetask_server *server;
         const aetask_handler *handler;
@@ -422,8 +425,11 @@ int worker_handle_input(aetask_worker *w, buffer *in, buffer *out, int fd) {
                 /* A Done's answer goes out before the next call runs:
                  * a client that sees the worker die with its Done
                  * unanswered knows that call never ran, and sends
-                 * it elsewhere (see conn_lost()). */
-                if (!w->in_checkout && buffer_length(in) > 0 && buffer_length(out) > 0 &&
+                 * it elsewhere (see conn_lost()).  And answers do not
+                 * pile up: a client that pipelines calls without reading
+                 * the answers waits for the worker, not the other way. */
+                if (buffer_length(in) > 0 && buffer_length(out) > 0 &&
+                    (!w->in_checkout || buffer_length(out) >= WORKER_OUT_PENDING_MAX) &&
                     write_all(fd, out) < 0)
                         return -EPIPE;
         }
