@@ -134,7 +134,8 @@ static bool same_value(json_object *ours, json_object *theirs) {
         if (t == json_type_string && !json_object_equal(ours, theirs))
                 /* json-c 0.16 turns some valid surrogate pairs into U+FFFD
                  * ("\ud976\uddda" is U+6D9DA, as Python reads it too). */
-                return strstr(json_object_get_string(theirs), "\xef\xbf\xbd") &&
+                return memmem(json_object_get_string(theirs), (size_t) json_object_get_string_len(theirs),
+                              "\xef\xbf\xbd", 3) &&
                        utf8_is_valid(json_object_get_string(ours), (size_t) json_object_get_string_len(ours));
         return json_object_equal(ours, theirs);
 }
