@@ -22,6 +22,20 @@ start() {
         server=$!
         for _ in $(seq 100); do [ -S "$dir/t.control" ] && break; sleep 0.05; done
 }
+
+# Waits (up to 5 s: the sanitizer build under load is slow) until a worker
+# is busy in a call, and prints its pid.
+busy_worker() {
+        local out
+        for _ in $(seq 250); do
+                out=$(ctl --json status t 2>/dev/null)
+                if grep -q '"state":"busy"' <<<"$out"; then
+                        sed -n 's/.*"workers":\[{"pid":\([0-9]*\),.*/\1/p' <<<"$out"
+                        return
+                fi
+                sleep 0.02
+        done
+}
 stop() { kill "$server"; wait "$server"; server=; rm -f "$dir/t.sock" "$dir/t.control"; }
 ctl() { "$AETASKCTL" "$@"; }
 # A process that exists and is no zombie (an orphan's reaper may be slow).
@@ -74,7 +88,7 @@ fi
 # SIGTERM: a busy worker finishes its call; the server exits after it.
 "$AETASKCTL" t call sleep 0.6 >"$dir/drain.out" 2>&1 &
 bg=$!
-sleep 0.3
+busy_worker >/dev/null
 kill -TERM "$server"
 wait "$server"; rc=$?; server=
 wait $bg
@@ -86,8 +100,7 @@ rm -f "$dir/t.sock" "$dir/t.control"
 start --drain-timeout=0.5
 "$AETASKCTL" t call sleep 20 >"$dir/drain.out" 2>&1 &
 bg=$!
-sleep 0.3
-worker=$(ctl --json status t | sed -n 's/.*"workers":\[{"pid":\([0-9]*\),.*/\1/p')
+worker=$(busy_worker)
 t0=$(date +%s%N)
 kill -TERM "$server"
 wait "$server"; rc=$?; server=
@@ -104,8 +117,7 @@ check "drain limit: the worker is gone" "gone" "$([ -n "$worker" ] && ! alive "$
 start
 "$AETASKCTL" t call sleep 0.6 >"$dir/orphan.out" 2>&1 &
 bg=$!
-sleep 0.3
-worker=$(ctl --json status t | sed -n 's/.*"workers":\[{"pid":\([0-9]*\),.*/\1/p')
+worker=$(busy_worker)
 kill -KILL "$server"
 wait "$server" 2>/dev/null; server=
 wait $bg
