@@ -205,13 +205,11 @@ Test(json_writer, text_gets_replacement_characters_instead_of_failing) {
 Test(protocol, an_error_message_with_invalid_utf8_is_still_sent) {
         buffer b = {};
         cr_assert_eq(protocol_append_error(&b, PROTOCOL_ERROR_HANDLER, "bad \xff byte", NULL), 0);
-        json_object *m = NULL;
         const char *reason;
-        cr_assert_eq(protocol_parse_message(buffer_head(&b), buffer_length(&b) - 1, &m, &reason), 0);
         protocol_reply reply;
-        cr_assert_eq(protocol_parse_reply(m, &reply, &reason), 0);
+        cr_assert_eq(protocol_parse_reply(buffer_head(&b), buffer_length(&b) - 1, &reply, &reason), 0);
         cr_assert_str_eq(reply.message, "bad \xef\xbf\xbd byte");
-        json_object_put(m);
+        protocol_reply_done(&reply);
         buffer_done(&b);
 }
 
@@ -483,36 +481,127 @@ Test(protocol, call_message_shape) {
 }
 
 Test(protocol, parses_calls_and_rejects_bad_shapes) {
-        json_object *m;
         protocol_call c;
         const char *reason;
         const char *good = "{\"method\":\"io.aetask.Worker.hash\",\"parameters\":{\"args\":[\"pw\"]}}";
 
-        cr_assert_eq(protocol_parse_message(good, strlen(good), &m, &reason), 0);
-        cr_assert_eq(protocol_parse_call(m, &c, &reason), 0);
+        cr_assert_eq(protocol_parse_call(good, strlen(good), &c, &reason), 0);
         cr_assert_eq(c.kind, PROTOCOL_CALL_METHOD);
         cr_assert_str_eq(c.method, "hash");
-        json_object_put(m);
+        cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(c.args, 0)), "pw");
+        cr_assert_null(c.trace);
+        protocol_call_done(&c);
 
-        static const char *const bad[] = {
-                "not json", "[1,2]", "{\"method\":1}", "{\"a\":1} trailing", "{\"method\":\"x\"",
-                "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":[]}",
-                "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":{\"args\":{}}}",
-                "{\"s\":\"\xff\xfe\"}",
+        static const struct {
+                const char *message, *reason;
+        } bad[] = {
+                { "not json", "unexpected character" },
+                { "[1,2]", "message is not a JSON object" },
+                { "{\"method\":1}", "message has no \"method\" string" },
+                { "{\"parameters\":{}}", "message has no \"method\" string" },
+                { "{\"a\":1} trailing", "trailing bytes after the JSON value" },
+                { "{\"method\":\"x\"", "expected , or } in an object" },
+                { "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":[]}", "\"parameters\" is not an object" },
+                { "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":null}", "\"parameters\" is not an object" },
+                { "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":{\"args\":{}}}", "\"args\" is not an array" },
+                { "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":{\"args\":null}}", "\"args\" is not an array" },
+                { "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":{\"args\":[1],\"trace\":\"a b\"}}",
+                  "\"trace\" is not a valid trace id" },
+                { "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":{\"args\":[1],\"trace\":7}}",
+                  "\"trace\" is not a valid trace id" },
+                { "{\"s\":\"\xff\xfe\"}", "invalid UTF-8" },
+                { "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":{\"args\":[NaN]}}", "NaN or Infinity is not JSON" },
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                int r = protocol_parse_message(bad[i], strlen(bad[i]), &m, &reason);
-                if (r == 0) {
-                        r = protocol_parse_call(m, &c, &reason);
-                        json_object_put(m);
-                }
-                cr_assert_eq(r, -EBADMSG, "accepted: %s", bad[i]);
+                reason = NULL;
+                cr_assert_eq(protocol_parse_call(bad[i].message, strlen(bad[i].message), &c, &reason), -EBADMSG,
+                             "accepted: %s", bad[i].message);
+                cr_assert_str_eq(reason, bad[i].reason, "%s", bad[i].message);
+                cr_assert_null(c.args, "nothing is left to free");
         }
 
-        const char *unknown = "{\"method\":\"io.aetask.Worker.bad-name\"}";
-        cr_assert_eq(protocol_parse_message(unknown, strlen(unknown), &m, &reason), 0);
-        cr_assert_eq(protocol_parse_call(m, &c, &reason), -ENOENT);
-        json_object_put(m);
+        const char *bad_name = "{\"method\":\"io.aetask.Worker.bad-name\",\"parameters\":{\"args\":[1]}}";
+        cr_assert_eq(protocol_parse_call(bad_name, strlen(bad_name), &c, &reason), -ENOENT);
+        cr_assert_str_eq(reason, "invalid method name");
+        const char *nul_name = "{\"method\":\"io.aetask.Worker.echo\\u0000x\"}";
+        cr_assert_eq(protocol_parse_call(nul_name, strlen(nul_name), &c, &reason), -ENOENT);
+        const char *unknown = "{\"method\":\"org.example.Other\"}";
+        cr_assert_eq(protocol_parse_call(unknown, strlen(unknown), &c, &reason), -ENOENT);
+        cr_assert_str_eq(reason, "unknown interface");
+}
+
+Test(protocol, a_call_is_read_in_any_key_order_and_later_keys_win) {
+        protocol_call c;
+        const char *reason;
+        const char *m = "{ \"parameters\" : { \"trace\" : \"t-1\", \"args\" : [1], \"other\" : {\"x\":[]}, \"args\" : [2, 3] },"
+                        " \"more\" : true, \"method\" : \"io.aetask.Checkout.Done\","
+                        " \"method\" : \"io.aetask.Worker.sel\\u0065ct\" }";
+
+        cr_assert_eq(protocol_parse_call(m, strlen(m), &c, &reason), 0, "%s", reason);
+        cr_assert_eq(c.kind, PROTOCOL_CALL_METHOD);
+        cr_assert_str_eq(c.method, "select");
+        cr_assert_str_eq(c.trace, "t-1");
+        cr_assert_eq(json_object_array_length(c.args), 2);
+        protocol_call_done(&c);
+
+        const char *anonymous = "{\"method\":\"io.aetask.Checkout.Call\"}";
+        cr_assert_eq(protocol_parse_call(anonymous, strlen(anonymous), &c, &reason), 0);
+        cr_assert_eq(c.kind, PROTOCOL_CALL_ANONYMOUS);
+        cr_assert_null(c.args, "no arguments");
+        protocol_call_done(&c);
+
+        /* A later "parameters" replaces the earlier one whole. */
+        const char *twice = "{\"method\":\"io.aetask.Checkout.Call\",\"parameters\":{\"args\":[1],\"trace\":\"x\"},"
+                            "\"parameters\":{}}";
+        cr_assert_eq(protocol_parse_call(twice, strlen(twice), &c, &reason), 0);
+        cr_assert_null(c.args);
+        cr_assert_null(c.trace);
+        protocol_call_done(&c);
+}
+
+Test(protocol, parses_replies) {
+        static const struct {
+                const char *message;
+                int r;
+                const char *error, *text;   /* the error and message, or the reason */
+                bool result, logs, hello;
+        } cases[] = {
+                { "{\"parameters\":{\"result\":[1,{\"a\":null}],\"logs\":{\"messages\":[]}}}", 0, NULL, NULL, true, true },
+                { "{\"parameters\":{\"result\":null}}", 0, NULL, NULL, false, false },
+                { "{\"parameters\":{\"logs\":[1]}}", 0, NULL, NULL, false, false },  /* logs we cannot read are dropped */
+                { "{\"parameters\":{\"hello\":{\"version\":1}}}", 0, NULL, NULL, false, false, true },
+                { "{\"error\":\"io.aetask.HandlerError\",\"parameters\":{\"message\":\"it broke\",\"logs\":{}}}", 0,
+                  "io.aetask.HandlerError", "it broke", false, true },
+                { "{\"error\":\"io.aetask.HandlerError\",\"parameters\":{\"result\":1,\"message\":7}}", 0,
+                  "io.aetask.HandlerError", "", false, false },
+                { "{\"error\":\"io.aetask.Retiring\"}", 0, "io.aetask.Retiring", "", false, false },
+                { "{\"error\":1,\"parameters\":{}}", -EBADMSG, NULL, "\"error\" is not a string" },
+                { "{\"parameters\":1}", -EBADMSG, NULL, "\"parameters\" is not an object" },
+                { "{\"result\":1}", -EBADMSG, NULL, "reply has neither \"parameters\" nor \"error\"" },
+                { "{\"parameters\":{\"result\":[1,]}}", -EBADMSG, NULL, "unexpected character" },
+                { "\"just a string\"", -EBADMSG, NULL, "message is not a JSON object" },
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                protocol_reply reply;
+                const char *reason = NULL;
+                int r = protocol_parse_reply(cases[i].message, strlen(cases[i].message), &reply, &reason);
+                cr_assert_eq(r, cases[i].r, "%s: %s", cases[i].message, reason);
+                if (r < 0) {
+                        cr_assert_str_eq(reason, cases[i].text, "%s", cases[i].message);
+                        cr_assert(!reply.result && !reply.logs && !reply.error_value && !reply.message_value);
+                        continue;
+                }
+                if (cases[i].error) {
+                        cr_assert_str_eq(reply.error, cases[i].error);
+                        cr_assert_str_eq(reply.message, cases[i].text);
+                } else
+                        cr_assert_null(reply.error);
+                cr_assert_eq(!!reply.result, cases[i].result, "%s", cases[i].message);
+                cr_assert_eq(!!reply.logs, cases[i].logs, "%s", cases[i].message);
+                cr_assert_eq(reply.hello, cases[i].hello, "%s", cases[i].message);
+                protocol_reply_done(&reply);
+        }
 }
 
 Test(protocol, method_names) {

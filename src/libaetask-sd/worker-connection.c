@@ -158,16 +158,13 @@ void conn_release(worker_conn *w, bool reuse) {
 }
 
 static void conn_handle_message(worker_conn *w, const char *s, size_t len) {
-        _cleanup_(json_object_putp) json_object *m = NULL;
-        protocol_reply reply;
+        _cleanup_(protocol_reply_done) protocol_reply reply = {};
         const char *reason;
         char text[256];
         int r;
 
-        r = protocol_parse_message(s, len, &m, &reason);
+        r = protocol_parse_reply(s, len, &reply, &reason);
         buffer_consume(&w->in, len + 1);
-        if (r >= 0)
-                r = protocol_parse_reply(m, &reply, &reason);
         if (r < 0) {
                 snprintf(text, sizeof(text), "invalid reply from worker: %s", reason);
                 conn_lost(w, AETASK_ERROR_PROTOCOL, text);

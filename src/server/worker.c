@@ -342,14 +342,11 @@ static int run_done(aetask_worker *w, const protocol_call *c, buffer *out) {
 }
 
 static int handle_message(aetask_worker *w, const char *s, size_t len, buffer *out) {
-        _cleanup_(json_object_putp) json_object *m = NULL;
-        protocol_call call;
+        _cleanup_(protocol_call_done) protocol_call call = {};
         const char *reason;
         int r;
 
-        r = protocol_parse_message(s, len, &m, &reason);
-        if (r >= 0)
-                r = protocol_parse_call(m, &call, &reason);
+        r = protocol_parse_call(s, len, &call, &reason);
         if (r == -ENOENT) {
                 char text[128];
                 snprintf(text, sizeof(text), "unknown method: %s", reason);

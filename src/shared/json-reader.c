@@ -485,10 +485,8 @@ int json_reader_skip(json_reader *r) {
         return e;
 }
 
-bool json_reader_null(json_reader *r) {
-        if (peek(r) != 'n')
-                return false;
-        return read_literal(r, "null", 4) >= 0;
+bool json_reader_next_is(json_reader *r, char c) {
+        return peek(r) == (unsigned char) c;
 }
 
 int json_reader_end(json_reader *r) {

@@ -43,8 +43,8 @@ int json_reader_object_next(json_reader *r, unsigned *index, const char **ret_ke
  * *RET, valid until the next read. */
 int json_reader_string(json_reader *r, const char **ret, size_t *ret_len);
 
-/* Whether the next value is null (which it then reads). */
-bool json_reader_null(json_reader *r);
+/* Whether the next value starts with C: '{' an object, '"' a string... */
+bool json_reader_next_is(json_reader *r, char c);
 
 /* Nothing but whitespace left. */
 int json_reader_end(json_reader *r);

@@ -10,31 +10,35 @@
 #include "macro.h"
 #include "utf8.h"
 
-bool protocol_method_name_is_valid(const char *name) {
-        size_t n = 0;
+static bool is_alnum(char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
 
-        if (!name)
+/* Whether the N bytes at S are a method name (no NUL among them). */
+static bool method_name_is_valid(const char *s, size_t n) {
+        if (n == 0 || n > PROTOCOL_METHOD_NAME_MAX)
                 return false;
-        for (const char *p = name; *p; p++, n++) {
-                char c = *p;
-                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+        for (size_t i = 0; i < n; i++)
+                if (!is_alnum(s[i]) && s[i] != '_')
                         return false;
-        }
-        return n > 0 && n <= PROTOCOL_METHOD_NAME_MAX;
+        return true;
+}
+
+static bool trace_is_valid(const char *s, size_t n) {
+        if (n == 0 || n > PROTOCOL_TRACE_MAX)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!is_alnum(s[i]) && !strchr("-_.:", s[i]))
+                        return false;
+        return true;
+}
+
+bool protocol_method_name_is_valid(const char *name) {
+        return name && method_name_is_valid(name, strnlen(name, PROTOCOL_METHOD_NAME_MAX + 1));
 }
 
 bool protocol_trace_is_valid(const char *trace) {
-        size_t n = 0;
-
-        if (!trace)
-                return false;
-        for (const char *p = trace; *p; p++, n++) {
-                char c = *p;
-                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                      c == '-' || c == '_' || c == '.' || c == ':'))
-                        return false;
-        }
-        return n > 0 && n <= PROTOCOL_TRACE_MAX;
+        return trace && trace_is_valid(trace, strnlen(trace, PROTOCOL_TRACE_MAX + 1));
 }
 
 /* A value may be nested JSON_MAX_DEPTH deep, and it sits at most four levels
@@ -173,82 +177,280 @@ int protocol_append_error(buffer *b, const char *error, const char *message, jso
         return finish(b, saved, r);
 }
 
-int protocol_parse_call(json_object *m, protocol_call *ret, const char **ret_reason) {
-        json_object *method, *parameters = NULL, *args = NULL;
-        const char *name;
+static void put_and_clear(json_object **p) {
+        json_object_put(*p);
+        *p = NULL;
+}
 
-        if (!json_object_object_get_ex(m, "method", &method) || !json_object_is_type(method, json_type_string)) {
+/* The parts of a call message, as they were found. */
+typedef struct call_parts {
+        bool method_seen, method_is_string, parameters_bad, args_bad, trace_bad;
+        enum { INTERFACE_UNKNOWN, INTERFACE_BAD_NAME, INTERFACE_KNOWN } interface;
+} call_parts;
+
+static bool span_equals(const char *s, size_t n, const char *literal) {
+        return n == strlen(literal) && memcmp(s, literal, n) == 0;
+}
+
+static int read_method(json_reader *r, protocol_call *call, call_parts *parts) {
+        static const size_t prefix = sizeof(PROTOCOL_WORKER_PREFIX) - 1;
+        const char *s;
+        size_t n;
+        int e;
+
+        parts->method_seen = true;
+        parts->method_is_string = json_reader_next_is(r, '"');
+        if (!parts->method_is_string)
+                return json_reader_skip(r);
+        e = json_reader_string(r, &s, &n);
+        if (e < 0)
+                return e;
+
+        parts->interface = INTERFACE_KNOWN;
+        call->method = NULL;
+        if (n >= prefix && memcmp(s, PROTOCOL_WORKER_PREFIX, prefix) == 0) {
+                if (!method_name_is_valid(s + prefix, n - prefix)) {
+                        parts->interface = INTERFACE_BAD_NAME;
+                        return 0;
+                }
+                call->kind = PROTOCOL_CALL_METHOD;
+                memcpy(call->method_name, s + prefix, n - prefix);
+                call->method_name[n - prefix] = 0;
+                call->method = call->method_name;
+        } else if (span_equals(s, n, PROTOCOL_METHOD_CALL))
+                call->kind = PROTOCOL_CALL_ANONYMOUS;
+        else if (span_equals(s, n, PROTOCOL_METHOD_DONE))
+                call->kind = PROTOCOL_CALL_DONE;
+        else
+                parts->interface = INTERFACE_UNKNOWN;
+        return 0;
+}
+
+static int read_call_parameters(json_reader *r, protocol_call *call, call_parts *parts) {
+        const char *key;
+        int e;
+
+        /* A later "parameters" replaces an earlier one, as a later key does. */
+        put_and_clear(&call->args);
+        call->trace = NULL;
+        parts->parameters_bad = parts->args_bad = parts->trace_bad = false;
+        if (!json_reader_next_is(r, '{')) {
+                parts->parameters_bad = true;
+                return json_reader_skip(r);
+        }
+
+        e = json_reader_object_begin(r);
+        for (unsigned i = 0; e >= 0 && (e = json_reader_object_next(r, &i, &key)) > 0;) {
+                if (strcmp(key, "args") == 0) {
+                        put_and_clear(&call->args);
+                        e = json_reader_value(r, &call->args);
+                        parts->args_bad = e >= 0 && !json_object_is_type(call->args, json_type_array);
+                } else if (strcmp(key, "trace") == 0) {
+                        const char *s;
+                        size_t n;
+                        call->trace = NULL;
+                        parts->trace_bad = !json_reader_next_is(r, '"');
+                        if (parts->trace_bad)
+                                e = json_reader_skip(r);
+                        else if ((e = json_reader_string(r, &s, &n)) >= 0) {
+                                parts->trace_bad = !trace_is_valid(s, n);
+                                if (!parts->trace_bad) {
+                                        memcpy(call->trace_id, s, n);
+                                        call->trace_id[n] = 0;
+                                        call->trace = call->trace_id;
+                                }
+                        }
+                } else
+                        e = json_reader_skip(r);
+        }
+        return e;
+}
+
+/* The checks of a call message, in the order they are reported. */
+static int check_call(const call_parts *parts, const char **ret_reason) {
+        if (!parts->method_seen || !parts->method_is_string) {
                 *ret_reason = "message has no \"method\" string";
                 return -EBADMSG;
         }
-        if (json_object_object_get_ex(m, "parameters", &parameters) &&
-            !json_object_is_type(parameters, json_type_object)) {
+        if (parts->parameters_bad) {
                 *ret_reason = "\"parameters\" is not an object";
                 return -EBADMSG;
         }
-        if (parameters && json_object_object_get_ex(parameters, "args", &args) &&
-            !json_object_is_type(args, json_type_array)) {
+        if (parts->args_bad) {
                 *ret_reason = "\"args\" is not an array";
                 return -EBADMSG;
         }
-
-        json_object *trace = NULL;
-        if (parameters && json_object_object_get_ex(parameters, "trace", &trace) &&
-            (!json_object_is_type(trace, json_type_string) || !protocol_trace_is_valid(json_object_get_string(trace)))) {
+        if (parts->trace_bad) {
                 *ret_reason = "\"trace\" is not a valid trace id";
                 return -EBADMSG;
         }
-
-        name = json_object_get_string(method);
-        *ret = (protocol_call) { .args = args, .trace = trace ? json_object_get_string(trace) : NULL };
-        if (strncmp(name, PROTOCOL_WORKER_PREFIX, strlen(PROTOCOL_WORKER_PREFIX)) == 0) {
-                ret->kind = PROTOCOL_CALL_METHOD;
-                ret->method = name + strlen(PROTOCOL_WORKER_PREFIX);
-                if (!protocol_method_name_is_valid(ret->method)) {
-                        *ret_reason = "invalid method name";
-                        return -ENOENT;
-                }
-        } else if (strcmp(name, PROTOCOL_METHOD_CALL) == 0)
-                ret->kind = PROTOCOL_CALL_ANONYMOUS;
-        else if (strcmp(name, PROTOCOL_METHOD_DONE) == 0)
-                ret->kind = PROTOCOL_CALL_DONE;
-        else {
+        if (parts->interface == INTERFACE_BAD_NAME) {
+                *ret_reason = "invalid method name";
+                return -ENOENT;
+        }
+        if (parts->interface == INTERFACE_UNKNOWN) {
                 *ret_reason = "unknown interface";
                 return -ENOENT;
         }
         return 0;
 }
 
-int protocol_parse_reply(json_object *m, protocol_reply *ret, const char **ret_reason) {
-        json_object *error = NULL, *parameters = NULL, *v = NULL;
-
-        if (json_object_object_get_ex(m, "parameters", &parameters) &&
-            !json_object_is_type(parameters, json_type_object)) {
-                *ret_reason = "\"parameters\" is not an object";
+/* Opens the message's object, or says why not. */
+static int begin_message(json_reader *r, const char *s, size_t len, const char **ret_reason) {
+        /* Checked apart from the parse: eight bytes at a time, and strictly. */
+        if (!utf8_is_valid(s, len)) {
+                *ret_reason = "invalid UTF-8";
                 return -EBADMSG;
         }
+        json_reader_init(r, s, len, MESSAGE_MAX_DEPTH);
+        if (!json_reader_next_is(r, '{')) {
+                /* Say what is wrong with it, if it is not JSON at all. */
+                json_object *v = NULL;
+                int e = json_reader_value(r, &v);
+                json_object_put(v);
+                *ret_reason = e < 0 ? r->error : "message is not a JSON object";
+                json_reader_done(r);
+                return -EBADMSG;
+        }
+        return json_reader_object_begin(r);
+}
+
+/* Closes the message: nothing may follow its object. */
+static int end_message(json_reader *r, int e, const char **ret_reason) {
+        if (e >= 0)
+                e = json_reader_end(r);
+        if (e == -EBADMSG)
+                *ret_reason = r->error;
+        else if (e < 0)
+                *ret_reason = "out of memory";
+        json_reader_done(r);
+        return e;
+}
+
+int protocol_parse_call(const char *s, size_t len, protocol_call *ret, const char **ret_reason) {
+        call_parts parts = {};
+        json_reader r;
+        const char *key;
+        int e;
+
+        *ret = (protocol_call) {};
+        e = begin_message(&r, s, len, ret_reason);
+        if (e < 0)
+                return e;
+        for (unsigned i = 0; e >= 0 && (e = json_reader_object_next(&r, &i, &key)) > 0;) {
+                if (strcmp(key, "method") == 0)
+                        e = read_method(&r, ret, &parts);
+                else if (strcmp(key, "parameters") == 0)
+                        e = read_call_parameters(&r, ret, &parts);
+                else
+                        e = json_reader_skip(&r);
+        }
+        e = end_message(&r, e, ret_reason);
+        if (e >= 0)
+                e = check_call(&parts, ret_reason);
+        if (e < 0)
+                protocol_call_done(ret);
+        return e;
+}
+
+void protocol_call_done(protocol_call *call) {
+        put_and_clear(&call->args);
+}
+
+/* The parts of a reply message, as they were found. */
+typedef struct reply_parts {
+        bool parameters_seen, parameters_bad, error_seen, error_bad;
+} reply_parts;
+
+static int read_reply_parameters(json_reader *r, protocol_reply *reply, reply_parts *parts) {
+        const char *key;
+        int e;
+
+        /* A later "parameters" replaces an earlier one. */
+        put_and_clear(&reply->result);
+        put_and_clear(&reply->logs);
+        put_and_clear(&reply->message_value);
+        reply->hello = false;
+        parts->parameters_seen = true;
+        parts->parameters_bad = !json_reader_next_is(r, '{');
+        if (parts->parameters_bad)
+                return json_reader_skip(r);
+
+        e = json_reader_object_begin(r);
+        for (unsigned i = 0; e >= 0 && (e = json_reader_object_next(r, &i, &key)) > 0;) {
+                json_object **slot = strcmp(key, "result") == 0 ? &reply->result :
+                                     strcmp(key, "logs") == 0 ? &reply->logs :
+                                     strcmp(key, "message") == 0 ? &reply->message_value : NULL;
+                if (strcmp(key, "hello") == 0)
+                        reply->hello = true;
+                if (!slot) {
+                        e = json_reader_skip(r);
+                        continue;
+                }
+                put_and_clear(slot);
+                e = json_reader_value(r, slot);
+        }
+        return e;
+}
+
+int protocol_parse_reply(const char *s, size_t len, protocol_reply *ret, const char **ret_reason) {
+        reply_parts parts = {};
+        json_reader r;
+        const char *key;
+        int e;
 
         *ret = (protocol_reply) {};
-        if (parameters && json_object_object_get_ex(parameters, "logs", &ret->logs) &&
-            !json_object_is_type(ret->logs, json_type_object))
-                ret->logs = NULL;  /* logs we cannot read are not worth failing the call for */
-        if (json_object_object_get_ex(m, "error", &error)) {
-                if (!json_object_is_type(error, json_type_string)) {
-                        *ret_reason = "\"error\" is not a string";
-                        return -EBADMSG;
-                }
-                ret->error = json_object_get_string(error);
-                ret->message = "";
-                if (parameters && json_object_object_get_ex(parameters, "message", &v) &&
-                    json_object_is_type(v, json_type_string))
-                        ret->message = json_object_get_string(v);
-                return 0;
+        e = begin_message(&r, s, len, ret_reason);
+        if (e < 0)
+                return e;
+        for (unsigned i = 0; e >= 0 && (e = json_reader_object_next(&r, &i, &key)) > 0;) {
+                if (strcmp(key, "parameters") == 0)
+                        e = read_reply_parameters(&r, ret, &parts);
+                else if (strcmp(key, "error") == 0) {
+                        parts.error_seen = true;
+                        put_and_clear(&ret->error_value);
+                        e = json_reader_value(&r, &ret->error_value);
+                        parts.error_bad = !json_object_is_type(ret->error_value, json_type_string);
+                } else
+                        e = json_reader_skip(&r);
         }
-        if (!parameters) {
+        e = end_message(&r, e, ret_reason);
+
+        if (e >= 0 && parts.parameters_bad) {
+                *ret_reason = "\"parameters\" is not an object";
+                e = -EBADMSG;
+        }
+        if (e >= 0 && parts.error_bad) {
+                *ret_reason = "\"error\" is not a string";
+                e = -EBADMSG;
+        }
+        if (e >= 0 && !parts.error_seen && !parts.parameters_seen) {
                 *ret_reason = "reply has neither \"parameters\" nor \"error\"";
-                return -EBADMSG;
+                e = -EBADMSG;
         }
-        ret->hello = json_object_object_get_ex(parameters, "hello", NULL);
-        (void) json_object_object_get_ex(parameters, "result", &ret->result);
+        if (e < 0) {
+                protocol_reply_done(ret);
+                return e;
+        }
+
+        /* Logs we cannot read are not worth failing the call for. */
+        if (ret->logs && !json_object_is_type(ret->logs, json_type_object))
+                put_and_clear(&ret->logs);
+        if (parts.error_seen) {
+                ret->error = json_object_get_string(ret->error_value);
+                ret->message = json_object_is_type(ret->message_value, json_type_string) ?
+                               json_object_get_string(ret->message_value) : "";
+                /* An error answers with no result and no greeting. */
+                put_and_clear(&ret->result);
+                ret->hello = false;
+        }
         return 0;
+}
+
+void protocol_reply_done(protocol_reply *reply) {
+        json_object_put(reply->result);
+        json_object_put(reply->logs);
+        json_object_put(reply->error_value);
+        json_object_put(reply->message_value);
+        *reply = (protocol_reply) {};
 }

@@ -66,21 +66,32 @@ typedef enum protocol_call_kind {
 typedef struct protocol_call {
         protocol_call_kind kind;
         const char *method;       /* PROTOCOL_CALL_METHOD: the handler's name for it */
-        json_object *args;        /* an array, or NULL when the call has none; borrowed */
+        json_object *args;        /* an array, or NULL when the call has none; owned */
         const char *trace;        /* the checkout's trace id, or NULL */
+        /* where METHOD and TRACE point */
+        char method_name[PROTOCOL_METHOD_NAME_MAX + 1];
+        char trace_id[PROTOCOL_TRACE_MAX + 1];
 } protocol_call;
 
-/* Takes apart a call message.  Returns -EBADMSG with *ret_reason set when the
- * message is not a call we know the shape of, -ENOENT for a method under the
- * worker interface that is not a valid name. */
-int protocol_parse_call(json_object *m, protocol_call *ret, const char **ret_reason);
+/* Reads a call message of LEN bytes.  Its envelope is walked in place: only
+ * the arguments are built as json-c values.  Returns -EBADMSG with a reason
+ * in *RET_REASON (static) when the message is not a call we know the shape
+ * of, -ENOENT for a method under the worker interface that is not a valid
+ * name or an interface we do not know.  On success the caller owns the
+ * arguments: protocol_call_done(). */
+int protocol_parse_call(const char *s, size_t len, protocol_call *ret, const char **ret_reason);
+void protocol_call_done(protocol_call *call);
 
 typedef struct protocol_reply {
-        json_object *result;      /* borrowed; NULL is JSON null */
+        json_object *result;      /* NULL is JSON null; owned */
         const char *error;        /* NULL for a successful reply */
         const char *message;      /* the error's message, never NULL on error */
-        json_object *logs;        /* borrowed; NULL when the worker logged nothing */
+        json_object *logs;        /* NULL when the worker logged nothing; owned */
         bool hello;               /* the worker's greeting */
+        json_object *error_value, *message_value;  /* where ERROR and MESSAGE point */
 } protocol_reply;
 
-int protocol_parse_reply(json_object *m, protocol_reply *ret, const char **ret_reason);
+/* Reads a reply message the same way: only the result and the logs are
+ * built.  On success the caller owns them: protocol_reply_done(). */
+int protocol_parse_reply(const char *s, size_t len, protocol_reply *ret, const char **ret_reason);
+void protocol_reply_done(protocol_reply *reply);

@@ -14,17 +14,11 @@
 
 /* Returns false when the client would drop the connection. */
 static bool handle_reply(aetask_log *log, const char *msg, size_t len) {
-        json_object *m = NULL;
         protocol_reply reply;
         const char *reason = NULL;
 
-        if (protocol_parse_message(msg, len, &m, &reason) < 0) {
+        if (protocol_parse_reply(msg, len, &reply, &reason) < 0) {
                 fuzz_assert(reason);
-                return false;
-        }
-        if (protocol_parse_reply(m, &reply, &reason) < 0) {
-                fuzz_assert(reason);
-                json_object_put(m);
                 return false;
         }
         fuzz_assert(!reply.error || reply.message);
@@ -32,7 +26,7 @@ static bool handle_reply(aetask_log *log, const char *msg, size_t len) {
                 (void) strcmp(reply.error, PROTOCOL_ERROR_RETIRING);
         if (reply.logs)
                 log_context_merge(log, reply.logs);
-        json_object_put(m);
+        protocol_reply_done(&reply);
         return true;
 }
 
