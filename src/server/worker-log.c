@@ -14,7 +14,11 @@
 #include "scoreboard.h"
 
 void worker_log_begin(worker_log *l, const char *trace, const char *method) {
-        snprintf(l->trace, sizeof(l->trace), "%s", trace ?: "");
+        /* Once per call: a copy, not snprintf(). */
+        size_t n = trace ? strnlen(trace, sizeof(l->trace) - 1) : 0;
+
+        memcpy(l->trace, trace ?: "", n);
+        l->trace[n] = 0;
         l->method = method;
 }
 

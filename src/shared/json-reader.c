@@ -380,7 +380,8 @@ static int read_key(json_reader *r, size_t base, const char **ret) {
         return 0;
 }
 
-int json_reader_object_next(json_reader *r, unsigned *index, const char **ret_key) {
+int json_reader_object_next(json_reader *r, unsigned *index, const char **ret_key, size_t *ret_len) {
+        bool on_stack;
         int c = peek(r), e;
 
         pop_to(r, 0);
@@ -391,9 +392,14 @@ int json_reader_object_next(json_reader *r, unsigned *index, const char **ret_ke
         }
         if (*index > 0 && !accept(r, ','))
                 return fail(r, "expected , or } in an object");
-        e = read_key(r, 0, ret_key);
+        if (peek(r) != '"')
+                return fail(r, "expected a key");
+        /* Compared where it lies, unless it has escapes. */
+        e = read_string(r, ret_key, ret_len, &on_stack);
         if (e < 0)
                 return e;
+        if (!accept(r, ':'))
+                return fail(r, "expected : after a key");
         (*index)++;
         return 1;
 }

@@ -10,6 +10,7 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "buffer.h"
 
@@ -32,12 +33,17 @@ int json_reader_value(json_reader *r, json_object **ret);
 int json_reader_skip(json_reader *r);
 
 /* Walks an object: json_reader_object_begin() reads the "{"; then each
- * json_reader_object_next() reads the next key (NUL-terminated, valid until
- * the next read) and its ":", returning 1, or the "}", returning 0.  The
- * caller reads or skips each key's value.  *INDEX counts the keys read; it
- * starts at 0.  (The scratch stack must be empty: walk envelopes only.) */
+ * json_reader_object_next() reads the next key (*RET_LEN bytes at *RET_KEY,
+ * not NUL-terminated, valid until the next read) and its ":", returning 1,
+ * or the "}", returning 0.  The caller reads or skips each key's value.
+ * *INDEX counts the keys read; it starts at 0.  (The scratch stack must be
+ * empty: walk envelopes only.) */
 int json_reader_object_begin(json_reader *r);
-int json_reader_object_next(json_reader *r, unsigned *index, const char **ret_key);
+int json_reader_object_next(json_reader *r, unsigned *index, const char **ret_key, size_t *ret_len);
+
+static inline bool json_key_is(const char *key, size_t len, const char *name) {
+        return len == strlen(name) && memcmp(key, name, len) == 0;
+}
 
 /* Reads a string value without building it: LEN bytes (NULs possible) at
  * *RET, valid until the next read. */

@@ -228,6 +228,7 @@ static int read_method(json_reader *r, protocol_call *call, call_parts *parts) {
 
 static int read_call_parameters(json_reader *r, protocol_call *call, call_parts *parts) {
         const char *key;
+        size_t key_len;
         int e;
 
         /* A later "parameters" replaces an earlier one, as a later key does. */
@@ -240,12 +241,12 @@ static int read_call_parameters(json_reader *r, protocol_call *call, call_parts 
         }
 
         e = json_reader_object_begin(r);
-        for (unsigned i = 0; e >= 0 && (e = json_reader_object_next(r, &i, &key)) > 0;) {
-                if (strcmp(key, "args") == 0) {
+        for (unsigned i = 0; e >= 0 && (e = json_reader_object_next(r, &i, &key, &key_len)) > 0;) {
+                if (json_key_is(key, key_len, "args")) {
                         put_and_clear(&call->args);
                         e = json_reader_value(r, &call->args);
                         parts->args_bad = e >= 0 && !json_object_is_type(call->args, json_type_array);
-                } else if (strcmp(key, "trace") == 0) {
+                } else if (json_key_is(key, key_len, "trace")) {
                         const char *s;
                         size_t n;
                         call->trace = NULL;
@@ -331,16 +332,17 @@ int protocol_parse_call(const char *s, size_t len, protocol_call *ret, const cha
         call_parts parts = {};
         json_reader r;
         const char *key;
+        size_t key_len;
         int e;
 
         *ret = (protocol_call) {};
         e = begin_message(&r, s, len, ret_reason);
         if (e < 0)
                 return e;
-        for (unsigned i = 0; e >= 0 && (e = json_reader_object_next(&r, &i, &key)) > 0;) {
-                if (strcmp(key, "method") == 0)
+        for (unsigned i = 0; e >= 0 && (e = json_reader_object_next(&r, &i, &key, &key_len)) > 0;) {
+                if (json_key_is(key, key_len, "method"))
                         e = read_method(&r, ret, &parts);
-                else if (strcmp(key, "parameters") == 0)
+                else if (json_key_is(key, key_len, "parameters"))
                         e = read_call_parameters(&r, ret, &parts);
                 else
                         e = json_reader_skip(&r);
@@ -364,6 +366,7 @@ typedef struct reply_parts {
 
 static int read_reply_parameters(json_reader *r, protocol_reply *reply, reply_parts *parts) {
         const char *key;
+        size_t key_len;
         int e;
 
         /* A later "parameters" replaces an earlier one. */
@@ -377,11 +380,11 @@ static int read_reply_parameters(json_reader *r, protocol_reply *reply, reply_pa
                 return json_reader_skip(r);
 
         e = json_reader_object_begin(r);
-        for (unsigned i = 0; e >= 0 && (e = json_reader_object_next(r, &i, &key)) > 0;) {
-                json_object **slot = strcmp(key, "result") == 0 ? &reply->result :
-                                     strcmp(key, "logs") == 0 ? &reply->logs :
-                                     strcmp(key, "message") == 0 ? &reply->message_value : NULL;
-                if (strcmp(key, "hello") == 0)
+        for (unsigned i = 0; e >= 0 && (e = json_reader_object_next(r, &i, &key, &key_len)) > 0;) {
+                json_object **slot = json_key_is(key, key_len, "result") ? &reply->result :
+                                     json_key_is(key, key_len, "logs") ? &reply->logs :
+                                     json_key_is(key, key_len, "message") ? &reply->message_value : NULL;
+                if (json_key_is(key, key_len, "hello"))
                         reply->hello = true;
                 if (!slot) {
                         e = json_reader_skip(r);
@@ -397,16 +400,17 @@ int protocol_parse_reply(const char *s, size_t len, protocol_reply *ret, const c
         reply_parts parts = {};
         json_reader r;
         const char *key;
+        size_t key_len;
         int e;
 
         *ret = (protocol_reply) {};
         e = begin_message(&r, s, len, ret_reason);
         if (e < 0)
                 return e;
-        for (unsigned i = 0; e >= 0 && (e = json_reader_object_next(&r, &i, &key)) > 0;) {
-                if (strcmp(key, "parameters") == 0)
+        for (unsigned i = 0; e >= 0 && (e = json_reader_object_next(&r, &i, &key, &key_len)) > 0;) {
+                if (json_key_is(key, key_len, "parameters"))
                         e = read_reply_parameters(&r, ret, &parts);
-                else if (strcmp(key, "error") == 0) {
+                else if (json_key_is(key, key_len, "error")) {
                         parts.error_seen = true;
                         put_and_clear(&ret->error_value);
                         e = json_reader_value(&r, &ret->error_value);
