@@ -231,6 +231,7 @@ int main(int argc, char **argv) {
 
         parse_args(argc, argv);
         signal(SIGPIPE, SIG_IGN);
+        report_begin();
 
         /* The servers first, while this process is small. */
         server_start(&echo, "echo", 0);

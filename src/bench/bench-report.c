@@ -127,9 +127,34 @@ static size_t collect_targets(target *t) {
         return n;
 }
 
+/* The machine, and how busy it was: ratios hold only for a quiet one. */
+static struct {
+        double load_start[3];
+        uint64_t start;
+} run_info;
+
+void report_begin(void) {
+        (void) getloadavg(run_info.load_start, 3);
+        run_info.start = now_usec();
+}
+
+static void machine_line(char *buf, size_t size) {
+        double load[3] = {};
+        struct utsname u;
+
+        (void) getloadavg(load, 3);
+        uname(&u);
+        snprintf(buf, size, "%ld CPUs, Linux %s; load average %.2f %.2f %.2f at the start, %.2f %.2f %.2f at the end; "
+                 "%.0f s; %u runs of %g s",
+                 sysconf(_SC_NPROCESSORS_ONLN), u.release,
+                 run_info.load_start[0], run_info.load_start[1], run_info.load_start[2], load[0], load[1], load[2],
+                 (double) (now_usec() - run_info.start) / USEC_PER_SEC, arg.runs, arg.duration);
+}
+
 void report_print_table(void) {
         target t[16];
         size_t n_t = collect_targets(t);
+        char machine[512];
 
         printf("%-9s %-18s %12s %12s %12s %-14s %10s\n", "workload", "figure", "median", "min", "max", "unit", "vs floor");
         for (size_t i = 0; i < n_figures; i++) {
@@ -156,6 +181,8 @@ void report_print_table(void) {
                                t[i].limit, ok ? "ok" : "MISSED");
                 }
         }
+        machine_line(machine, sizeof(machine));
+        printf("\nmachine: %s\n", machine);
 }
 
 void report_print_json(void) {
@@ -170,10 +197,14 @@ void report_print_json(void) {
         uname(&u);
         json_object_object_add(root, "kernel", json_object_new_string(u.release));
         json_object_object_add(root, "cpus", json_object_new_int((int) sysconf(_SC_NPROCESSORS_ONLN)));
-        json_object *la = json_object_new_array();
-        for (int i = 0; i < 3; i++)
+        json_object *la = json_object_new_array(), *la0 = json_object_new_array();
+        for (int i = 0; i < 3; i++) {
+                json_object_array_add(la0, json_object_new_double(run_info.load_start[i]));
                 json_object_array_add(la, json_object_new_double(load[i]));
-        json_object_object_add(root, "loadavg", la);
+        }
+        json_object_object_add(root, "loadavg_start", la0);
+        json_object_object_add(root, "loadavg_end", la);
+        json_object_object_add(root, "seconds", json_object_new_double((double) (now_usec() - run_info.start) / USEC_PER_SEC));
         json_object_object_add(root, "runs", json_object_new_int((int) arg.runs));
         json_object_object_add(root, "duration", json_object_new_double(arg.duration));
         for (size_t i = 0; i < n_figures; i++) {

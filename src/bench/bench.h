@@ -50,6 +50,8 @@ typedef enum unit {
 int compare_double(const void *a, const void *b);
 void record(const char *workload, const char *name, const char *label, unit u, double v);
 double figure_median(const char *workload, const char *name);
+/* Notes the time and the machine's load when the benchmark starts. */
+void report_begin(void);
 void report_print_table(void);
 void report_print_json(void);
 
