@@ -429,6 +429,35 @@ Test(client, a_call_in_progress_times_out_and_its_worker_is_stopped) {
         aetask_checkout_unref(co);
 }
 
+static int chain_pids[2];
+static aetask_checkout *chain_next;
+
+static void on_chain_second(aetask_checkout *co, json_object *result, void *userdata) {
+        chain_pids[1] = json_object_get_int(result);
+        *(bool *) userdata = true;
+}
+
+static void on_chain_first(aetask_checkout *co, json_object *result, void *userdata) {
+        chain_pids[0] = json_object_get_int(result);
+        /* The next checkout first, then this one's release: the order a
+         * caller writes them in does not matter. */
+        cr_assert_eq(aetask_client_checkout(client, &chain_next), 0);
+        cr_assert_eq(aetask_checkout_call(chain_next, "pid", NULL, on_chain_second, userdata), 0);
+        aetask_checkout_unref(co);
+}
+
+Test(client, a_checkout_made_in_a_reply_callback_gets_the_worker_that_callback_released) {
+        bool done = false;
+
+        start(&counting_handler, NULL, NULL);
+        test_run_for(event, 0.3);  /* both standby workers connected and idle */
+        aetask_checkout *co = checkout();
+        cr_assert_eq(aetask_checkout_call(co, "pid", NULL, on_chain_first, &done), 0);
+        test_run_until(event, &done, 10);
+        cr_assert_eq(chain_pids[1], chain_pids[0], "the released worker (its Done and the next call in one write)");
+        chain_next = aetask_checkout_unref(chain_next);
+}
+
 typedef struct timed {
         int replies, errors;
         aetask_error_kind kind;

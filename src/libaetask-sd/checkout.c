@@ -186,11 +186,24 @@ void checkout_deliver_reply(aetask_checkout *co, json_object *result, json_objec
                 checkout_send_next(co);
         }
 
+        /* Checkouts the callback makes are handed out once it returns and
+         * this checkout is released, if it is: its worker is then free for
+         * them, and the first call goes out in one write with its Done. */
+        aetask_client *c = aetask_client_ref(co->client);
+        if (c)
+                c->in_reply_callback++;
         aetask_checkout_ref(co);
         if (k->callback)
                 k->callback(co, result, k->userdata);
         free(k);
+        if (c)
+                c->in_reply_callback--;
         aetask_checkout_unref(co);
+        if (c && c->dispatch_deferred) {
+                c->dispatch_deferred = false;
+                client_dispatch(c);
+        }
+        aetask_client_unref(c);
 }
 
 void checkout_fail_call(aetask_checkout *co, aetask_error_kind kind, const char *message, json_object *logs) {

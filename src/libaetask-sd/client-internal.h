@@ -52,6 +52,7 @@ struct worker_conn {
         bool call_in_flight;
         bool greeted;                    /* the worker said hello: it has the connection */
         bool retire;                     /* do not pool again */
+        bool corked;                     /* conn_write() only queues: conn_release() flushes */
         aetask_log *done_log;            /* for what the checkout-done hook logs */
 };
 
@@ -87,6 +88,8 @@ struct aetask_client {
         list_node checkouts;             /* every live checkout */
         list_node pending_reports;       /* checkouts with errors to report from defer_source */
         bool freeing;
+        unsigned in_reply_callback;      /* client_dispatch() waits until the callback returns */
+        bool dispatch_deferred;
         bool journal;                    /* write checkout events to the journal */
         uint64_t trace_base, n_traces;   /* for trace ids */
 };

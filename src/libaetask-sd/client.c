@@ -299,6 +299,11 @@ static unsigned list_count(const list_node *head) {
 void client_dispatch(aetask_client *c) {
         if (c->freeing || !c->event)
                 return;
+        if (c->in_reply_callback > 0) {
+                /* See checkout_deliver_reply(). */
+                c->dispatch_deferred = true;
+                return;
+        }
 
         for (;;) {
                 /* Hand idle workers to waiting checkouts, first come first served. */

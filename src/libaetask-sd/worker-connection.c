@@ -82,7 +82,7 @@ static void conn_lost(worker_conn *w, aetask_error_kind kind, const char *messag
 static void conn_write(worker_conn *w, const char *data, size_t size) {
         int r;
 
-        if (buffer_length(&w->out) == 0 && w->state != CONN_CONNECTING) {
+        if (buffer_length(&w->out) == 0 && w->state != CONN_CONNECTING && !w->corked) {
                 /* The common case: write straight from the caller's bytes. */
                 ssize_t n = send(w->fd, data, size, MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (n < 0) {
@@ -102,7 +102,8 @@ static void conn_write(worker_conn *w, const char *data, size_t size) {
                 conn_lost(w, AETASK_ERROR_PROTOCOL, "out of memory queueing a call");
                 return;
         }
-        conn_update_events(w);
+        if (!w->corked)  /* conn_uncork() writes it, or asks for EPOLLOUT */
+                conn_update_events(w);
 }
 
 void conn_send_call(worker_conn *w, call *k) {
@@ -122,10 +123,19 @@ void conn_assign(worker_conn *w, aetask_checkout *co) {
         checkout_send_next(co);
 }
 
+/* Writes what was queued while corked. */
+static void conn_uncork(worker_conn *w) {
+        w->corked = false;
+        if (w->closed || w->state == CONN_CONNECTING || buffer_length(&w->out) == 0)
+                return;
+        /* Errors are left for reading to find, as in conn_write(). */
+        (void) buffer_flush(&w->out, w->fd);
+        conn_update_events(w);
+}
+
 void conn_release(worker_conn *w, bool reuse) {
         aetask_client *c = w->client;
         const char *trace = NULL;
-        buffer done = {};
 
         if (w->checkout) {
                 trace = checkout_trace_id(w->checkout);
@@ -145,16 +155,22 @@ void conn_release(worker_conn *w, bool reuse) {
                 return;
         }
 
-        if (protocol_append_done(&done, trace) < 0) {
+        if (protocol_append_done(&w->out, trace) < 0) {
                 conn_free(w);
                 client_dispatch(c);
                 return;
         }
         w->pending_done++;
         conn_set_state(w, CONN_IDLE);
-        conn_write(w, buffer_head(&done), buffer_length(&done));
-        buffer_done(&done);
+
+        /* The Done waits for the dispatch: a checkout waiting for a worker
+         * gets this one (the most recently used), and its first call goes
+         * out in the same write as the Done. */
+        w->n_ref++;
+        w->corked = true;
         client_dispatch(c);
+        conn_uncork(w);
+        conn_unref(w);
 }
 
 static void conn_handle_message(worker_conn *w, const char *s, size_t len) {
