@@ -414,7 +414,10 @@ static int on_hung_check(sd_event_source *source, uint64_t usec, void *userdata)
                 if (rec->pid <= 0 || rec->killed_hung || slot_get_state(slot) != SLOT_BUSY)
                         continue;
                 uint64_t started = __atomic_load_n(&slot->call_started, __ATOMIC_RELAXED);
-                if (now - started < s->hung_timeout)
+                /* A call that began after NOW was read is not hung: without
+                 * this check the difference wraps around, and a worker
+                 * starting a call at that moment was killed as hung. */
+                if (started >= now || now - started < s->hung_timeout)
                         continue;
                 rec->killed_hung = true;
                 s->n_killed_hung++;
