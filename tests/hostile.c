@@ -57,6 +57,9 @@ void logged_server_start(logged_server *s, const aetask_handler *handler,
 }
 
 void logged_server_cleanup(logged_server *s) {
+        test_server_stop(&s->t);
+        if (s->log[0])
+                unlink(s->log);
         test_server_cleanup(&s->t);
 }
 

@@ -91,9 +91,12 @@ static void small_and_quick(aetask_server *s, void *userdata) {
 }
 
 static logged_server srv;
+static char control_path[256];
 
 static void finish(void) {
         logged_server_cleanup(&srv);
+        if (control_path[0])
+                unlink(control_path);
 }
 
 TestSuite(hostile_client, .init = NULL, .fini = finish, .timeout = 60);
@@ -415,8 +418,6 @@ Test(hostile_client, a_client_that_sends_and_leaves_at_once) {
 }
 
 /* ---- The control socket -------------------------------------------------- */
-
-static char control_path[256];
 
 static void with_control(aetask_server *s, void *userdata) {
         char address[300];
