@@ -114,12 +114,21 @@ static int send_native(const struct iovec *fields, size_t n) {
         }
 
         strncpy(sa.sun_path, journal_path(), sizeof(sa.sun_path) - 1);
-        ssize_t sent = sendto(fd, buffer_head(&b), buffer_length(&b),
+        ssize_t sent;
+        /* journald's socket queues only a few datagrams (net.unix.max_dgram_qlen),
+         * so a burst can find it full.  Give it a moment, at most 5 ms in
+         * all, then drop the entry rather than stall an event loop. */
+        for (int attempt = 0;; attempt++) {
+                sent = sendto(fd, buffer_head(&b), buffer_length(&b),
                               MSG_NOSIGNAL | (journal_blocking ? 0 : MSG_DONTWAIT),
                               (struct sockaddr *) &sa, sizeof(sa));
+                if (sent >= 0 || errno != EAGAIN || attempt >= 20)
+                        break;
+                usleep(250);
+        }
         buffer_done(&b);
         if (sent < 0 && errno == EAGAIN)
-                return 0;  /* journald is behind: this entry is dropped, not waited for */
+                return 0;  /* journald is far behind: this entry is dropped, not waited for */
         journal_connected = sent >= 0;
         return sent < 0 ? -ENOTCONN : 0;
 }
