@@ -17,17 +17,6 @@
 
 #include "hostile.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#  define UNDER_ASAN 1
-#elif defined(__has_feature)
-#  if __has_feature(address_sanitizer)
-#    define UNDER_ASAN 1
-#  endif
-#endif
-#ifndef UNDER_ASAN
-#  define UNDER_ASAN 0
-#endif
-
 #define LANES 8
 #define CALL_TIMEOUT_USEC (3 * 1000000ULL)
 #define CALLS_PER_CHECKOUT 5

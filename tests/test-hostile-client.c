@@ -15,17 +15,6 @@
 
 #include "hostile.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#  define UNDER_ASAN 1
-#elif defined(__has_feature)
-#  if __has_feature(address_sanitizer)
-#    define UNDER_ASAN 1
-#  endif
-#endif
-#ifndef UNDER_ASAN
-#  define UNDER_ASAN 0
-#endif
-
 static int h_sleep(aetask_worker *w, json_object *args, json_object **ret) {
         usleep((useconds_t) (json_object_get_double(json_object_array_get_idx(args, 0)) * 1e6));
         *ret = json_object_new_string("slept");
