@@ -1,27 +1,16 @@
 #!/bin/bash
-# Boots a real systemd (the host's /usr in systemd-nspawn) and runs
-# journal-trace there, then asks the real journald for each checkout's lines
-# with `journalctl AETASK_TRACE=...` and checks them (aetask-journal(7)).
-# Exit 77 (skipped) where it cannot run: not root, or no systemd-nspawn.
+# Boots a real systemd (the host's /usr in systemd-nspawn, tests/systemd/boot.sh)
+# and runs journal-trace there, then asks the real journald for each
+# checkout's lines with `journalctl AETASK_TRACE=...` and checks them
+# (aetask-journal(7)).  Exit 77 (skipped) where no container can boot here.
+#   run.sh JOURNAL_TRACE SOURCE_ROOT BUILD_ROOT required|optional
 set -uo pipefail
-program=$1 source_root=$2 build_root=$3
-
-[ "$(id -u)" = 0 ] || { echo "SKIP: needs root to boot a container"; exit 77; }
-command -v systemd-nspawn >/dev/null || { echo "SKIP: systemd-nspawn missing (Debian package systemd-container)"; exit 77; }
+program=$1 source_root=$2 build_root=$3 boot_mode=${4:-optional}
+source "$source_root/tests/systemd/boot.sh"
+boot_check_machine
 
 work=$(mktemp -d /tmp/aetask-journal-XXXXXX)
-trap 'rm -rf "$work"' EXIT
-mkdir "$work/results"
-cat > "$work/driver.service" <<UNIT
-[Unit]
-Description=aetask journal test driver
-After=systemd-journald.service
-
-[Service]
-Type=oneshot
-ExecStart=/bin/bash /driver.sh
-ExecStopPost=/bin/systemctl --no-block poweroff
-UNIT
+trap 'boot_cleanup; rm -rf "$work"' EXIT
 cat > "$work/driver.sh" <<DRIVER
 #!/bin/bash
 $program > /results/client.out 2>&1
@@ -33,16 +22,11 @@ journalctl AETASK_TRACE=aetask-journal-a -o short-precise > /results/a.txt
 journalctl -x MESSAGE_ID=246a2c1d82ee415dbf822de31e7a7c4d > /dev/null 2>&1 || true
 DRIVER
 
-timeout 90 systemd-nspawn -q -D / --volatile=yes --register=no --keep-unit \
-        --machine="aetask-journal-$$" \
-        --bind-ro="$source_root" --bind-ro="$build_root" \
-        --bind="$work/results:/results" \
-        --bind-ro="$work/driver.service:/etc/systemd/system/aetask-driver.service" \
-        --bind-ro="$work/driver.sh:/driver.sh" \
-        -b systemd.firstboot=off systemd.wants=aetask-driver.service > "$work/boot.log" 2>&1
+boot_container "$work" "aetask-journal-$$" "$work/driver.sh" 90 \
+        --bind-ro="$source_root" --bind-ro="$build_root"
 rc=$?
 if [ $rc -ne 0 ] || [ ! -s "$work/results/a.json" ]; then
-        echo "the container run failed (rc=$rc):"; tail -20 "$work/boot.log"; cat "$work/results/client.out" 2>/dev/null
+        echo "the container run failed (rc=$rc):"; tail -20 "$work/console.log"; cat "$work/results/client.out" 2>/dev/null
         echo "0 passed, 1 failed"; exit 1
 fi
 

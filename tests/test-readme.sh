@@ -1,0 +1,38 @@
+#!/bin/bash
+# README's command blocks that need no systemd, run as they are written from
+# a scratch folder whose build/ is this build tree, their output checked
+# against what README shows.  (The "Under systemd" and "A client in C" blocks
+# run in the booted-systemd suite, tests/systemd/readme-driver.sh.)
+#   test-readme.sh SOURCE_ROOT BUILD_ROOT
+set -uo pipefail
+source_root=$1 build_root=$2
+readme=$source_root/README.md
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+ln -s "$build_root" "$dir/build"
+
+passed=0 failed=0
+run_section() {  # run_section HEADING
+        local name=${1// /-} rc
+        if ! "$source_root/tests/readme.sh" block "$readme" "$1" sh >"$dir/$name.sh"; then
+                failed=$((failed + 1)); return
+        fi
+        # In a session of its own, so that whatever it leaves running is ended.
+        (cd "$dir" && exec setsid timeout 60 bash -e "$dir/$name.sh") >"$dir/$name.out" 2>&1 &
+        wait $!
+        rc=$?
+        kill -KILL -- "-$!" 2>/dev/null
+        if [ "$rc" != 0 ]; then
+                failed=$((failed + 1)); echo "FAIL \"$1\" exited $rc:"; sed 's/^/  | /' "$dir/$name.out"
+        elif "$source_root/tests/readme.sh" check "$dir/$name.sh" "$dir/$name.out"; then
+                passed=$((passed + 1)); echo "ok   \"$1\""
+        else
+                failed=$((failed + 1)); echo "FAIL \"$1\": its output differs from README's"
+        fi
+}
+
+run_section "Trying it by hand"
+run_section "The bcrypt and SQLite handlers"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
