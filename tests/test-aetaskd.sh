@@ -39,7 +39,7 @@ check worker-title "demo-pool: worker 1" "$(ps -o args= -p "$worker")"
 "$AETASKD" --handler echo >/dev/null 2>"$dir/usage.log"; check no-socket-exit 2 $?
 grep -q "No socket to serve" "$dir/usage.log"; check no-socket-message 0 $?
 "$AETASKD" --listen "unix:$dir/x.sock" >/dev/null 2>&1; check no-handler-exit 2 $?
-"$AETASKD" --listen "unix:$dir/y.sock" --handler no-such-handler 2>"$dir/nohandler.log"; check missing-handler-exit 1 $?
+"$AETASKD" --listen "unix:$dir/y.sock" --handler no-such-handler 2>"$dir/nohandler.log"; check missing-handler-exit 6 $?
 grep -q "Failed to load handler 'no-such-handler'" "$dir/nohandler.log"; check missing-handler-message 0 $?
 "$AETASKD" --bogus >/dev/null 2>&1; check bad-option-exit 2 $?
 

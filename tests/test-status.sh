@@ -138,5 +138,21 @@ for _ in $(seq 50); do alive "$worker" || break; sleep 0.02; done
 check "server killed: its worker ends after the call" "gone" "$([ -n "$worker" ] && ! alive "$worker" && echo gone)"
 rm -f "$dir/t.sock" "$dir/t.control"
 
+# The server dies and nobody enforces its drain limit: the busy worker does,
+# itself (in whole seconds, rounded up: 1 s here), rather than run on.
+start --drain-timeout=0.5
+"$AETASKCTL" t call sleep 20 >"$dir/orphan.out" 2>&1 &
+bg=$!
+worker=$(busy_worker)
+t0=$(date +%s%N)
+kill -KILL "$server"
+wait "$server" 2>/dev/null; server=
+wait $bg
+took=$(( ($(date +%s%N) - t0) / 1000000 ))
+check "server killed: the orphan past the drain limit fails its call" "aetaskctl: worker-died error: worker connection suddenly died" "$(cat "$dir/orphan.out")"
+match "server killed: the orphan ends after the drain limit (1 s)" "^(9[5-9][0-9]|1[0-9][0-9][0-9]|2[0-4][0-9][0-9])$" "$took"
+check "server killed: the orphan is gone" "gone" "$(for _ in $(seq 50); do alive "$worker" || break; sleep 0.02; done; alive "$worker" || echo gone)"
+rm -f "$dir/t.sock" "$dir/t.control"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -14,6 +14,7 @@
 #include "macro.h"
 
 #define EXIT_USAGE 2
+#define EXIT_NOT_CONFIGURED 6   /* LSB's "program is not configured": the handler cannot be loaded */
 
 static void help(void) {
         printf("Usage: aetaskd --handler NAME [OPTIONS...]\n\n"
@@ -248,7 +249,7 @@ int main(int argc, char *argv[]) {
 
         r = aetask_server_load_handler(s, handler, handler_dir);
         if (r < 0)
-                return EXIT_FAILURE;
+                return EXIT_NOT_CONFIGURED;
 
         if (n_listen == 0) {
                 r = take_systemd_sockets(s);

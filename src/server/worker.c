@@ -49,8 +49,21 @@ static int retire_fd = -1;
 static const char retiring_message[] =
         "{\"error\":\"" PROTOCOL_ERROR_RETIRING "\",\"parameters\":{\"message\":\"the worker is shutting down\"}}";
 
+/* With the server gone (a crash, a SIGKILL) nobody enforces its drain limit,
+ * so a worker still in a checkout does it itself: SIGALRM, whose default
+ * action ends it, once the limit has passed.  systemd does not kill the
+ * workers of a dead aetaskd (SendSIGKILL=no in aetask@.service): they are
+ * ours to end, after their calls are answered. */
+static pid_t server_pid;
+static unsigned drain_limit_seconds;     /* 0: none */
+static volatile sig_atomic_t drain_limit_armed;
+
 static void on_sigterm(int sig) {
         retire_requested = 1;
+        if (drain_limit_seconds > 0 && !drain_limit_armed && getppid() != server_pid) {
+                drain_limit_armed = 1;
+                alarm(drain_limit_seconds);
+        }
         if (idle_between_checkouts) {
                 /* send() and _exit() are async-signal-safe; sizeof includes the NUL. */
                 (void) !send(retire_fd, retiring_message, sizeof(retiring_message), MSG_NOSIGNAL);
@@ -445,6 +458,7 @@ static void setup_process(aetask_worker *w, int conn_fd) {
         sigaction(SIGINT, &dfl, NULL);
         sigaction(SIGHUP, &dfl, NULL);
         sigaction(SIGPIPE, &dfl, NULL);
+        sigaction(SIGALRM, &dfl, NULL);
         sigemptyset(&sa.sa_mask);
         sigaction(SIGTERM, &sa, NULL);
         sigprocmask(SIG_SETMASK, &none, NULL);
@@ -452,6 +466,10 @@ static void setup_process(aetask_worker *w, int conn_fd) {
         /* No worker outlives its server: if the server dies (a crash, a
          * SIGKILL), its workers retire as on SIGTERM instead of holding
          * their clients, and the unit's restart, until the stop timeout. */
+        server_pid = w->server->pid;
+        /* In alarm()'s whole seconds, rounded up; 0 stays "no limit". */
+        drain_limit_seconds = w->server->drain_timeout == 0 ? 0 :
+                (unsigned) MIN((w->server->drain_timeout - 1) / USEC_PER_SEC + 1, (uint64_t) UINT_MAX);
         (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != w->server->pid)
                 raise(SIGTERM);

@@ -2,12 +2,15 @@
  *   record(id, seconds)   appends the line ID to calls.log in the state
  *                         directory ($STATE_DIRECTORY, or option dir=PATH),
  *                         sleeps SECONDS, returns ID.
+ *   grow(mib)             allocates and touches MIB MiB, as a leaking library
+ *                         would, and returns how many it got.
  * One write(2) of a whole line to an O_APPEND file: lines from many workers
  * never mix.  A line found twice is a call that ran twice. */
 #include <aetask/aetask-handler.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,8 +52,23 @@ static int counter_record(aetask_worker *w, json_object *args, json_object **ret
         return 0;
 }
 
+static int counter_grow(aetask_worker *w, json_object *args, json_object **ret) {
+        int64_t mib = json_object_get_int64(json_object_array_get_idx(args, 0));
+        int64_t got = 0;
+
+        for (; got < mib; got++) {
+                char *chunk = malloc(1 << 20);   /* kept: the leak is the point */
+                if (!chunk)
+                        break;
+                memset(chunk, 1, 1 << 20);
+        }
+        *ret = json_object_new_int64(got);
+        return 0;
+}
+
 static const aetask_method counter_methods[] = {
         { "record", counter_record },
+        { "grow", counter_grow },
         {}
 };
 

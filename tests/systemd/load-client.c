@@ -1,6 +1,7 @@
 /* aetask-load: a libaetask-sd client that keeps CONCURRENCY checkouts busy
- * for SECONDS, each making one or two calls METHOD(id[, sleep]) with a unique
- * id PREFIX-N, and checks every reply is its own id.  It prints
+ * for SECONDS, each making CALLS calls (by default one or two in turn)
+ * METHOD(id[, sleep]) with a unique id PREFIX-N, and checks every reply is
+ * its own id.  It prints
  *   sent=N answered=N failed=N unanswered=N max_ms=N
  * and exits 0 only if every call was answered and none failed.  With
  * --seconds=0 it makes one call and prints its latency (latency_ms=N).
@@ -19,6 +20,7 @@ typedef struct load {
         const char *prefix, *method;
         double seconds;
         unsigned sleep_ms;
+        unsigned calls_per_checkout;   /* 0: one or two in turn */
         uint64_t end;
         unsigned long seq;
         unsigned long sent, answered, failed;
@@ -91,7 +93,7 @@ static void on_error(aetask_checkout *co, aetask_error_kind kind, const char *me
 
 static void lane_start(lane *n) {
         load *l = n->l;
-        unsigned calls = l->seconds > 0 ? 1 + l->seq % 2 : 1;
+        unsigned calls = l->seconds <= 0 ? 1 : l->calls_per_checkout ?: 1 + l->seq % 2;
         int r;
 
         r = aetask_client_checkout(l->client, &n->co);
@@ -138,6 +140,7 @@ int main(int argc, char *argv[]) {
                 { "seconds",     required_argument, NULL, 's' },
                 { "concurrency", required_argument, NULL, 'c' },
                 { "sleep-ms",    required_argument, NULL, 'z' },
+                { "calls",       required_argument, NULL, 'n' },
                 {}
         };
         load l = { .prefix = "c", .method = "record", .seconds = 5 };
@@ -145,18 +148,19 @@ int main(int argc, char *argv[]) {
         lane *lanes;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "m:p:s:c:z:", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "m:p:s:c:z:n:", options, NULL)) >= 0)
                 switch (c) {
                 case 'm': l.method = optarg; break;
                 case 'p': l.prefix = optarg; break;
                 case 's': l.seconds = atof(optarg); break;
                 case 'c': concurrency = (unsigned) atoi(optarg); break;
                 case 'z': l.sleep_ms = (unsigned) atoi(optarg); break;
+                case 'n': l.calls_per_checkout = (unsigned) atoi(optarg); break;
                 default: return 2;
                 }
         if (optind + 1 != argc || concurrency == 0) {
                 fprintf(stderr, "Usage: aetask-load [--method M] [--prefix P] [--seconds S] "
-                                "[--concurrency N] [--sleep-ms MAX] ADDRESS\n");
+                                "[--concurrency N] [--sleep-ms MAX] [--calls N] ADDRESS\n");
                 return 2;
         }
         srand((unsigned) getpid());

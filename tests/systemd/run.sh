@@ -12,7 +12,8 @@ source "$tests/boot.sh"
 boot_check_machine
 
 stage=$(mktemp -d /tmp/aetask-systemd-test.XXXXXX)
-trap 'boot_cleanup; rm -rf "$stage"' EXIT
+# AETASK_TEST_KEEP=1 keeps the results (driver.log, journal.txt) for a look.
+trap 'boot_cleanup; [ -n "${AETASK_TEST_KEEP:-}" ] && echo "Results kept in $stage" || rm -rf "$stage"' EXIT
 mkdir -p "$stage/dropin"
 
 # The units as installed, with aetaskd's path pointing into the build tree.
