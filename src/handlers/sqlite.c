@@ -14,7 +14,8 @@
  *   begin_work(), commit(), rollback()
  * A checkout owns its worker, so a transaction may span calls of one checkout;
  * the checkout-done hook rolls back whatever transaction was left open.
- * What SQL may reach besides the database is in sqlite-access.c.
+ * What SQL may reach besides the database is in sqlite-access.c, what a
+ * result may cost in sqlite-result.c.
  * Options: database, busy_timeout, journal_mode, max_rows, attach.  See
  * aetask-sqlite(8). */
 #include <aetask/aetask-handler.h>
@@ -27,21 +28,12 @@
 #include <string.h>
 
 #include "sqlite-access.h"
+#include "sqlite-result.h"
 
 #define SQLITE_DEFAULT_FILE "aetask.sqlite3"
 #define BUSY_TIMEOUT_MS_DEFAULT 5000
 #define MAX_ROWS_DEFAULT 100000
 
-/* What building a result may cost: its JSON text must fit one message, and
- * the json-c values it is made of at most RESULT_MEMORY_FACTOR times that.
- * json-c spends about 64 bytes on a number, 72 and the text on a string, 150
- * on a row as an array and 850 on a row as an object (json-c 0.16, measured
- * with mallinfo2()): tiny values cost 30 to 110 times their text. */
-#define RESULT_MEMORY_FACTOR 8
-#define RESULT_ENVELOPE_TEXT 64         /* {"parameters":{"result":...}} */
-#define JSONC_VALUE_COST 72
-#define JSONC_ARRAY_ROW_COST 150
-#define JSONC_OBJECT_ROW_COST 850
 
 /* One worker is one process, with one connection for its whole life.  It is
  * never closed: the worker ends with _exit(), and SQLite recovers from
@@ -177,60 +169,6 @@ fail:
         return r;
 }
 
-/* ---- What a result costs ------------------------------------------------ */
-
-typedef struct result_budget {
-        size_t text, text_max;          /* the reply's JSON text */
-        size_t memory, memory_max;      /* the json-c values of the result */
-} result_budget;
-
-static void result_budget_init(aetask_worker *w, result_budget *b) {
-        size_t max = aetask_worker_get_max_message_size(w);
-        *b = (result_budget) {
-                .text = RESULT_ENVELOPE_TEXT,
-                .text_max = max,
-                .memory_max = max > SIZE_MAX / RESULT_MEMORY_FACTOR ? SIZE_MAX : max * RESULT_MEMORY_FACTOR,
-        };
-}
-
-/* Charges what the next piece of the result costs, before it is built. */
-static int result_budget_charge(aetask_worker *w, result_budget *b, size_t text, size_t memory) {
-        b->text += text;
-        b->memory += memory;
-        if (b->text > b->text_max)
-                return aetask_worker_raise(w, "%s: the result is larger than the message size limit of %zu bytes "
-                                              "(aetaskd --max-message-size): select fewer rows or columns",
-                                           method(w), b->text_max);
-        if (b->memory > b->memory_max)
-                return aetask_worker_raise(w, "%s: the result would take more than %zu MiB of memory to build "
-                                              "(%d times the message size limit): select fewer rows or columns",
-                                           method(w), b->memory_max >> 20, RESULT_MEMORY_FACTOR);
-        return 0;
-}
-
-/* The length of S as a JSON string, quotes and escapes included. */
-static size_t json_string_text(const unsigned char *s, size_t n) {
-        size_t size = 2;
-
-        for (size_t i = 0; i < n; i++)
-                switch (s[i]) {
-                case '"': case '\\': case '\b': case '\f': case '\n': case '\r': case '\t':
-                        size += 2;
-                        break;
-                default:
-                        size += s[i] < 0x20 ? 6 : 1;
-                }
-        return size;
-}
-
-static size_t integer_text(sqlite3_int64 v) {
-        size_t n = v < 0 ? 2 : 1;
-
-        for (sqlite3_uint64 u = v < 0 ? -(sqlite3_uint64) v : (sqlite3_uint64) v; u >= 10; u /= 10)
-                n++;
-        return n;
-}
-
 /* ---- Values between JSON and SQL ----------------------------------------- */
 
 /* JSON text must be UTF-8; SQLite checks nothing of what it stores. */
@@ -281,10 +219,10 @@ static int column_value(aetask_worker *w, sqlite3_stmt *st, int i, result_budget
         switch (type) {
         case SQLITE_NULL:
                 *ret = NULL;
-                return result_budget_charge(w, b, sizeof("null,") - 1, 0);
+                return result_budget_charge(w, method(w), b, sizeof("null,") - 1, 0);
         case SQLITE_INTEGER: {
                 sqlite3_int64 v = sqlite3_column_int64(st, i);
-                r = result_budget_charge(w, b, integer_text(v) + 1, JSONC_VALUE_COST);
+                r = result_budget_charge(w, method(w), b, integer_text(v) + 1, JSONC_VALUE_COST);
                 if (r < 0)
                         return r;
                 *ret = json_object_new_int64(v);
@@ -296,7 +234,7 @@ static int column_value(aetask_worker *w, sqlite3_stmt *st, int i, result_budget
                         return aetask_worker_raise(w, "%s: column %s holds %g, which JSON cannot carry",
                                                    method(w), name, d);
                 /* At most 17 digits, a sign, a point and an exponent. */
-                r = result_budget_charge(w, b, 25, JSONC_VALUE_COST);
+                r = result_budget_charge(w, method(w), b, 25, JSONC_VALUE_COST);
                 if (r < 0)
                         return r;
                 *ret = json_object_new_double(d);
@@ -310,7 +248,7 @@ static int column_value(aetask_worker *w, sqlite3_stmt *st, int i, result_budget
                 if (!utf8_is_valid(p, (size_t) n))
                         return aetask_worker_raise(w, "%s: column %s holds bytes that are not UTF-8 text; "
                                                       "select hex(%s) instead", method(w), name, name);
-                r = result_budget_charge(w, b, json_string_text(p, (size_t) n) + 1, JSONC_VALUE_COST + (size_t) n);
+                r = result_budget_charge(w, method(w), b, json_string_text(p, (size_t) n) + 1, JSONC_VALUE_COST + (size_t) n);
                 if (r < 0)
                         return r;
                 *ret = json_object_new_string_len((const char *) p, n);
@@ -422,8 +360,8 @@ static int row_to_json(aetask_worker *w, sqlite3_stmt *st, bool as_object, size_
         int r;
 
         /* The brackets and the comma after the row. */
-        r = as_object ? result_budget_charge(w, b, 3 + keys, JSONC_OBJECT_ROW_COST + (size_t) n * JSONC_VALUE_COST)
-                      : result_budget_charge(w, b, 3, JSONC_ARRAY_ROW_COST + (size_t) n * sizeof(void *));
+        r = as_object ? result_budget_charge(w, method(w), b, 3 + keys, JSONC_OBJECT_ROW_COST + (size_t) n * JSONC_VALUE_COST)
+                      : result_budget_charge(w, method(w), b, 3, JSONC_ARRAY_ROW_COST + (size_t) n * sizeof(void *));
         if (r < 0)
                 return r;
         row = as_object ? json_object_new_object() : json_object_new_array_ext(n);
@@ -474,7 +412,7 @@ static int collect_rows(aetask_worker *w, sqlite3_stmt *st, shape s, size_t limi
                         break;
                 }
                 if (s == SHAPE_FIRST_COLUMN)
-                        r = result_budget_charge(w, &b, 0, sizeof(void *)) ?: column_value(w, st, 0, &b, &row);
+                        r = result_budget_charge(w, method(w), &b, 0, sizeof(void *)) ?: column_value(w, st, 0, &b, &row);
                 else
                         r = row_to_json(w, st, s == SHAPE_OBJECTS, keys, &b, &row);
                 if (r < 0)
