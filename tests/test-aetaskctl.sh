@@ -28,6 +28,13 @@ out=$("$AETASKCTL" --connect "unix:$dir/absent.sock" --timeout 0.3 call echo 1 2
 check absent-exit 1 "$rc"
 check absent-message "aetaskctl: timeout error: timed out after 0.3 seconds (no worker: connecting to unix:$dir/absent.sock failed: No such file or directory)" "$out"
 "$AETASKCTL" --bogus >/dev/null 2>&1; check usage-exit 2 $?
+# A timeout that is no number of seconds (NaN, which was accepted, or one
+# whose microseconds would not fit) is a usage error.
+for t in nan inf 1e99 -1; do
+        out=$("$AETASKCTL" --connect "unix:$dir/absent.sock" --timeout "$t" call echo 1 2>&1); rc=$?
+        check "timeout-$t-exit" 2 $rc
+        check "timeout-$t-message" "aetaskctl: invalid --timeout: $t: expected seconds, more than 0 and at most 1000000000 (fractions allowed)" "$out"
+done
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -43,5 +43,30 @@ grep -q "No socket to serve" "$dir/usage.log"; check no-socket-message 0 $?
 grep -q "Failed to load handler 'no-such-handler'" "$dir/nohandler.log"; check missing-handler-message 0 $?
 "$AETASKD" --bogus >/dev/null 2>&1; check bad-option-exit 2 $?
 
+# Numbers out of range are usage errors, not values that wrap (a
+# --max-message-size of 2^64-1 became 0: every call MessageTooLarge).
+# timeout: before the check, aetaskd started and served.
+usage_error() {  # usage_error NAME EXPECTED-MESSAGE ARGS...
+        local name=$1 message=$2
+        shift 2
+        timeout 5 "$AETASKD" --handler echo --listen "unix:$dir/$name.sock" "$@" >/dev/null 2>"$dir/$name.log"
+        check "$name-exit" 2 $?
+        grep -qF -- "$message" "$dir/$name.log"; check "$name-message" 0 $?
+}
+usage_error message-size-wraps "Invalid --max-message-size: 18446744073709551615: expected an integer from 64 to 1073741824" \
+        --max-message-size 18446744073709551615
+usage_error message-size-negative "Invalid --max-message-size: -1" --max-message-size -1
+usage_error workers-wrap "Invalid --max-workers: 4294967297: expected an integer from 1 to 65536" --max-workers 4294967297
+usage_error hung-timeout-nan "Invalid --hung-timeout: nan" --hung-timeout nan
+usage_error drain-timeout-inf "Invalid --drain-timeout: inf" --drain-timeout inf
+usage_error group-wraps "Failed to find group 4294967295 for --control-group" --control-group 4294967295
+# The control socket tells callers apart by peer credentials: no TCP.
+usage_error control-tcp "Refusing tcp:127.0.0.1:0 as the control socket: it must be a unix socket" \
+        --control tcp:127.0.0.1:0
+# Nor do allow lists go with TCP.
+usage_error allow-tcp "Refusing to serve a TCP socket with --allow-user or --allow-group" \
+        --allow-user root --listen tcp:127.0.0.1:0
+usage_error allow-unknown-user "Failed to find user no-such-user-here for --allow-user" --allow-user no-such-user-here
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

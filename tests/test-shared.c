@@ -12,6 +12,7 @@
 #include "heap.h"
 #include "json-reader.h"
 #include "json-writer.h"
+#include "parse-number.h"
 #include "protocol.h"
 #include "utf8.h"
 
@@ -624,4 +625,39 @@ Test(address, parses_the_varlinkctl_forms) {
         cr_assert_eq(socket_address_parse(&a, "unix:relative"), -EINVAL);
         cr_assert_eq(socket_address_parse(&a, "http://x"), -EINVAL);
         cr_assert_eq(socket_address_parse(&a, "tcp:nohost"), -EINVAL);
+}
+
+/* Numbers from command lines: nothing wraps, nothing odd gets through. */
+Test(parse_number, integers_are_digits_in_range) {
+        static const char *const invalid[] = { "", "-1", "+5", " 5", "5 ", "0x10", "1e3", "five", NULL };
+        uint64_t v = 7;
+
+        cr_assert_eq(parse_uint64("64", 64, 1024, &v), 0);
+        cr_assert_eq(v, 64);
+        cr_assert_eq(parse_uint64("18446744073709551615", 0, UINT64_MAX, &v), 0);
+        cr_assert_eq(v, UINT64_MAX);
+        cr_assert_eq(parse_uint64("18446744073709551615", 64, 1U << 30, &v), -ERANGE);
+        cr_assert_eq(parse_uint64("18446744073709551616", 0, UINT64_MAX, &v), -ERANGE);
+        cr_assert_eq(parse_uint64("63", 64, 1024, &v), -ERANGE);
+        for (size_t i = 0; invalid[i]; i++)
+                cr_assert_eq(parse_uint64(invalid[i], 0, UINT64_MAX, &v), -EINVAL, "%s", invalid[i]);
+        cr_assert_eq(v, UINT64_MAX, "untouched on failure");
+}
+
+Test(parse_number, seconds_are_finite_and_in_range) {
+        static const char *const invalid[] = { "", ".", "nan", "inf", "-1", "1e3", "0x10", "1..2", "1.2.3",
+                                               " 1", "1s", NULL };
+        uint64_t usec = 7;
+
+        cr_assert_eq(parse_seconds("0.5", 10, &usec), 0);
+        cr_assert_eq(usec, 500000);
+        cr_assert_eq(parse_seconds(".25", 10, &usec), 0);
+        cr_assert_eq(usec, 250000);
+        cr_assert_eq(parse_seconds("3.", 10, &usec), 0);
+        cr_assert_eq(usec, 3000000);
+        cr_assert_eq(parse_seconds("10.000001", 10, &usec), -ERANGE);
+        cr_assert_eq(parse_seconds("99999999999999999999999", 1000000000, &usec), -ERANGE);
+        for (size_t i = 0; invalid[i]; i++)
+                cr_assert_eq(parse_seconds(invalid[i], 1000000000, &usec), -EINVAL, "%s", invalid[i]);
+        cr_assert_eq(usec, 3000000, "untouched on failure");
 }

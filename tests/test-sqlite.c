@@ -1,7 +1,8 @@
 /* The sqlite handler through a real forked server: DBI's methods, values
  * between JSON and SQL, transactions across the calls of one checkout,
  * rollback when a checkout is released with one open, errors that leave the
- * checkout usable, and setup failures. */
+ * checkout usable, setup failures, what SQL can reach besides its database,
+ * and results bounded in bytes. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "calls.h"
+#include "hostile.h"
 
 static test_server srv;
 static sd_event *event;
@@ -359,4 +361,178 @@ Test(sqlite, without_a_database_option_or_state_directory_setup_says_what_to_set
         unsetenv("STATE_DIRECTORY");
         serve(&config, 1);
         expect_setup_exception("setup exception: no database given: set the handler option database=PATH");
+}
+
+/* ---- What SQL can reach -------------------------------------------------- */
+
+static bool exists(const char *path) {
+        return access(path, F_OK) == 0;
+}
+
+Test(sqlite, attach_of_a_file_outside_is_refused_and_creates_nothing) {
+        char outside[200];
+        const char *m;
+
+        start();
+        snprintf(outside, sizeof(outside), "%s/outside.sqlite3", dir);
+        m = test_call_fails(&co, &r, "do", "[\"ATTACH DATABASE '%s' AS o\"]", outside);
+        cr_assert(strstr(m, "is not this handler's database"), "%s", m);
+        cr_assert(!exists(outside), "ATTACH created %s", outside);
+        /* Nor through an expression or a bind value, which the authorizer
+         * cannot see before the statement runs. */
+        m = test_call_fails(&co, &r, "do", "[\"ATTACH ? AS o\", null, \"%s\"]", outside);
+        cr_assert(strstr(m, "ATTACH needs the file name as a string literal"), "%s", m);
+        m = test_call_fails(&co, &r, "do", "[\"ATTACH '%s' || '' AS o\"]", outside);
+        cr_assert(strstr(m, "string literal"), "%s", m);
+        cr_assert(!exists(outside), "ATTACH created %s", outside);
+        /* A temporary database reaches no file. */
+        cr_assert_str_eq(test_call_ok(&co, &r, "do", "[\"ATTACH ':memory:' AS scratch\"]"), "0");
+        cr_assert_str_eq(test_call_ok(&co, &r, "do", "[\"DETACH scratch\"]"), "0");
+}
+
+Test(sqlite, vacuum_into_is_refused_and_plain_vacuum_works) {
+        char copy[200];
+        const char *m;
+
+        start();
+        create_table(&co);
+        snprintf(copy, sizeof(copy), "%s/copy.sqlite3", dir);
+        m = test_call_fails(&co, &r, "do", "[\"VACUUM INTO '%s'\"]", copy);
+        cr_assert(strstr(m, "is not this handler's database"), "%s", m);
+        cr_assert(!exists(copy), "VACUUM INTO created %s", copy);
+        cr_assert_str_eq(test_call_ok(&co, &r, "do", "[\"VACUUM\"]"), "0");
+}
+
+Test(sqlite, sql_cannot_load_code_or_move_temporary_files) {
+        const char *m;
+
+        start();
+        m = test_call_fails(&co, &r, "selectrow_array", "[\"SELECT load_extension('/nonexistent/x')\"]");
+        cr_assert(strstr(m, "not authorized"), "%s", m);
+        m = test_call_fails(&co, &r, "do", "[\"PRAGMA temp_store_directory = '%s'\"]", dir);
+        cr_assert(strstr(m, "PRAGMA temp_store_directory is refused"), "%s", m);
+        /* Defensive mode: no writing the schema by hand. */
+        cr_assert_str_eq(test_call_ok(&co, &r, "do", "[\"PRAGMA writable_schema = ON\"]"), "0");
+        create_table(&co);
+        m = test_call_fails(&co, &r, "do", "[\"UPDATE sqlite_master SET sql = 'x'\"]");
+        cr_assert(strstr(m, "may not be modified"), "%s", m);
+}
+
+Test(sqlite, the_attach_option_names_the_files_sql_may_attach) {
+        char option[512], extra[200], other[200], outside[200];
+        const char *m;
+
+        make_dir();
+        snprintf(extra, sizeof(extra), "%s/extra.sqlite3", dir);
+        snprintf(other, sizeof(other), "%s/other.sqlite3", dir);
+        snprintf(outside, sizeof(outside), "%s/outside.sqlite3", dir);
+        snprintf(option, sizeof(option), "attach=%s:%s", extra, other);
+        test_module_config config = { .module = "sqlite", .options = { database_option, option } };
+        serve(&config, 1);
+
+        cr_assert_str_eq(test_call_ok(&co, &r, "do", "[\"ATTACH '%s' AS extra\"]", extra), "0");
+        cr_assert_str_eq(test_call_ok(&co, &r, "do", "[\"CREATE TABLE extra.t(x)\"]"), "0");
+        cr_assert_str_eq(test_call_ok(&co, &r, "do", "[\"INSERT INTO extra.t VALUES (7)\"]"), "1");
+        cr_assert_str_eq(test_call_ok(&co, &r, "do", "[\"ATTACH '%s' AS other\"]", other), "0");
+        cr_assert_str_eq(test_call_ok(&co, &r, "do", "[\"DETACH other\"]"), "0");
+        cr_assert_str_eq(test_call_ok(&co, &r, "do", "[\"DETACH extra\"]"), "0");
+        cr_assert(exists(extra));
+        m = test_call_fails(&co, &r, "do", "[\"ATTACH '%s' AS o\"]", outside);
+        cr_assert(strstr(m, "is not this handler's database"), "%s", m);
+        /* VACUUM INTO an allowed file is an ATTACH of it. */
+        cr_assert_str_eq(test_call_ok(&co, &r, "do", "[\"VACUUM INTO '%s'\"]", other), "0");
+        cr_assert(!exists(outside));
+}
+
+Test(sqlite, an_attach_option_that_is_not_absolute_paths_is_a_setup_exception) {
+        start_with("attach=/srv/a.sqlite3:relative.sqlite3", 1);
+        expect_setup_exception("setup exception: invalid option attach=");
+}
+
+/* ---- Results bounded in bytes -------------------------------------------- */
+
+typedef struct sized_config {
+        test_module_config module;
+        size_t max_message_size;
+} sized_config;
+
+static void configure_sized(aetask_server *s, void *userdata) {
+        sized_config *c = userdata;
+        test_configure_module(s, &c->module);
+        cr_assert_eq(aetask_server_set_max_message_size(s, c->max_message_size), 0);
+}
+
+/* The one worker of the server: its only child. */
+static pid_t only_worker(void) {
+        char path[64];
+        int pid = 0;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/children", srv.pid, srv.pid);
+        f = fopen(path, "re");
+        cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+        cr_assert_eq(fscanf(f, "%d", &pid), 1, "the server has no worker");
+        fclose(f);
+        return pid;
+}
+
+/* The peak resident memory of PID, in KiB. */
+static long vm_hwm_kib(pid_t pid) {
+        char path[64], line[256];
+        long kib = -1;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", pid);
+        f = fopen(path, "re");
+        cr_assert_not_null(f);
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+                        break;
+        fclose(f);
+        return kib;
+}
+
+/* A server whose messages are at most 1 MiB; a query of ROWS rows that
+ * would not fit fails with a clear error, and the worker's peak memory grows
+ * by less than 16 MiB on the way.  Before the bound, it built the whole
+ * result (1.9 GiB for 99,999 rows of 10 KB) and then said "the result cannot
+ * be sent". */
+static void check_result_bound(const char *method, unsigned rows, const char *select, const char *expected) {
+        sized_config config = { .module = { .module = "sqlite", .options = { database_option } },
+                                .max_message_size = 1 << 20 };
+        long before, after;
+        pid_t worker;
+        const char *m;
+
+        make_dir();
+        test_server_start(&srv, NULL, configure_sized, &config);
+        client = test_client_new(&srv, &event);
+        aetask_client_set_max_workers(client, 1);
+        test_checkout_begin(&co, client, event);
+
+        cr_assert_str_eq(test_call_ok(&co, &r, "selectrow_array", "[\"SELECT 1\"]"), "[1]");
+        worker = only_worker();
+        before = vm_hwm_kib(worker);
+        m = test_call_fails(&co, &r, method, "[\"WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c "
+                                             "LIMIT %u) %s FROM c\"]", rows, select);
+        after = vm_hwm_kib(worker);
+        cr_log_info("%s: worker peak memory %ld KiB before, %ld KiB after", method, before, after);
+        cr_assert(strstr(m, expected), "%s", m);
+        if (!UNDER_ASAN)
+                cr_assert_lt(after - before, 16 * 1024, "the worker's peak memory grew by %ld KiB", after - before);
+        /* The checkout is still usable, and a result that fits still comes. */
+        cr_assert_str_eq(test_call_ok(&co, &r, method, "[\"SELECT 1 AS a\"]"),
+                         strcmp(method, "selectall_objects") == 0 ? "[{\"a\":1}]" : "[[1]]");
+}
+
+Test(sqlite, a_result_larger_than_a_message_fails_before_it_is_built) {
+        /* 200 MB of JSON. */
+        check_result_bound("selectall_arrayref", 20000, "SELECT n, hex(zeroblob(5000))",
+                           "selectall_arrayref: the result is larger than the message size limit of 1048576 bytes");
+}
+
+Test(sqlite, a_result_of_many_small_rows_is_bounded_by_memory_too) {
+        /* 99,999 rows of {"n":1}: 1 MB of text, but 88 MB of json-c objects. */
+        check_result_bound("selectall_objects", 99999, "SELECT n",
+                           "selectall_objects: the result would take more than 8 MiB of memory to build");
 }

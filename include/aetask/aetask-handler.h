@@ -8,6 +8,7 @@
 
 #include <json-c/json.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <syslog.h>
 
 #ifdef __cplusplus
@@ -76,6 +77,9 @@ const char *aetask_worker_get_option(aetask_worker *worker, const char *key);
 const char *aetask_worker_get_handler_name(aetask_worker *worker);
 const char *aetask_worker_get_method(aetask_worker *worker);  /* NULL in a catch-all call */
 unsigned aetask_worker_get_number(aetask_worker *worker);
+/* The largest message the worker may send (aetaskd --max-message-size): a
+ * result whose JSON text is longer fails instead of reaching the client. */
+size_t aetask_worker_get_max_message_size(aetask_worker *worker);
 void *aetask_worker_get_userdata(aetask_worker *worker);
 void *aetask_worker_set_userdata(aetask_worker *worker, void *userdata);
 

@@ -43,6 +43,8 @@ int aetask_server_add_listen_fd(aetask_server *server, int fd);
  * group set with aetask_server_set_control_group() ((gid_t) -1: none). */
 int aetask_server_listen_control(aetask_server *server, const char *address);
 int aetask_server_add_control_fd(aetask_server *server, int fd);
+int aetask_server_allow_user(aetask_server *server, uid_t uid);
+int aetask_server_allow_group(aetask_server *server, gid_t gid);
 int aetask_server_set_control_group(aetask_server *server, gid_t gid);
 
 /* Serves until SIGTERM or SIGINT.  Returns 0, or a negative errno. */

@@ -7,6 +7,7 @@
 #include <aetask/aetask-server.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -120,8 +121,9 @@ static unsigned long parse_number(const char *s, const char *what) {
         char *end;
         errno = 0;
         unsigned long v = strtoul(s, &end, 10);
-        if (errno || end == s || *end || s[0] == '-' || v == 0)
-                die("invalid %s: %s", what, s);
+        /* At most UINT_MAX: some go into an unsigned, where more would wrap. */
+        if (errno || end == s || *end || s[0] < '0' || s[0] > '9' || v == 0 || v > UINT_MAX)
+                die("invalid %s: %s (expected an integer from 1 to %u)", what, s, UINT_MAX);
         return v;
 }
 

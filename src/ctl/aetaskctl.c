@@ -5,6 +5,10 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "parse-number.h"
+
+/* As aetaskd's timeouts: a bound that keeps microseconds far from wrapping. */
+#define CTL_TIMEOUT_MAX 1000000000
 
 static void help(void) {
         printf("Usage: aetaskctl [OPTIONS...] [NAME] COMMAND ...\n\n"
@@ -69,16 +73,13 @@ int main(int argc, char *argv[]) {
                 case 'c':
                         ctx.address = optarg;
                         break;
-                case 't': {
-                        char *end;
-                        double d = strtod(optarg, &end);
-                        if (end == optarg || *end || d <= 0) {
-                                fprintf(stderr, "aetaskctl: invalid --timeout: %s\n", optarg);
+                case 't':
+                        if (parse_seconds(optarg, CTL_TIMEOUT_MAX, &ctx.timeout_usec) < 0 || ctx.timeout_usec == 0) {
+                                fprintf(stderr, "aetaskctl: invalid --timeout: %s: expected seconds, more than 0 "
+                                                "and at most %d (fractions allowed)\n", optarg, CTL_TIMEOUT_MAX);
                                 return CTL_EXIT_USAGE;
                         }
-                        ctx.timeout_usec = (uint64_t) (d * 1e6);
                         break;
-                }
                 case 'j':
                         ctx.json = true;
                         break;

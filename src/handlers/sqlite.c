@@ -14,7 +14,10 @@
  *   begin_work(), commit(), rollback()
  * A checkout owns its worker, so a transaction may span calls of one checkout;
  * the checkout-done hook rolls back whatever transaction was left open.
- * Options: database, busy_timeout, journal_mode, max_rows.  See aetask-sqlite(8). */
+ * What SQL may reach besides the database is in sqlite-access.c, what a
+ * result may cost in sqlite-result.c.
+ * Options: database, busy_timeout, journal_mode, max_rows, attach.  See
+ * aetask-sqlite(8). */
 #include <aetask/aetask-handler.h>
 #include <errno.h>
 #include <math.h>
@@ -24,9 +27,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sqlite-access.h"
+#include "sqlite-result.h"
+
 #define SQLITE_DEFAULT_FILE "aetask.sqlite3"
 #define BUSY_TIMEOUT_MS_DEFAULT 5000
 #define MAX_ROWS_DEFAULT 100000
+
 
 /* One worker is one process, with one connection for its whole life.  It is
  * never closed: the worker ends with _exit(), and SQLite recovers from
@@ -43,9 +50,10 @@ static const char *method(aetask_worker *w) {
         return aetask_worker_get_method(w) ?: "sqlite";
 }
 
-/* Raises "METHOD: <SQLite's message>". */
+/* Raises "METHOD: <SQLite's message>", or the authorizer's reason. */
 static int raise_sqlite(aetask_worker *w) {
-        return aetask_worker_raise(w, "%s: %s", method(w), sqlite3_errmsg(db));
+        const char *refused = (sqlite3_extended_errcode(db) & 0xff) == SQLITE_AUTH ? sqlite_access_refusal() : NULL;
+        return aetask_worker_raise(w, "%s: %s", method(w), refused ?: sqlite3_errmsg(db));
 }
 
 /* ---- Setup --------------------------------------------------------------- */
@@ -147,6 +155,10 @@ static int sqlite_setup(aetask_worker *w) {
                 if (r < 0)
                         goto fail;
         }
+        /* Last: defensive mode would refuse journal_mode=off. */
+        r = sqlite_access_setup(w, db);
+        if (r < 0)
+                goto fail;
         free(path);
         return 0;
 
@@ -193,26 +205,38 @@ static bool utf8_is_valid(const unsigned char *s, size_t n) {
         return true;
 }
 
-/* Column I of the current row; NULL stands for SQL NULL. */
-static int column_value(aetask_worker *w, sqlite3_stmt *st, int i, json_object **ret) {
+/* Column I of the current row, charged to B with the comma after it; NULL
+ * stands for SQL NULL. */
+static int column_value(aetask_worker *w, sqlite3_stmt *st, int i, result_budget *b, json_object **ret) {
         const char *name = sqlite3_column_name(st, i);
         int type = sqlite3_column_type(st, i);
         const unsigned char *p;
         double d;
         int n;
 
+        int r;
+
         switch (type) {
         case SQLITE_NULL:
                 *ret = NULL;
-                return 0;
-        case SQLITE_INTEGER:
-                *ret = json_object_new_int64(sqlite3_column_int64(st, i));
+                return result_budget_charge(w, method(w), b, sizeof("null,") - 1, 0);
+        case SQLITE_INTEGER: {
+                sqlite3_int64 v = sqlite3_column_int64(st, i);
+                r = result_budget_charge(w, method(w), b, integer_text(v) + 1, JSONC_VALUE_COST);
+                if (r < 0)
+                        return r;
+                *ret = json_object_new_int64(v);
                 break;
+        }
         case SQLITE_FLOAT:
                 d = sqlite3_column_double(st, i);
                 if (!isfinite(d))
                         return aetask_worker_raise(w, "%s: column %s holds %g, which JSON cannot carry",
                                                    method(w), name, d);
+                /* At most 17 digits, a sign, a point and an exponent. */
+                r = result_budget_charge(w, method(w), b, 25, JSONC_VALUE_COST);
+                if (r < 0)
+                        return r;
                 *ret = json_object_new_double(d);
                 break;
         default:
@@ -224,6 +248,9 @@ static int column_value(aetask_worker *w, sqlite3_stmt *st, int i, json_object *
                 if (!utf8_is_valid(p, (size_t) n))
                         return aetask_worker_raise(w, "%s: column %s holds bytes that are not UTF-8 text; "
                                                       "select hex(%s) instead", method(w), name, name);
+                r = result_budget_charge(w, method(w), b, json_string_text(p, (size_t) n) + 1, JSONC_VALUE_COST + (size_t) n);
+                if (r < 0)
+                        return r;
                 *ret = json_object_new_string_len((const char *) p, n);
                 break;
         }
@@ -313,16 +340,36 @@ static int step(aetask_worker *w, sqlite3_stmt *st) {
         return rc == SQLITE_ROW || rc == SQLITE_DONE ? rc : raise_sqlite(w);
 }
 
-/* The current row as an array, or an object keyed by column name. */
-static int row_to_json(aetask_worker *w, sqlite3_stmt *st, bool as_object, json_object **ret) {
-        int n = sqlite3_column_count(st);
-        json_object *row = as_object ? json_object_new_object() : json_object_new_array_ext(n);
+/* The JSON text of the column names as an object's keys: "name": each. */
+static size_t keys_text(sqlite3_stmt *st) {
+        size_t size = 0;
 
+        for (int i = 0; i < sqlite3_column_count(st); i++) {
+                const char *name = sqlite3_column_name(st, i) ?: "";
+                size += json_string_text((const unsigned char *) name, strlen(name)) + 1;
+        }
+        return size;
+}
+
+/* The current row as an array, or an object keyed by column name (whose
+ * keys cost KEYS, from keys_text()), charged to B. */
+static int row_to_json(aetask_worker *w, sqlite3_stmt *st, bool as_object, size_t keys, result_budget *b,
+                       json_object **ret) {
+        int n = sqlite3_column_count(st);
+        json_object *row;
+        int r;
+
+        /* The brackets and the comma after the row. */
+        r = as_object ? result_budget_charge(w, method(w), b, 3 + keys, JSONC_OBJECT_ROW_COST + (size_t) n * JSONC_VALUE_COST)
+                      : result_budget_charge(w, method(w), b, 3, JSONC_ARRAY_ROW_COST + (size_t) n * sizeof(void *));
+        if (r < 0)
+                return r;
+        row = as_object ? json_object_new_object() : json_object_new_array_ext(n);
         if (!row)
                 return -ENOMEM;
         for (int i = 0; i < n; i++) {
                 json_object *v;
-                int r = column_value(w, st, i, &v);
+                r = column_value(w, st, i, b, &v);
                 if (r < 0) {
                         json_object_put(row);
                         return r;
@@ -343,12 +390,17 @@ typedef enum shape {
 } shape;
 
 /* Runs the prepared statement and collects its rows: the first LIMIT when
- * STOP_AT_LIMIT, else all of them, more than LIMIT being an error. */
+ * STOP_AT_LIMIT, else all of them, more than LIMIT being an error.  A
+ * result that would not fit a message is an error as soon as it is known,
+ * before it is built. */
 static int collect_rows(aetask_worker *w, sqlite3_stmt *st, shape s, size_t limit, bool stop_at_limit,
                         json_object **ret) {
         json_object *rows = json_object_new_array();
+        size_t keys = s == SHAPE_OBJECTS ? keys_text(st) : 0;
+        result_budget b;
         int r = 0;
 
+        result_budget_init(w, &b);
         if (!rows)
                 return -ENOMEM;
         while ((r = step(w, st)) == SQLITE_ROW) {
@@ -360,9 +412,9 @@ static int collect_rows(aetask_worker *w, sqlite3_stmt *st, shape s, size_t limi
                         break;
                 }
                 if (s == SHAPE_FIRST_COLUMN)
-                        r = column_value(w, st, 0, &row);
+                        r = result_budget_charge(w, method(w), &b, 0, sizeof(void *)) ?: column_value(w, st, 0, &b, &row);
                 else
-                        r = row_to_json(w, st, s == SHAPE_OBJECTS, &row);
+                        r = row_to_json(w, st, s == SHAPE_OBJECTS, keys, &b, &row);
                 if (r < 0)
                         break;
                 json_object_array_add(rows, row);

@@ -197,7 +197,7 @@ _public_ int aetask_client_set_dont_refork_after_error(aetask_client *c, int b) 
 
 _public_ int aetask_client_set_max_message_size(aetask_client *c, size_t size) {
         assert_return(c, -EINVAL);
-        assert_return(size >= 64, -EINVAL);
+        assert_return(size >= PROTOCOL_MESSAGE_SIZE_MIN && size <= PROTOCOL_MESSAGE_SIZE_LIMIT, -EINVAL);
         c->max_message_size = size;
         return 0;
 }

@@ -220,11 +220,13 @@ static void conn_handle_message(worker_conn *w, const char *s, size_t len) {
                         return;
                 }
                 /* An error before the greeting is the server's refusal when
-                 * it is at its worker cap; anything else means this is not
+                 * it is at its worker cap or does not serve this user (its
+                 * allow lists); anything else means this is not
                  * a worker socket at all (a control socket, say).  The
                  * checkout waiting on this connection is told, and
                  * reconnects back off. */
-                bool busy = strcmp(reply.error, PROTOCOL_ERROR_SERVER_BUSY) == 0;
+                bool busy = strcmp(reply.error, PROTOCOL_ERROR_SERVER_BUSY) == 0 ||
+                            strcmp(reply.error, PROTOCOL_ERROR_PERMISSION_DENIED) == 0;
                 aetask_error_kind kind = busy ? AETASK_ERROR_REFUSED : AETASK_ERROR_PROTOCOL;
                 aetask_checkout *refused = w->call_in_flight ? w->checkout : NULL;
                 if (busy)

@@ -2,6 +2,7 @@
  * activation) or on addresses given with --listen.  See aetaskd(8). */
 #include <getopt.h>
 #include <grp.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,9 +13,12 @@
 
 #include "log.h"
 #include "macro.h"
+#include "parse-number.h"
+#include "protocol.h"
 
 #define EXIT_USAGE 2
 #define EXIT_NOT_CONFIGURED 6   /* LSB's "program is not configured": the handler cannot be loaded */
+#define MAX_WORKERS_LIMIT 65536
 
 static void help(void) {
         printf("Usage: aetaskd --handler NAME [OPTIONS...]\n\n"
@@ -37,37 +41,40 @@ static void help(void) {
                "     --control ADDRESS       Also answer status requests on ADDRESS\n"
                "                             (default: systemd's socket named \"control\")\n"
                "     --control-group GROUP   Members of GROUP may ask for status too\n"
+               "     --allow-user USER       Serve only USER (a name or uid) and the users\n"
+               "                             of --allow-group (repeatable; unix sockets only)\n"
+               "     --allow-group GROUP     Serve only members of GROUP and the users of\n"
+               "                             --allow-user (repeatable; unix sockets only)\n"
                "  -o --option KEY=VALUE      An option for the handler (repeatable)\n",
                AETASK_HANDLER_DIR);
 }
 
-static int parse_seconds(const char *s, uint64_t *ret) {
-        char *end;
-        double d;
+/* The largest value --hung-timeout and --drain-timeout take, in seconds. */
+#define SECONDS_MAX 1000000000ULL
 
-        errno = 0;
-        d = strtod(s, &end);
-        if (errno != 0 || end == s || *end || d < 0 || d > 1e9)
-                return -EINVAL;
-        *ret = (uint64_t) (d * 1e6 + 0.5);
-        return 0;
+/* Parses a numeric option; an invalid or out-of-range value is a usage
+ * error that says what would do. */
+static int parse_option_number(const char *option, const char *value, uint64_t min, uint64_t max, uint64_t *ret) {
+        int r = parse_uint64(value, min, max, ret);
+        if (r < 0)
+                log_error("Invalid %s: %s: expected an integer from %llu to %llu", option, value,
+                          (unsigned long long) min, (unsigned long long) max);
+        return r;
 }
 
-static int parse_unsigned(const char *s, unsigned long long *ret) {
-        char *end;
-
-        errno = 0;
-        *ret = strtoull(s, &end, 10);
-        if (errno != 0 || end == s || *end || s[0] == '-')
-                return -EINVAL;
-        return 0;
+static int parse_option_seconds(const char *option, const char *value, uint64_t *ret_usec) {
+        int r = parse_seconds(value, SECONDS_MAX, ret_usec);
+        if (r < 0)
+                log_error("Invalid %s: %s: expected seconds from 0 to %llu (fractions allowed)", option, value,
+                          SECONDS_MAX);
+        return r;
 }
 
 static int parse_group(const char *name, gid_t *ret) {
-        unsigned long long n;
+        uint64_t n;
         struct group *g;
 
-        if (parse_unsigned(name, &n) >= 0 && n < (gid_t) -1) {
+        if (parse_uint64(name, 0, (gid_t) -2, &n) >= 0) {
                 *ret = (gid_t) n;
                 return 0;
         }
@@ -77,6 +84,27 @@ static int parse_group(const char *name, gid_t *ret) {
                 return errno > 0 ? -errno : -ESRCH;
         *ret = g->gr_gid;
         return 0;
+}
+
+static int parse_user(const char *name, uid_t *ret) {
+        uint64_t n;
+        struct passwd *p;
+
+        if (parse_uint64(name, 0, (uid_t) -2, &n) >= 0) {
+                *ret = (uid_t) n;
+                return 0;
+        }
+        errno = 0;
+        p = getpwnam(name);
+        if (!p)
+                return errno > 0 ? -errno : -ESRCH;
+        *ret = p->pw_uid;
+        return 0;
+}
+
+static void log_control_not_unix(const char *what) {
+        log_error("Refusing %s as the control socket: it must be a unix socket, since callers are told "
+                  "apart by their peer credentials, which TCP does not carry", what);
 }
 
 /* Sockets passed by systemd: the one named "control" (FileDescriptorName=
@@ -95,7 +123,9 @@ static int take_systemd_sockets(aetask_server *s) {
 
                 if (r >= 0) {
                         r = control ? aetask_server_add_control_fd(s, fd) : aetask_server_add_listen_fd(s, fd);
-                        if (r < 0)
+                        if (r == -EAFNOSUPPORT)
+                                log_control_not_unix("the socket named \"control\" from systemd");
+                        else if (r < 0)
                                 log_error_errno(r, "Failed to use socket %d", fd);
                         n_data += !control;
                 }
@@ -118,6 +148,8 @@ int main(int argc, char *argv[]) {
                 ARG_DRAIN_TIMEOUT,
                 ARG_CONTROL,
                 ARG_CONTROL_GROUP,
+                ARG_ALLOW_USER,
+                ARG_ALLOW_GROUP,
         };
         static const struct option options[] = {
                 { "help",             no_argument,       NULL, 'h'                  },
@@ -132,13 +164,14 @@ int main(int argc, char *argv[]) {
                 { "drain-timeout",    required_argument, NULL, ARG_DRAIN_TIMEOUT    },
                 { "control",          required_argument, NULL, ARG_CONTROL          },
                 { "control-group",    required_argument, NULL, ARG_CONTROL_GROUP    },
+                { "allow-user",       required_argument, NULL, ARG_ALLOW_USER       },
+                { "allow-group",      required_argument, NULL, ARG_ALLOW_GROUP      },
                 { "option",           required_argument, NULL, 'o'                  },
                 {}
         };
         _cleanup_(aetask_server_freep) aetask_server *s = NULL;
         const char *handler = NULL, *handler_dir = NULL;
-        unsigned long long n;
-        uint64_t usec;
+        uint64_t n, usec;
         int c, r, n_listen = 0;
 
         r = aetask_server_new(&s);
@@ -177,21 +210,21 @@ int main(int argc, char *argv[]) {
                         (void) aetask_server_set_name(s, optarg);
                         break;
                 case ARG_HUNG_TIMEOUT:
-                        if (parse_seconds(optarg, &usec) < 0) {
-                                log_error("Invalid --hung-timeout: %s", optarg);
+                        if (parse_option_seconds("--hung-timeout", optarg, &usec) < 0)
                                 return EXIT_USAGE;
-                        }
                         (void) aetask_server_set_hung_timeout(s, usec);
                         break;
                 case ARG_DRAIN_TIMEOUT:
-                        if (parse_seconds(optarg, &usec) < 0) {
-                                log_error("Invalid --drain-timeout: %s", optarg);
+                        if (parse_option_seconds("--drain-timeout", optarg, &usec) < 0)
                                 return EXIT_USAGE;
-                        }
                         (void) aetask_server_set_drain_timeout(s, usec);
                         break;
                 case ARG_CONTROL:
                         r = aetask_server_listen_control(s, optarg);
+                        if (r == -EAFNOSUPPORT) {
+                                log_control_not_unix(optarg);
+                                return EXIT_USAGE;
+                        }
                         if (r < 0) {
                                 log_error_errno(r, "Failed to listen on %s", optarg);
                                 return EXIT_FAILURE;
@@ -207,17 +240,44 @@ int main(int argc, char *argv[]) {
                         (void) aetask_server_set_control_group(s, gid);
                         break;
                 }
-                case ARG_MAX_MESSAGE_SIZE:
-                        if (parse_unsigned(optarg, &n) < 0 || aetask_server_set_max_message_size(s, n) < 0) {
-                                log_error("Invalid --max-message-size: %s", optarg);
+                case ARG_ALLOW_USER: {
+                        uid_t uid;
+                        r = parse_user(optarg, &uid);
+                        if (r < 0) {
+                                log_error_errno(r, "Failed to find user %s for --allow-user", optarg);
                                 return EXIT_USAGE;
+                        }
+                        r = aetask_server_allow_user(s, uid);
+                        if (r < 0) {
+                                log_error_errno(r, "Failed to allow user %s", optarg);
+                                return EXIT_FAILURE;
                         }
                         break;
-                case ARG_MAX_WORKERS:
-                        if (parse_unsigned(optarg, &n) < 0 || n > 65536 || aetask_server_set_max_workers(s, n) < 0) {
-                                log_error("Invalid --max-workers: %s", optarg);
+                }
+                case ARG_ALLOW_GROUP: {
+                        gid_t gid;
+                        r = parse_group(optarg, &gid);
+                        if (r < 0) {
+                                log_error_errno(r, "Failed to find group %s for --allow-group", optarg);
                                 return EXIT_USAGE;
                         }
+                        r = aetask_server_allow_group(s, gid);
+                        if (r < 0) {
+                                log_error_errno(r, "Failed to allow group %s", optarg);
+                                return EXIT_FAILURE;
+                        }
+                        break;
+                }
+                case ARG_MAX_MESSAGE_SIZE:
+                        if (parse_option_number("--max-message-size", optarg, PROTOCOL_MESSAGE_SIZE_MIN,
+                                                PROTOCOL_MESSAGE_SIZE_LIMIT, &n) < 0)
+                                return EXIT_USAGE;
+                        (void) aetask_server_set_max_message_size(s, n);
+                        break;
+                case ARG_MAX_WORKERS:
+                        if (parse_option_number("--max-workers", optarg, 1, MAX_WORKERS_LIMIT, &n) < 0)
+                                return EXIT_USAGE;
+                        (void) aetask_server_set_max_workers(s, (unsigned) n);
                         break;
                 case 'o': {
                         char *eq = strchr(optarg, '=');
@@ -262,5 +322,7 @@ int main(int argc, char *argv[]) {
         }
 
         r = aetask_server_run(s);
+        if (r == -EAFNOSUPPORT)
+                return EXIT_USAGE;  /* allow lists with a TCP socket, said already */
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

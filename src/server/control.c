@@ -12,6 +12,7 @@
 
 #include "buffer.h"
 #include "log.h"
+#include "peer.h"
 #include "macro.h"
 #include "protocol.h"
 #include "server-internal.h"
@@ -19,10 +20,8 @@
 #define CONTROL_CONNECTIONS_MAX 16
 #define CONTROL_REQUEST_MAX 4096
 #define CONTROL_IDLE_TIMEOUT_USEC (10 * USEC_PER_SEC)
-#define CONTROL_GROUPS_MAX 256
 
 #define CONTROL_METHOD_STATUS          "io.aetask.Server.Status"
-#define CONTROL_ERROR_PERMISSION       "io.aetask.PermissionDenied"
 #define CONTROL_ERROR_METHOD_NOT_FOUND "org.varlink.service.MethodNotFound"
 
 typedef struct control_conn {
@@ -51,25 +50,13 @@ static void control_conn_free(control_conn *c) {
 static bool peer_is_allowed(aetask_server *s, int fd, struct ucred *ret) {
         struct ucred cred = {};
         socklen_t len = sizeof(cred);
-        gid_t groups[CONTROL_GROUPS_MAX];
 
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
                 return false;
         *ret = cred;
         if (cred.uid == 0 || cred.uid == geteuid())
                 return true;
-        if (!s->control_gid_set)
-                return false;
-        if (cred.gid == s->control_gid)
-                return true;
-        /* Supplementary groups of the peer (Linux 4.13). */
-        len = sizeof(groups);
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
-                return false;
-        for (size_t i = 0; i < len / sizeof(gid_t); i++)
-                if (groups[i] == s->control_gid)
-                        return true;
-        return false;
+        return s->control_gid_set && peer_in_group(fd, &cred, s->control_gid);
 }
 
 static int add_u64(json_object *o, const char *key, uint64_t v) {
@@ -269,7 +256,7 @@ static int on_control_accept(sd_event_source *source, int fd, uint32_t revents, 
         if (!peer_is_allowed(s, conn, &cred)) {
                 log_notice("Refusing control connection from pid %d uid %u: not root, the server's uid or in its control group",
                            cred.pid, cred.uid);
-                (void) append_error(&c->out, CONTROL_ERROR_PERMISSION, "message",
+                (void) append_error(&c->out, PROTOCOL_ERROR_PERMISSION_DENIED, "message",
                                     "only root, the server's user and its control group may ask");
                 c->closing = true;
                 control_update_events(c);

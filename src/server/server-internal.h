@@ -41,6 +41,10 @@ struct aetask_server {
         size_t n_control_fds;
         gid_t control_gid;             /* also allowed on the control socket */
         bool control_gid_set;
+        uid_t *allowed_uids;           /* with allowed_gids: who may use workers (peer.c); */
+        size_t n_allowed_uids;         /* none listed: everyone who can connect */
+        gid_t *allowed_gids;
+        size_t n_allowed_gids;
 
         /* While running */
         sd_event *event;
@@ -56,6 +60,8 @@ struct aetask_server {
         worker_record *workers;        /* n_slots of them, index matches the scoreboard */
         unsigned n_alive;
         unsigned next_number;
+        uint64_t refusals_logged_at;   /* peers refused by the allow lists (peer.c) */
+        uint64_t refusals_unlogged;
         uint64_t n_killed_hung;
         uint64_t calls_exited;         /* calls served by workers that have exited */
         uint64_t started;              /* CLOCK_MONOTONIC */

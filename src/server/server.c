@@ -13,6 +13,7 @@
 #include "address.h"
 #include "log.h"
 #include "message-ids.h"
+#include "peer.h"
 #include "macro.h"
 #include "proctitle.h"
 #include "protocol.h"
@@ -44,6 +45,8 @@ _public_ aetask_server *aetask_server_free(aetask_server *s) {
         for (size_t i = 0; i < s->n_control_fds; i++)
                 safe_close(s->control_fds[i]);
         free(s->control_fds);
+        free(s->allowed_uids);
+        free(s->allowed_gids);
         for (size_t i = 0; i < s->n_options; i++)
                 free(s->options[i]);
         free(s->options);
@@ -109,7 +112,7 @@ _public_ int aetask_server_set_hung_timeout(aetask_server *s, uint64_t usec) {
 
 _public_ int aetask_server_set_max_message_size(aetask_server *s, size_t size) {
         assert_return(s, -EINVAL);
-        assert_return(size >= 64, -EINVAL);
+        assert_return(size >= PROTOCOL_MESSAGE_SIZE_MIN && size <= PROTOCOL_MESSAGE_SIZE_LIMIT, -EINVAL);
         s->max_message_size = size;
         return 0;
 }
@@ -164,7 +167,35 @@ _public_ int aetask_server_add_listen_fd(aetask_server *s, int fd) {
 _public_ int aetask_server_add_control_fd(aetask_server *s, int fd) {
         assert_return(s, -EINVAL);
         assert_return(fd >= 0, -EBADF);
+        /* Callers are told apart by peer credentials, which TCP lacks. */
+        assert_return(peer_fd_is_unix(fd), -EAFNOSUPPORT);
         return fd_array_add(&s->control_fds, &s->n_control_fds, fd);
+}
+
+_public_ int aetask_server_allow_user(aetask_server *s, uid_t uid) {
+        uid_t *a;
+
+        assert_return(s, -EINVAL);
+        assert_return(uid != (uid_t) -1, -EINVAL);
+        a = realloc(s->allowed_uids, (s->n_allowed_uids + 1) * sizeof(uid_t));
+        if (!a)
+                return -ENOMEM;
+        s->allowed_uids = a;
+        a[s->n_allowed_uids++] = uid;
+        return 0;
+}
+
+_public_ int aetask_server_allow_group(aetask_server *s, gid_t gid) {
+        gid_t *a;
+
+        assert_return(s, -EINVAL);
+        assert_return(gid != (gid_t) -1, -EINVAL);
+        a = realloc(s->allowed_gids, (s->n_allowed_gids + 1) * sizeof(gid_t));
+        if (!a)
+                return -ENOMEM;
+        s->allowed_gids = a;
+        a[s->n_allowed_gids++] = gid;
+        return 0;
 }
 
 _public_ int aetask_server_set_control_group(aetask_server *s, gid_t gid) {
@@ -181,6 +212,8 @@ static int listen_on(aetask_server *s, const char *address, bool control) {
         r = socket_address_parse(&a, address);
         if (r < 0)
                 return r;
+        if (control && a.family != AF_UNIX)
+                return -EAFNOSUPPORT;
         fd = socket_address_listen(&a, SOMAXCONN);
         if (fd < 0)
                 return fd;
@@ -341,8 +374,12 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
                                 log_warning_errno(-errno, "Failed to accept connection");
                         break;
                 }
-                if (spawn_worker(s, conn) < 0)
-                        safe_close(conn);
+                struct ucred cred;
+                if (!peer_may_use_workers(s, conn, &cred))
+                        peer_refuse(s, conn, &cred);
+                else if (spawn_worker(s, conn) >= 0)
+                        continue;
+                safe_close(conn);
         }
         server_notify_status(s);
         return 0;
@@ -514,6 +551,10 @@ _public_ int aetask_server_run(aetask_server *s) {
         assert_return(s->handler, -ENOPKG);
         assert_return(s->n_listen_fds > 0, -EDESTADDRREQ);
         assert_return(!s->event, -EBUSY);
+
+        r = peer_check_listen_fds(s);
+        if (r < 0)
+                return r;
 
         list_init(&s->control_conns);
         proctitle_init();

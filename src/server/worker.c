@@ -120,6 +120,11 @@ _public_ unsigned aetask_worker_get_number(aetask_worker *w) {
         return w->number;
 }
 
+_public_ size_t aetask_worker_get_max_message_size(aetask_worker *w) {
+        assert_return(w, 0);
+        return w->server->max_message_size;
+}
+
 _public_ void *aetask_worker_get_userdata(aetask_worker *w) {
         assert_return(w, NULL);
         return w->userdata;

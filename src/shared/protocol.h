@@ -25,9 +25,14 @@ static inline void json_object_putp(json_object **p) {
 #define PROTOCOL_ERROR_MESSAGE_TOO_LARGE "io.aetask.MessageTooLarge"
 #define PROTOCOL_ERROR_SERVER_BUSY      "io.aetask.ServerBusy"
 #define PROTOCOL_ERROR_RETIRING         "io.aetask.Retiring"
+#define PROTOCOL_ERROR_PERMISSION_DENIED "io.aetask.PermissionDenied"
 
 #define PROTOCOL_METHOD_NAME_MAX 128
 #define PROTOCOL_DEFAULT_MESSAGE_SIZE_MAX (16U * 1024U * 1024U)
+/* The most a limit may be set to: 1 GiB.  A message is held whole, and
+ * read in one buffer whose size is the limit plus one. */
+#define PROTOCOL_MESSAGE_SIZE_MIN 64U
+#define PROTOCOL_MESSAGE_SIZE_LIMIT (1024U * 1024U * 1024U)
 
 /* Letters, digits and underscores, 1 to PROTOCOL_METHOD_NAME_MAX of them. */
 bool protocol_method_name_is_valid(const char *name);

@@ -326,7 +326,16 @@ for so in "$B"/src/handlers/*.so; do
                 equal "handler sqlite: create" 0 "$($CTL sqlite call do 'create table t (x)' 2>&1)"
                 equal "handler sqlite: insert" 1 "$($CTL sqlite call do 'insert into t values (?)' null 42 2>&1)"
                 equal "handler sqlite: select" '[42]' "$($CTL sqlite call selectrow_array 'select x from t' 2>&1)"
-                check "handler sqlite: the database is in the state directory" test -s /var/lib/aetask/sqlite/aetask.sqlite3 ;;
+                check "handler sqlite: the database is in the state directory" test -s /var/lib/aetask/sqlite/aetask.sqlite3
+                out=$($CTL sqlite call do "ATTACH '/var/lib/aetask/sqlite/other.sqlite3' AS o" 2>&1)
+                check "handler sqlite: ATTACH of another file is refused ($out)" grep -q "is not this handler's database" <<<"$out"
+                check "handler sqlite: ATTACH created nothing" test ! -e /var/lib/aetask/sqlite/other.sqlite3
+                # The unit hides the system's /dev/shm (PrivateDevices= alone bind-mounts it in):
+                # a file put there is not in the service's view of it.
+                touch /dev/shm/aetask-test-marker
+                check "handler sqlite: the system's /dev/shm is hidden from the service" \
+                        test ! -e "/proc/$(prop aetask@sqlite.service MainPID)/root/dev/shm/aetask-test-marker"
+                rm -f /dev/shm/aetask-test-marker ;;
         *)
                 # Setup runs before the method is looked up: this proves setup works.
                 out=$($CTL "$name" call aetask_no_such_method 2>&1)
