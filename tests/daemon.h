@@ -25,6 +25,10 @@ void daemon_start(daemon_proc *d, rlim_t nofile, int listen_fd, const char *cons
 /* SIGTERM, wait, remove the folder. */
 void daemon_stop(daemon_proc *d);
 int daemon_log_count(daemon_proc *d, const char *text);
+/* A connection to the unix socket PATH, without reading anything; -1 when
+ * it cannot be made (no test assertion: usable in a forked child). */
+int unix_connect(const char *path);
+
 /* user + system CPU time PID has used, in seconds. */
 double proc_cpu_seconds(pid_t pid);
 

@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,19 +31,6 @@ static void cleanup(void) {
 }
 
 TestSuite(fairness, .fini = cleanup, .timeout = 60);
-
-static int connect_unix(const char *path) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-        if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
-                if (fd >= 0)
-                        close(fd);
-                return -1;
-        }
-        return fd;
-}
 
 /* A TCP connection to PORT on 127.0.0.1 from the address FROM. */
 static int connect_tcp(int port, const char *from) {
@@ -74,6 +60,23 @@ static int greeted(int fd, char *why, size_t size) {
         return 0;
 }
 
+/* Connects (to d.sock, or over TCP to PORT from FROM) until refused, at
+ * most MAX times; returns how many connections got a worker, kept in HELD. */
+static int hold_until_refused(int *held, int max, int port, const char *from, char *why, size_t size) {
+        int n = 0;
+
+        while (n < max) {
+                int fd = from ? connect_tcp(port, from) : unix_connect(d.sock);
+                cr_assert_geq(fd, 0);
+                if (!greeted(fd, why, size)) {
+                        close(fd);
+                        break;
+                }
+                held[n++] = fd;
+        }
+        return n;
+}
+
 static void become_nobody(void) {
         if (setgroups(0, NULL) < 0 || setresgid(NOBODY, NOBODY, NOBODY) < 0 ||
             setresuid(NOBODY, NOBODY, NOBODY) < 0)
@@ -96,7 +99,7 @@ static void nobody_calls(int report, int hold) {
 
         become_nobody();
         double t0 = now_seconds();
-        int fd = connect_unix(d.sock);
+        int fd = unix_connect(d.sock);
         if (fd < 0 || raw_read_message(fd, buf, sizeof(buf), 10) <= 0 || !strstr(buf, "\"hello\""))
                 _exit(101);
         if (send(fd, call, sizeof(call), MSG_NOSIGNAL) != sizeof(call) ||
@@ -112,21 +115,13 @@ static void nobody_calls(int report, int hold) {
 
 Test(fairness, a_user_holding_its_share_leaves_room_for_another) {
         const char *args[] = { "--max-workers", "8", NULL };
-        int held[9], n_held = 0, report[2], hold[2], status;
+        int held[9], n_held, report[2], hold[2], status;
         char why[512], out[8192];
 
         daemon_start(&d, 0, -1, args);
 
         /* This user takes what it can: half of the 8 workers, by default. */
-        for (int i = 0; i < 9; i++) {
-                int fd = connect_unix(d.sock);
-                cr_assert_geq(fd, 0);
-                if (!greeted(fd, why, sizeof(why))) {
-                        close(fd);
-                        break;
-                }
-                held[n_held++] = fd;
-        }
+        n_held = hold_until_refused(held, 9, -1, NULL, why, sizeof(why));
         cr_assert_eq(n_held, 4, "one user holds %d of 8 workers (its share is 4)", n_held);
         cr_assert(strstr(why, "holds its share"), "%s", why);
         cr_assert_eq(daemon_log_count(&d, "Refusing a connection from uid"), 1);
@@ -181,7 +176,7 @@ Test(fairness, over_tcp_the_share_is_per_source_address) {
         struct sockaddr_in sa = { .sin_family = AF_INET };
         socklen_t len = sizeof(sa);
         const char *args[] = { "--max-workers", "4", NULL };
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), held[5], n_held = 0;
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), held[5], n_held;
         char why[512], out[8192];
 
         inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
@@ -191,14 +186,7 @@ Test(fairness, over_tcp_the_share_is_per_source_address) {
         int port = ntohs(sa.sin_port);
         daemon_start(&d, 0, fd, args);
 
-        for (int i = 0; i < 5; i++) {
-                int c = connect_tcp(port, "127.0.0.1");
-                if (!greeted(c, why, sizeof(why))) {
-                        close(c);
-                        break;
-                }
-                held[n_held++] = c;
-        }
+        n_held = hold_until_refused(held, 5, port, "127.0.0.1", why, sizeof(why));
         cr_assert_eq(n_held, 2, "one address holds %d of 4 workers (its share is 2)", n_held);
         cr_assert(strstr(why, "holds its share"), "%s", why);
 
@@ -228,7 +216,7 @@ static void nobody_trickles(int report) {
 
         become_nobody();
         for (int i = 0; i < 20; i++) {
-                int fd = connect_unix(d.control);
+                int fd = unix_connect(d.control);
                 if (fd >= 0) {
                         opened[n] = now_seconds();
                         fds[n++] = fd;

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -28,14 +27,17 @@ static void cleanup(void) {
 
 TestSuite(fd_limit, .fini = cleanup, .timeout = 60);
 
-static int connect_nowait(const char *path) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+/* FLOOD connections at once, left waiting for SECONDS; returns the CPU
+ * time the server spent meanwhile. */
+static double flood(int fds[static FLOOD], double seconds) {
+        double cpu0 = proc_cpu_seconds(d.pid);
 
-        cr_assert_geq(fd, 0);
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-        cr_assert_eq(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0, "connect: %s", strerror(errno));
-        return fd;
+        for (int i = 0; i < FLOOD; i++) {
+                fds[i] = unix_connect(d.sock);
+                cr_assert_geq(fds[i], 0, "connect: %s", strerror(errno));
+        }
+        usleep((useconds_t) (seconds * 1e6));
+        return proc_cpu_seconds(d.pid) - cpu0;
 }
 
 /* 1: greeted by a worker, 0: refused, -1: nothing yet. */
@@ -72,11 +74,7 @@ Test(fd_limit, max_workers_is_fitted_to_the_limit_at_start) {
         fprintf(stderr, "RLIMIT_NOFILE 64, --max-workers 1000: serving at most %llu\n", cap);
         cr_assert(cap > 0 && cap < 64, "max_workers %llu", cap);
 
-        double cpu0 = proc_cpu_seconds(d.pid);
-        for (int i = 0; i < FLOOD; i++)
-                fds[i] = connect_nowait(d.sock);
-        usleep(1500000);
-        double cpu = proc_cpu_seconds(d.pid) - cpu0;
+        double cpu = flood(fds, 1.5);
         for (int i = 0; i < FLOOD; i++) {
                 int m = first_message(fds[i]);
                 greeted += m == 1;
@@ -101,11 +99,7 @@ Test(fd_limit, out_of_descriptors_the_server_pauses_and_resumes) {
         /* Lowered under the running server: it counted on more. */
         cr_assert_eq(prlimit(d.pid, RLIMIT_NOFILE, &low, NULL), 0, "prlimit: %s", strerror(errno));
 
-        double cpu0 = proc_cpu_seconds(d.pid);
-        for (int i = 0; i < FLOOD; i++)
-                fds[i] = connect_nowait(d.sock);
-        usleep(2000000);
-        double cpu = proc_cpu_seconds(d.pid) - cpu0;
+        double cpu = flood(fds, 2);
         for (int i = 0; i < FLOOD; i++) {
                 state[i] = first_message(fds[i]);
                 greeted += state[i] == 1;

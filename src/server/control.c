@@ -304,15 +304,13 @@ static bool control_has_room(aetask_server *s, uid_t uid) {
 }
 
 static void control_refuse(aetask_server *s, int fd, const struct ucred *cred) {
-        static const char busy[] = "{\"error\":\"" PROTOCOL_ERROR_SERVER_BUSY "\",\"parameters\":"
-                "{\"message\":\"too many control connections are open, try again later\"}}";
         unsigned suppressed;
 
         if (log_ratelimit_test(&s->refusal_log, &suppressed))
                 log_warning("Refusing a control connection from pid %d uid %u: %u are open, %u of them its "
                             "(%u more refusals since the last message)", cred->pid, cred->uid,
                             s->n_control_conns, count_conns_of(s, cred->uid), suppressed);
-        (void) !send(fd, busy, sizeof(busy), MSG_DONTWAIT | MSG_NOSIGNAL);
+        server_refuse(fd, "too many control connections are open, try again later");
 }
 
 static int on_control_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata) {

@@ -18,7 +18,7 @@
 #define DEFAULT_DRAIN_TIMEOUT_USEC (90ULL * 1000000ULL)
 #define MAX_WORKERS_MAX 65536
 /* Control connections open at once (control.c), counted in the server's
- * descriptor budget (limits.c). */
+ * descriptor budget (admission.c). */
 #define CONTROL_CONNECTIONS_MAX 16
 
 typedef struct worker_record {
@@ -73,7 +73,7 @@ struct aetask_server {
         pid_t pid;                     /* the server process, while running */
         bool shutting_down;
         unsigned share;                /* workers one user (or address) may hold, while running */
-        sd_event_source *resume_timer; /* accepting paused for want of descriptors (limits.c) */
+        sd_event_source *resume_timer; /* accepting paused for want of descriptors (admission.c) */
         log_ratelimit fd_shortage_log, refusal_log;
         struct rlimit nofile_original; /* RLIMIT_NOFILE as it was, for the workers */
         bool nofile_raised;
@@ -95,7 +95,13 @@ const char *server_display_name(aetask_server *s);
 int control_start(aetask_server *s);
 void control_stop(aetask_server *s);
 
-/* limits.c: the descriptor budget and what to do when it runs out. */
+/* admission.c: who gets a worker, the descriptor budget, and what to do
+ * when it runs out. */
+/* 0 when connection FD may have a worker (*RET_PEER: whose share it counts
+ * in); else it has been answered io.aetask.ServerBusy, -EBUSY. */
+int server_admit(aetask_server *s, int fd, peer_id *ret_peer);
+/* Answers FD with io.aetask.ServerBusy and WHY, without blocking. */
+void server_refuse(int fd, const char *why);
 /* Fits max_workers to RLIMIT_NOFILE (raising the soft limit if the hard
  * one allows), and resolves the per-user share.  Call with every fixed
  * descriptor of the server open. */

@@ -288,53 +288,15 @@ static int on_client_hangup(sd_event_source *source, int fd, uint32_t revents, v
         return 0;
 }
 
-static void refuse_connection(int fd, const char *why) {
-        buffer b = {};
-
-        if (protocol_append_error(&b, PROTOCOL_ERROR_SERVER_BUSY, why, NULL) >= 0)
-                (void) !send(fd, buffer_head(&b), buffer_length(&b), MSG_DONTWAIT | MSG_NOSIGNAL);
-        buffer_done(&b);
-}
-
-static unsigned count_workers_of(aetask_server *s, const peer_id *peer) {
-        unsigned n = 0;
-
-        for (unsigned i = 0; i < s->board.n_slots; i++)
-                n += s->workers[i].pid > 0 && peer_id_compare(&s->workers[i].peer, peer) == 0;
-        return n;
-}
-
-/* One user (or TCP address) holds its share: it is refused, the others are
- * still served.  Logged at most once a second, as a peer can repeat it. */
-static void refuse_over_share(aetask_server *s, int fd, const peer_id *peer) {
-        char who[PEER_ID_STRING_MAX];
-        unsigned suppressed;
-
-        if (log_ratelimit_test(&s->refusal_log, &suppressed))
-                log_warning("Refusing a connection from %s: it holds %u workers, its share of %u "
-                            "(%u more refusals since the last message)",
-                            peer_id_to_string(peer, who), s->share, s->max_workers, suppressed);
-        refuse_connection(fd, "this user holds its share of the server's workers, try again later");
-}
-
 static int spawn_worker(aetask_server *s, int conn_fd) {
         scoreboard_slot *slot;
         worker_record *rec;
+        char who[PEER_ID_STRING_MAX];
         peer_id peer;
         pid_t pid;
 
-        /* A full server says so whoever asks; short of that, a user
-         * holding its share is refused and the others are served. */
-        if (s->n_alive >= s->max_workers) {
-                log_warning("Refusing a connection: all %u workers are in use", s->max_workers);
-                refuse_connection(conn_fd, "the server is at its worker limit, try again later");
+        if (server_admit(s, conn_fd, &peer) < 0)
                 return -EBUSY;
-        }
-        peer_id_from_socket(conn_fd, &peer);
-        if (count_workers_of(s, &peer) >= s->share) {
-                refuse_over_share(s, conn_fd, &peer);
-                return -EBUSY;
-        }
         slot = scoreboard_take(&s->board);
         if (!slot)
                 return log_error_errno(-EBUSY, "Failed to find a free worker slot with %u workers alive", s->n_alive);
@@ -350,7 +312,7 @@ static int spawn_worker(aetask_server *s, int conn_fd) {
                 scoreboard_release(slot);
                 /* Out of tasks (TasksMax=, RLIMIT_NPROC): every connection
                  * would say so; the client is told to come back later. */
-                refuse_connection(conn_fd, "the server cannot start a worker now, try again later");
+                server_refuse(conn_fd, "the server cannot start a worker now, try again later");
                 if (log_ratelimit_test(&s->refusal_log, &suppressed))
                         log_error_errno(r, "Failed to fork worker (%u more refusals since the last message)", suppressed);
                 return r;
@@ -365,8 +327,8 @@ static int spawn_worker(aetask_server *s, int conn_fd) {
                 (void) sd_event_source_set_description(rec->hangup, "aetask-worker-hangup");
         s->n_alive++;
         log_worker_event(LOG_DEBUG, AETASK_MESSAGE_WORKER_STARTED, server_display_name(s), slot->number, pid,
-                         "Worker %u started (pid %d) for client pid %d uid %u",
-                         slot->number, pid, peer.pid, peer.uid);
+                         "Worker %u started (pid %d) for client pid %d, %s",
+                         slot->number, pid, peer.pid, peer_id_to_string(&peer, who));
         return 0;
 }
 

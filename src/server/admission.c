@@ -1,23 +1,69 @@
-/* The server's descriptor budget.  Each worker costs the server one
- * descriptor for as long as it lives (its connection, kept to notice the
- * client leaving); the rest is fixed (event loop, sockets, the control
- * connections).  At start, --max-workers is fitted to RLIMIT_NOFILE, so the
- * cap that refuses clients politely comes before the kernel's EMFILE.
- * Should descriptors run out anyway (ENFILE, another part of the process),
- * accepting pauses instead of spinning on a connection it cannot take:
- * the listening socket stays readable, and a level-triggered loop would
- * call accept() again at once, forever. */
+/* Who gets a worker, and what the server can afford.
+ *
+ * A connection is refused (io.aetask.ServerBusy, which clients back off on)
+ * when every worker is in use, or when its user (its TCP address) holds its
+ * share already: one user must not lock the others out.
+ *
+ * Each worker costs the server one descriptor for as long as it lives (its
+ * connection, kept to notice the client leaving); the rest is fixed (event
+ * loop, sockets, the control connections).  At start, --max-workers is
+ * fitted to RLIMIT_NOFILE, so the cap that refuses clients politely comes
+ * before the kernel's EMFILE.  Should descriptors run out anyway (ENFILE,
+ * the limit lowered), accepting pauses instead of spinning on a connection
+ * it cannot take: the listening socket stays readable, and a
+ * level-triggered loop would call accept() again at once, forever. */
 #include <dirent.h>
 #include <errno.h>
 
+#include <sys/socket.h>
+
 #include "log.h"
 #include "macro.h"
+#include "protocol.h"
 #include "server-internal.h"
 
 /* Descriptors opened after the count, now and then: the journal socket,
  * sd_notify()'s socket, a connection being refused, /proc reads. */
 #define SERVER_FDS_SLACK 8
 #define RESUME_ACCEPTING_USEC (100 * USEC_PER_MSEC)
+
+void server_refuse(int fd, const char *why) {
+        buffer b = {};
+
+        if (protocol_append_error(&b, PROTOCOL_ERROR_SERVER_BUSY, why, NULL) >= 0)
+                (void) !send(fd, buffer_head(&b), buffer_length(&b), MSG_DONTWAIT | MSG_NOSIGNAL);
+        buffer_done(&b);
+}
+
+static unsigned count_workers_of(aetask_server *s, const peer_id *peer) {
+        unsigned n = 0;
+
+        for (unsigned i = 0; i < s->board.n_slots; i++)
+                n += s->workers[i].pid > 0 && peer_id_compare(&s->workers[i].peer, peer) == 0;
+        return n;
+}
+
+int server_admit(aetask_server *s, int fd, peer_id *ret_peer) {
+        char who[PEER_ID_STRING_MAX];
+        unsigned suppressed;
+
+        /* A full server says so whoever asks (logged each time, as before). */
+        if (s->n_alive >= s->max_workers) {
+                log_warning("Refusing a connection: all %u workers are in use", s->max_workers);
+                server_refuse(fd, "the server is at its worker limit, try again later");
+                return -EBUSY;
+        }
+        peer_id_from_socket(fd, ret_peer);
+        if (count_workers_of(s, ret_peer) < s->share)
+                return 0;
+        /* A peer can repeat this as fast as it connects: at most a line a second. */
+        if (log_ratelimit_test(&s->refusal_log, &suppressed))
+                log_warning("Refusing a connection from %s: it holds %u workers, its share of the %u "
+                            "(%u more refusals since the last message)",
+                            peer_id_to_string(ret_peer, who), s->share, s->max_workers, suppressed);
+        server_refuse(fd, "this user holds its share of the server's workers, try again later");
+        return -EBUSY;
+}
 
 static unsigned count_open_fds(void) {
         DIR *d = opendir("/proc/self/fd");
