@@ -42,6 +42,9 @@ grep -q "No socket to serve" "$dir/usage.log"; check no-socket-message 0 $?
 "$AETASKD" --listen "unix:$dir/y.sock" --handler no-such-handler 2>"$dir/nohandler.log"; check missing-handler-exit 6 $?
 grep -q "Failed to load handler 'no-such-handler'" "$dir/nohandler.log"; check missing-handler-message 0 $?
 "$AETASKD" --bogus >/dev/null 2>&1; check bad-option-exit 2 $?
+for bad in "--max-workers=0" "--max-workers=65537" "--max-workers-per-uid=0" "--max-workers-per-uid=65537" "--max-workers-per-uid=x"; do
+        "$AETASKD" --handler echo "$bad" >/dev/null 2>&1; check "out-of-range $bad" 2 $?
+done
 
 # Numbers out of range are usage errors, not values that wrap (a
 # --max-message-size of 2^64-1 became 0: every call MessageTooLarge).

@@ -364,8 +364,10 @@ Test(faults, the_server_stopped_and_restarted_under_load) {
         restart_under_load(true);
 }
 
+/* The cap for everyone, not the per-user share (this test is one user). */
 static void at_most_two_workers(aetask_server *s, void *userdata) {
         cr_assert_eq(aetask_server_set_max_workers(s, 2), 0);
+        cr_assert_eq(aetask_server_set_max_workers_per_uid(s, 2), 0);
 }
 
 typedef struct refusal {

@@ -149,6 +149,9 @@ static const aetask_handler no_methods = { .abi_version = AETASK_HANDLER_ABI_VER
         X(-EINVAL, aetask_server_set_max_message_size(sv, 10))                                  \
         X(-EINVAL, aetask_server_set_max_workers(NULL, 1))                                      \
         X(-EINVAL, aetask_server_set_max_workers(sv, 0))                                        \
+        X(-EINVAL, aetask_server_set_max_workers(sv, 65537))                                    \
+        X(-EINVAL, aetask_server_set_max_workers_per_uid(NULL, 1))                              \
+        X(-EINVAL, aetask_server_set_max_workers_per_uid(sv, 65537))                            \
         X(-EINVAL, aetask_server_set_drain_timeout(NULL, 1))                                    \
         X(-EINVAL, aetask_server_set_option(NULL, "k", "v"))                                    \
         X(-EINVAL, aetask_server_set_option(sv, NULL, "v"))                                     \

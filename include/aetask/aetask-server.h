@@ -27,7 +27,11 @@ int aetask_server_load_handler(aetask_server *server, const char *name, const ch
 int aetask_server_set_name(aetask_server *server, const char *name);
 int aetask_server_set_hung_timeout(aetask_server *server, uint64_t usec);
 int aetask_server_set_max_message_size(aetask_server *server, size_t size);
+/* Most workers alive at once (1 to 65536, default 256), fitted at start to
+ * the file descriptor limit; and most of them one user may hold (by peer
+ * credentials; over TCP, one source address), 0: half of them, rounded up. */
 int aetask_server_set_max_workers(aetask_server *server, unsigned n);
+int aetask_server_set_max_workers_per_uid(aetask_server *server, unsigned n);
 /* On SIGTERM, how long busy workers may take to finish their checkouts
  * before they are killed (default 90 s; 0: no limit). */
 int aetask_server_set_drain_timeout(aetask_server *server, uint64_t usec);

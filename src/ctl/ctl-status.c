@@ -44,18 +44,47 @@ static const char *get_str(json_object *o, const char *key, const char *fallback
                 ? json_object_get_string(v) : fallback;
 }
 
+/* "uid 1000", or "address 192.0.2.7" for a TCP client. */
+static const char *format_user(json_object *o, char buf[static 80]) {
+        json_object *v;
+
+        if (json_object_object_get_ex(o, "uid", &v))
+                snprintf(buf, 80, "uid %llu", (unsigned long long) json_object_get_uint64(v));
+        else
+                snprintf(buf, 80, "address %.60s", get_str(o, "address", "?"));
+        return buf;
+}
+
+/* The share each user holds: who is near the per-user limit. */
+static void print_users(json_object *p) {
+        json_object *users = NULL;
+        char who[80];
+
+        if (!json_object_object_get_ex(p, "users", &users) || !json_object_is_type(users, json_type_array) ||
+            json_object_array_length(users) == 0)
+                return;
+        printf("\n%-24s %8s %6s\n", "USER", "WORKERS", "BUSY");
+        for (size_t i = 0; i < json_object_array_length(users); i++) {
+                json_object *u = json_object_array_get_idx(users, i);
+                printf("%-24s %8llu %6llu\n", format_user(u, who),
+                       (unsigned long long) get_u64(u, "workers"), (unsigned long long) get_u64(u, "busy"));
+        }
+}
+
 static void print_status(json_object *p) {
         json_object *workers = NULL, *v;
-        char d1[32], d2[32];
+        char d1[32], d2[32], who[80];
 
         printf("%s: aetaskd pid %llu, handler %s, up %s%s\n",
                get_str(p, "name", "?"), (unsigned long long) get_u64(p, "pid"), get_str(p, "handler", "?"),
                format_duration(get_u64(p, "uptime_usec"), d1),
                json_object_object_get_ex(p, "draining", &v) && json_object_get_boolean(v) ? ", draining" : "");
-        printf("Workers: %llu (%llu busy, %llu idle) of at most %llu; %llu calls served, %llu killed as hung\n",
+        printf("Workers: %llu (%llu busy, %llu idle) of at most %llu, %llu per user; %llu calls served, %llu killed as hung\n",
                (unsigned long long) get_u64(p, "alive"), (unsigned long long) get_u64(p, "busy"),
                (unsigned long long) get_u64(p, "idle"), (unsigned long long) get_u64(p, "max_workers"),
+               (unsigned long long) get_u64(p, "max_workers_per_uid"),
                (unsigned long long) get_u64(p, "calls"), (unsigned long long) get_u64(p, "killed_hung"));
+        print_users(p);
 
         if (!json_object_object_get_ex(p, "workers", &workers) || json_object_array_length(workers) == 0)
                 return;
@@ -64,10 +93,15 @@ static void print_status(json_object *p) {
         for (size_t i = 0; i < json_object_array_length(workers); i++) {
                 json_object *w = json_object_array_get_idx(workers, i);
                 bool busy = strcmp(get_str(w, "state", ""), "busy") == 0;
-                printf("%8llu %6llu %-5s %10llu %6llu %-20.20s %8s %8llu %9s\n",
+                /* A TCP client has no uid: "-" (the users table has its address). */
+                if (json_object_object_get_ex(w, "client_uid", &v))
+                        snprintf(who, sizeof(who), "%llu", (unsigned long long) json_object_get_uint64(v));
+                else
+                        snprintf(who, sizeof(who), "-");
+                printf("%8llu %6llu %-5s %10llu %6s %-20.20s %8s %8llu %9s\n",
                        (unsigned long long) get_u64(w, "pid"), (unsigned long long) get_u64(w, "number"),
                        get_str(w, "state", "?"), (unsigned long long) get_u64(w, "client_pid"),
-                       (unsigned long long) get_u64(w, "client_uid"), busy ? get_str(w, "method", "") : "-",
+                       who, busy ? get_str(w, "method", "") : "-",
                        busy ? format_duration(get_u64(w, "call_usec"), d1) : "-",
                        (unsigned long long) get_u64(w, "calls"),
                        format_duration(get_u64(w, "uptime_usec"), d2));

@@ -34,7 +34,10 @@ static void help(void) {
                "     --hung-timeout SECONDS  Kill a worker stuck in one call this long\n"
                "                             (default 300, fractions allowed, 0 disables)\n"
                "     --max-message-size BYTES  Largest message accepted (default 16777216)\n"
-               "     --max-workers N         Most workers alive at once (default 256)\n"
+               "     --max-workers N         Most workers alive at once (1-65536, default 256,\n"
+               "                             fewer if the file descriptor limit is lower)\n"
+               "     --max-workers-per-uid N Most workers one user (over TCP, one address)\n"
+               "                             may hold (default: half of --max-workers)\n"
                "     --drain-timeout SECONDS On SIGTERM, how long busy workers may finish\n"
                "                             their checkouts before they are killed\n"
                "                             (default 90, 0: no limit)\n"
@@ -145,6 +148,7 @@ int main(int argc, char *argv[]) {
                 ARG_HUNG_TIMEOUT,
                 ARG_MAX_MESSAGE_SIZE,
                 ARG_MAX_WORKERS,
+                ARG_MAX_WORKERS_PER_UID,
                 ARG_DRAIN_TIMEOUT,
                 ARG_CONTROL,
                 ARG_CONTROL_GROUP,
@@ -161,6 +165,7 @@ int main(int argc, char *argv[]) {
                 { "hung-timeout",     required_argument, NULL, ARG_HUNG_TIMEOUT     },
                 { "max-message-size", required_argument, NULL, ARG_MAX_MESSAGE_SIZE },
                 { "max-workers",      required_argument, NULL, ARG_MAX_WORKERS      },
+                { "max-workers-per-uid", required_argument, NULL, ARG_MAX_WORKERS_PER_UID },
                 { "drain-timeout",    required_argument, NULL, ARG_DRAIN_TIMEOUT    },
                 { "control",          required_argument, NULL, ARG_CONTROL          },
                 { "control-group",    required_argument, NULL, ARG_CONTROL_GROUP    },
@@ -278,6 +283,11 @@ int main(int argc, char *argv[]) {
                         if (parse_option_number("--max-workers", optarg, 1, MAX_WORKERS_LIMIT, &n) < 0)
                                 return EXIT_USAGE;
                         (void) aetask_server_set_max_workers(s, (unsigned) n);
+                        break;
+                case ARG_MAX_WORKERS_PER_UID:
+                        if (parse_option_number("--max-workers-per-uid", optarg, 1, MAX_WORKERS_LIMIT, &n) < 0)
+                                return EXIT_USAGE;
+                        (void) aetask_server_set_max_workers_per_uid(s, (unsigned) n);
                         break;
                 case 'o': {
                         char *eq = strchr(optarg, '=');

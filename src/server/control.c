@@ -2,7 +2,9 @@
  * with the server's workers, read from the scoreboard (aetaskctl status).
  * Callers are checked by their peer credentials: root, the server's own
  * uid, or a member of the control group.  Bounded: a few connections at
- * once, small requests, and an idle timeout. */
+ * once and fewer per user, the last few kept for root (a member of the group
+ * filling them all must not keep the administrator out), small requests,
+ * and a deadline for each request that trickling bytes does not extend. */
 #include <grp.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,16 +12,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "buffer.h"
 #include "log.h"
-#include "peer.h"
 #include "macro.h"
+#include "peer.h"
 #include "protocol.h"
 #include "server-internal.h"
 
-#define CONTROL_CONNECTIONS_MAX 16
+#define CONTROL_RESERVED_FOR_ROOT 4
+#define CONTROL_CONNECTIONS_PER_UID 4
 #define CONTROL_REQUEST_MAX 4096
-#define CONTROL_IDLE_TIMEOUT_USEC (10 * USEC_PER_SEC)
+/* From the connection or the last answer to the end of the next request:
+ * aetaskctl sends its request at once. */
+#define CONTROL_REQUEST_TIMEOUT_USEC (5 * USEC_PER_SEC)
 
 #define CONTROL_METHOD_STATUS          "io.aetask.Server.Status"
 #define CONTROL_ERROR_METHOD_NOT_FOUND "org.varlink.service.MethodNotFound"
@@ -28,6 +34,7 @@ typedef struct control_conn {
         list_node node;                /* in server->control_conns */
         aetask_server *server;
         int fd;
+        uid_t uid;
         sd_event_source *io, *timer;
         buffer in, out;
         size_t scanned;
@@ -47,23 +54,28 @@ static void control_conn_free(control_conn *c) {
         free(c);
 }
 
-static bool peer_is_allowed(aetask_server *s, int fd, struct ucred *ret) {
-        struct ucred cred = {};
-        socklen_t len = sizeof(cred);
-
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
-                return false;
-        *ret = cred;
-        if (cred.uid == 0 || cred.uid == geteuid())
+static bool peer_is_allowed(aetask_server *s, int fd, const struct ucred *cred) {
+        if (cred->uid == 0 || cred->uid == geteuid())
                 return true;
-        return s->control_gid_set && peer_in_group(fd, &cred, s->control_gid);
+        return s->control_gid_set && access_in_group(fd, cred, s->control_gid);
 }
 
 static int add_u64(json_object *o, const char *key, uint64_t v) {
         return json_object_object_add(o, key, json_object_new_uint64(v));
 }
 
-static json_object *worker_status(aetask_server *s, const scoreboard_slot *live, uint64_t now_mono, uint64_t now_real) {
+/* Who holds workers: a client's uid (or TCP address) for each worker. */
+static void add_peer(json_object *o, const char *uid_key, const char *address_key, const peer_id *peer) {
+        char address[PEER_ID_ADDRESS_MAX];
+
+        if (peer->family == AF_UNIX)
+                add_u64(o, uid_key, peer->uid);
+        else if (peer_id_address_to_string(peer, address))
+                json_object_object_add(o, address_key, json_object_new_string(address));
+}
+
+static json_object *worker_status(aetask_server *s, const worker_record *rec, uint64_t now_mono, uint64_t now_real) {
+        const scoreboard_slot *live = rec->slot;
         scoreboard_slot slot;
         json_object *o = json_object_new_object();
 
@@ -75,7 +87,7 @@ static json_object *worker_status(aetask_server *s, const scoreboard_slot *live,
         add_u64(o, "number", slot.number);
         json_object_object_add(o, "state", json_object_new_string(busy ? "busy" : "idle"));
         json_object_object_add(o, "client_pid", json_object_new_int(slot.client_pid));
-        add_u64(o, "client_uid", slot.client_uid);
+        add_peer(o, "client_uid", "client_address", &rec->peer);
         if (busy) {
                 json_object_object_add(o, "method", json_object_new_string(slot.method));
                 add_u64(o, "call_usec", now_mono > slot.call_started ? now_mono - slot.call_started : 0);
@@ -84,6 +96,45 @@ static json_object *worker_status(aetask_server *s, const scoreboard_slot *live,
         add_u64(o, "started_usec", slot.started_realtime);
         add_u64(o, "uptime_usec", now_real > slot.started_realtime ? now_real - slot.started_realtime : 0);
         return o;
+}
+
+typedef struct peer_use {
+        peer_id peer;
+        bool busy;
+} peer_use;
+
+static int peer_use_compare(const void *a, const void *b) {
+        return peer_id_compare(&((const peer_use *) a)->peer, &((const peer_use *) b)->peer);
+}
+
+/* Workers per user (or TCP address), each counted against the share:
+ * [{"uid":1000,"workers":3,"busy":1}, {"address":"192.0.2.7",...}]. */
+static json_object *users_status(aetask_server *s) {
+        _cleanup_(freep) peer_use *uses = calloc(MAX(s->n_alive, 1u), sizeof(peer_use));
+        json_object *users = json_object_new_array();
+        size_t n = 0;
+
+        if (!uses || !users) {
+                json_object_put(users);
+                return NULL;
+        }
+        for (unsigned i = 0; i < s->board.n_slots && n < s->n_alive; i++)
+                if (s->workers[i].pid > 0)
+                        uses[n++] = (peer_use) { s->workers[i].peer, slot_get_state(&s->board.slots[i]) == SLOT_BUSY };
+        qsort(uses, n, sizeof(peer_use), peer_use_compare);
+        for (size_t i = 0, j; i < n; i = j) {
+                unsigned busy = 0;
+                for (j = i; j < n && peer_id_compare(&uses[j].peer, &uses[i].peer) == 0; j++)
+                        busy += uses[j].busy;
+                json_object *u = json_object_new_object();
+                if (!u)
+                        break;
+                add_peer(u, "uid", "address", &uses[i].peer);
+                add_u64(u, "workers", j - i);
+                add_u64(u, "busy", busy);
+                json_object_array_add(users, u);
+        }
+        return users;
 }
 
 static json_object *server_status(aetask_server *s) {
@@ -108,11 +159,13 @@ static json_object *server_status(aetask_server *s) {
         add_u64(o, "busy", c.busy);
         add_u64(o, "idle", c.idle);
         add_u64(o, "max_workers", s->max_workers);
+        add_u64(o, "max_workers_per_uid", s->share);
         add_u64(o, "calls", c.calls);
         add_u64(o, "killed_hung", c.killed_hung);
         for (unsigned i = 0; i < s->board.n_slots; i++)
                 if (s->workers[i].pid > 0 && slot_get_state(&s->board.slots[i]) != SLOT_FREE)
-                        json_object_array_add(workers, worker_status(s, &s->board.slots[i], now_mono, now_real));
+                        json_object_array_add(workers, worker_status(s, &s->workers[i], now_mono, now_real));
+        json_object_object_add(o, "users", users_status(s));
         json_object_object_add(o, "workers", workers);
         return o;
 }
@@ -176,6 +229,7 @@ static void control_update_events(control_conn *c) {
 
 static int on_control_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
         control_conn *c = userdata;
+        bool answered = false;
         int r;
 
         if (!c->closing && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
@@ -189,6 +243,7 @@ static int on_control_io(sd_event_source *source, int fd, uint32_t revents, void
                                 break;
                         r = control_handle(c, msg, (size_t) len);
                         buffer_consume(&c->in, (size_t) len + 1);
+                        answered = true;
                         if (r < 0) {
                                 c->closing = true;
                                 break;
@@ -201,7 +256,10 @@ static int on_control_io(sd_event_source *source, int fd, uint32_t revents, void
                 control_conn_free(c);
                 return 0;
         }
-        (void) sd_event_source_set_time_relative(c->timer, CONTROL_IDLE_TIMEOUT_USEC);
+        /* Only a whole request earns more time: a byte every few seconds
+         * must not hold a connection for good. */
+        if (answered)
+                (void) sd_event_source_set_time_relative(c->timer, CONTROL_REQUEST_TIMEOUT_USEC);
         control_update_events(c);
         return 0;
 }
@@ -211,20 +269,54 @@ static int on_control_timeout(sd_event_source *source, uint64_t usec, void *user
         return 0;
 }
 
+static unsigned count_conns_of(aetask_server *s, uid_t uid) {
+        list_node *n, *t;
+        unsigned k = 0;
+
+        list_for_each_safe(n, t, &s->control_conns)
+                k += list_entry(n, control_conn, node)->uid == uid;
+        return k;
+}
+
+/* Root may take any free connection; anyone else neither the last
+ * CONTROL_RESERVED_FOR_ROOT nor more than CONTROL_CONNECTIONS_PER_UID. */
+static bool control_has_room(aetask_server *s, uid_t uid) {
+        if (s->n_control_conns >= CONTROL_CONNECTIONS_MAX)
+                return false;
+        if (uid == 0)
+                return true;
+        return s->n_control_conns < CONTROL_CONNECTIONS_MAX - CONTROL_RESERVED_FOR_ROOT &&
+                count_conns_of(s, uid) < CONTROL_CONNECTIONS_PER_UID;
+}
+
+static void control_refuse(aetask_server *s, int fd, const struct ucred *cred) {
+        unsigned suppressed;
+
+        if (log_ratelimit_test(&s->refusal_log, &suppressed))
+                log_warning("Refusing a control connection from pid %d uid %u: %u are open, %u of them its "
+                            "(%u more refusals since the last message)", cred->pid, cred->uid,
+                            s->n_control_conns, count_conns_of(s, cred->uid), suppressed);
+        server_refuse(fd, "too many control connections are open, try again later");
+}
+
 static int on_control_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
         aetask_server *s = userdata;
-        struct ucred cred = {};
+        struct ucred cred = { .uid = (uid_t) -1 };
+        socklen_t len = sizeof(cred);
         control_conn *c;
         int conn, r;
 
         conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (conn < 0) {
-                if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                if (!server_pause_accepting_on(s, -errno) &&
+                    errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
                         log_warning_errno(-errno, "Failed to accept control connection");
                 return 0;
         }
-        if (s->n_control_conns >= CONTROL_CONNECTIONS_MAX) {
-                log_warning("Refusing a control connection: %u are open already", s->n_control_conns);
+        if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+                cred = (struct ucred) { .uid = (uid_t) -1 };
+        if (!control_has_room(s, cred.uid)) {
+                control_refuse(s, conn, &cred);
                 safe_close(conn);
                 return 0;
         }
@@ -236,14 +328,15 @@ static int on_control_accept(sd_event_source *source, int fd, uint32_t revents, 
         }
         c->server = s;
         c->fd = conn;
+        c->uid = cred.uid;
         list_init(&c->node);
         list_append(&s->control_conns, &c->node);
         s->n_control_conns++;
 
         r = sd_event_add_io(s->event, &c->io, conn, EPOLLIN, on_control_io, c);
         if (r >= 0)
-                r = sd_event_add_time_relative(s->event, &c->timer, CLOCK_MONOTONIC, CONTROL_IDLE_TIMEOUT_USEC,
-                                               USEC_PER_SEC, on_control_timeout, c);
+                r = sd_event_add_time_relative(s->event, &c->timer, CLOCK_MONOTONIC, CONTROL_REQUEST_TIMEOUT_USEC,
+                                               100 * USEC_PER_MSEC, on_control_timeout, c);
         if (r < 0) {
                 log_warning_errno(r, "Failed to set up control connection");
                 control_conn_free(c);

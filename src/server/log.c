@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *log_identity = "aetaskd";
@@ -52,6 +53,22 @@ int log_full(int priority, int error, const char *format, ...) {
 
         errno = saved;
         return -abs(error);
+}
+
+bool log_ratelimit_test(log_ratelimit *rl, unsigned *ret_suppressed) {
+        struct timespec ts;
+        uint64_t now;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        now = (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+        if (now < rl->next) {
+                rl->suppressed++;
+                return false;
+        }
+        rl->next = now + 1000000;
+        *ret_suppressed = rl->suppressed;
+        rl->suppressed = 0;
+        return true;
 }
 
 int log_worker_event(int priority, const char *message_id, const char *handler, unsigned number, pid_t pid,

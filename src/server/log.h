@@ -2,6 +2,8 @@
  * "<N>" prefix gives each line its priority; elsewhere lines are plain. */
 #pragma once
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <syslog.h>
 #include <sys/types.h>
 
@@ -22,3 +24,14 @@ int log_full(int priority, int error, const char *format, ...) __attribute__((fo
  * events only with $AETASK_DEBUG). */
 int log_worker_event(int priority, const char *message_id, const char *handler, unsigned number, pid_t pid,
                      const char *format, ...) __attribute__((format(printf, 6, 7)));
+
+/* For lines a peer can make us repeat (a refusal, running out of
+ * descriptors): at most one a second, the rest counted. */
+typedef struct log_ratelimit {
+        uint64_t next;                 /* CLOCK_MONOTONIC usec */
+        unsigned suppressed;
+} log_ratelimit;
+
+/* True when a line may go out now; *RET_SUPPRESSED is how many were held
+ * back since the last one. */
+bool log_ratelimit_test(log_ratelimit *rl, unsigned *ret_suppressed);

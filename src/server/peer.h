@@ -1,26 +1,30 @@
-/* Who may connect, by peer credentials: see peer.c. */
+/* Who is at the other end of a connection, for sharing the workers fairly:
+ * a user (peer credentials on a unix socket) or, over TCP where there are
+ * none, a source address (an IPv6 one by its /64, what one host is given). */
 #pragma once
 
+#include <netinet/in.h>
 #include <stdbool.h>
-#include <sys/socket.h>
+#include <sys/types.h>
 
-typedef struct aetask_server aetask_server;
+typedef struct peer_id {
+        int family;                    /* AF_UNIX: by uid; AF_INET, AF_INET6: by address; 0: unknown */
+        uid_t uid;                     /* AF_UNIX only */
+        pid_t pid;                     /* AF_UNIX only, not part of the identity */
+        union {
+                struct in_addr in;
+                struct in6_addr in6;   /* the host bits are cleared */
+        } addr;
+} peer_id;
 
-/* Whether FD is a unix socket: only those carry peer credentials. */
-bool peer_fd_is_unix(int fd);
+#define PEER_ID_ADDRESS_MAX (INET6_ADDRSTRLEN + 3)
+#define PEER_ID_STRING_MAX (PEER_ID_ADDRESS_MAX + 8)
 
-/* Whether the peer on FD, whose credentials are CRED, has GID as its
- * primary group or one of its supplementary groups. */
-bool peer_in_group(int fd, const struct ucred *cred, gid_t gid);
-
-/* Whether the allow lists (--allow-user, --allow-group) let the peer on
- * FD use a worker: true when there are none. */
-bool peer_may_use_workers(aetask_server *s, int fd, struct ucred *ret_cred);
-
-/* Tells a peer refused by peer_may_use_workers() why, and logs it, at most
- * once a second with a count of those left unlogged. */
-void peer_refuse(aetask_server *s, int fd, const struct ucred *cred);
-
-/* Checks, before serving, that every socket the allow lists apply to is a
- * unix socket.  Returns 0 or a logged -EAFNOSUPPORT. */
-int peer_check_listen_fds(aetask_server *s);
+/* Reads the peer of connection FD; an unknown peer (no credentials, no
+ * address) is one identity of its own. */
+void peer_id_from_socket(int fd, peer_id *ret);
+int peer_id_compare(const peer_id *a, const peer_id *b);
+/* "uid 1000", "address 192.0.2.7", "address 2001:db8::/64", "unknown". */
+const char *peer_id_to_string(const peer_id *p, char buf[static PEER_ID_STRING_MAX]);
+/* "192.0.2.7", "2001:db8::/64"; NULL for a peer with no address. */
+const char *peer_id_address_to_string(const peer_id *p, char buf[static PEER_ID_ADDRESS_MAX]);

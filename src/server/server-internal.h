@@ -4,21 +4,29 @@
 
 #include <aetask/aetask-server.h>
 #include <stdbool.h>
+#include <sys/resource.h>
 #include <systemd/sd-event.h>
 
 #include "buffer.h"
 #include "list.h"
+#include "log.h"
+#include "peer.h"
 #include "scoreboard.h"
 
 #define DEFAULT_HUNG_TIMEOUT_USEC (300ULL * 1000000ULL)
 #define DEFAULT_MAX_WORKERS 256
 #define DEFAULT_DRAIN_TIMEOUT_USEC (90ULL * 1000000ULL)
+#define MAX_WORKERS_MAX 65536
+/* Control connections open at once (control.c), counted in the server's
+ * descriptor budget (admission.c). */
+#define CONTROL_CONNECTIONS_MAX 16
 
 typedef struct worker_record {
         pid_t pid;                     /* 0: unused */
         int conn_fd;                   /* the server's copy, to notice the client leaving */
         sd_event_source *hangup;
         scoreboard_slot *slot;
+        peer_id peer;                  /* whose share it counts in */
         bool killed_hung;
         bool killed_abandoned;
         bool killed_drain;             /* still busy when the drain limit ran out */
@@ -32,6 +40,7 @@ struct aetask_server {
         uint64_t hung_timeout;
         size_t max_message_size;
         unsigned max_workers;
+        unsigned max_workers_per_uid;  /* 0: half of max_workers */
         char **options;                /* "key=value" strings */
         size_t n_options;
         int *listen_fds;
@@ -69,6 +78,11 @@ struct aetask_server {
         int keepalive_fd;
         pid_t pid;                     /* the server process, while running */
         bool shutting_down;
+        unsigned share;                /* workers one user (or address) may hold, while running */
+        sd_event_source *resume_timer; /* accepting paused for want of descriptors (admission.c) */
+        log_ratelimit fd_shortage_log, refusal_log;
+        struct rlimit nofile_original; /* RLIMIT_NOFILE as it was, for the workers */
+        bool nofile_raised;
 };
 
 /* handler-module.c */
@@ -86,6 +100,26 @@ const char *server_display_name(aetask_server *s);
 /* control.c: the control socket, answering io.aetask.Server.Status. */
 int control_start(aetask_server *s);
 void control_stop(aetask_server *s);
+
+/* admission.c: who gets a worker, the descriptor budget, and what to do
+ * when it runs out. */
+/* 0 when connection FD may have a worker (*RET_PEER: whose share it counts
+ * in); else it has been answered io.aetask.ServerBusy, -EBUSY. */
+int server_admit(aetask_server *s, int fd, peer_id *ret_peer);
+/* Answers FD with io.aetask.ServerBusy and WHY, without blocking. */
+void server_refuse(int fd, const char *why);
+/* Fits max_workers to RLIMIT_NOFILE (raising the soft limit if the hard
+ * one allows), and resolves the per-user share.  Call with every fixed
+ * descriptor of the server open. */
+int server_fit_limits(aetask_server *s);
+/* Undoes a raised soft limit, in a worker (handler code may use select()). */
+void server_restore_fd_limit(aetask_server *s);
+/* accept() failed with ERROR: true when it says descriptors (or kernel
+ * memory) ran out, and accepting has been paused until a worker exits or a
+ * short timer fires, instead of spinning on a connection it cannot take. */
+bool server_pause_accepting_on(aetask_server *s, int error);
+void server_resume_accepting(aetask_server *s);
+void server_set_accepting(aetask_server *s, bool on);
 
 /* worker.c: runs the worker on CONN_FD in the forked child; never returns. */
 _Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd);

@@ -13,6 +13,7 @@
 #include "address.h"
 #include "log.h"
 #include "message-ids.h"
+#include "access.h"
 #include "peer.h"
 #include "macro.h"
 #include "proctitle.h"
@@ -125,8 +126,15 @@ _public_ int aetask_server_set_drain_timeout(aetask_server *s, uint64_t usec) {
 
 _public_ int aetask_server_set_max_workers(aetask_server *s, unsigned n) {
         assert_return(s, -EINVAL);
-        assert_return(n > 0, -EINVAL);
+        assert_return(n > 0 && n <= MAX_WORKERS_MAX, -EINVAL);
         s->max_workers = n;
+        return 0;
+}
+
+_public_ int aetask_server_set_max_workers_per_uid(aetask_server *s, unsigned n) {
+        assert_return(s, -EINVAL);
+        assert_return(n <= MAX_WORKERS_MAX, -EINVAL);
+        s->max_workers_per_uid = n;
         return 0;
 }
 
@@ -168,7 +176,7 @@ _public_ int aetask_server_add_control_fd(aetask_server *s, int fd) {
         assert_return(s, -EINVAL);
         assert_return(fd >= 0, -EBADF);
         /* Callers are told apart by peer credentials, which TCP lacks. */
-        assert_return(peer_fd_is_unix(fd), -EAFNOSUPPORT);
+        assert_return(access_fd_is_unix(fd), -EAFNOSUPPORT);
         return fd_array_add(&s->control_fds, &s->n_control_fds, fd);
 }
 
@@ -314,52 +322,47 @@ static int on_client_hangup(sd_event_source *source, int fd, uint32_t revents, v
         return 0;
 }
 
-static void refuse_connection(aetask_server *s, int fd) {
-        buffer b = {};
-
-        log_warning("Refusing a connection: all %u workers are in use", s->max_workers);
-        if (protocol_append_error(&b, PROTOCOL_ERROR_SERVER_BUSY,
-                                  "the server is at its worker limit, try again later", NULL) >= 0)
-                (void) !send(fd, buffer_head(&b), buffer_length(&b), MSG_DONTWAIT | MSG_NOSIGNAL);
-        buffer_done(&b);
-}
-
 static int spawn_worker(aetask_server *s, int conn_fd) {
         scoreboard_slot *slot;
         worker_record *rec;
-        struct ucred cred = {};
-        socklen_t len = sizeof(cred);
+        char who[PEER_ID_STRING_MAX];
+        peer_id peer;
         pid_t pid;
 
-        slot = scoreboard_take(&s->board);
-        if (!slot) {
-                refuse_connection(s, conn_fd);
+        if (server_admit(s, conn_fd, &peer) < 0)
                 return -EBUSY;
-        }
-        (void) getsockopt(conn_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len);
+        slot = scoreboard_take(&s->board);
+        if (!slot)
+                return log_error_errno(-EBUSY, "Failed to find a free worker slot with %u workers alive", s->n_alive);
         slot->number = ++s->next_number;
-        slot->client_pid = cred.pid;
-        slot->client_uid = cred.uid;
+        slot->client_pid = peer.pid;
+        slot->client_uid = peer.family == AF_UNIX ? peer.uid : (uid_t) -1;
         slot->started_realtime = now_usec(CLOCK_REALTIME);
 
         pid = fork();
         if (pid < 0) {
                 int r = -errno;
+                unsigned suppressed;
                 scoreboard_release(slot);
-                return log_error_errno(r, "Failed to fork worker");
+                /* Out of tasks (TasksMax=, RLIMIT_NPROC): every connection
+                 * would say so; the client is told to come back later. */
+                server_refuse(conn_fd, "the server cannot start a worker now, try again later");
+                if (log_ratelimit_test(&s->refusal_log, &suppressed))
+                        log_error_errno(r, "Failed to fork worker (%u more refusals since the last message)", suppressed);
+                return r;
         }
         if (pid == 0)
                 worker_run(s, slot, conn_fd);
 
         slot->pid = pid;
         rec = record_for_slot(s, slot);
-        *rec = (worker_record) { .pid = pid, .conn_fd = conn_fd, .slot = slot };
+        *rec = (worker_record) { .pid = pid, .conn_fd = conn_fd, .slot = slot, .peer = peer };
         if (sd_event_add_io(s->event, &rec->hangup, conn_fd, EPOLLRDHUP, on_client_hangup, rec) >= 0)
                 (void) sd_event_source_set_description(rec->hangup, "aetask-worker-hangup");
         s->n_alive++;
         log_worker_event(LOG_DEBUG, AETASK_MESSAGE_WORKER_STARTED, server_display_name(s), slot->number, pid,
-                         "Worker %u started (pid %d) for client pid %d uid %u",
-                         slot->number, pid, cred.pid, cred.uid);
+                         "Worker %u started (pid %d) for client pid %d, %s",
+                         slot->number, pid, peer.pid, peer_id_to_string(&peer, who));
         return 0;
 }
 
@@ -370,13 +373,14 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
         for (int i = 0; i < 64; i++) {
                 int conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
                 if (conn < 0) {
-                        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                        if (!server_pause_accepting_on(s, -errno) &&
+                            errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
                                 log_warning_errno(-errno, "Failed to accept connection");
                         break;
                 }
                 struct ucred cred;
-                if (!peer_may_use_workers(s, conn, &cred))
-                        peer_refuse(s, conn, &cred);
+                if (!access_may_use_workers(s, conn, &cred))
+                        access_refuse(s, conn, &cred);
                 else if (spawn_worker(s, conn) >= 0)
                         continue;
                 safe_close(conn);
@@ -416,6 +420,7 @@ static void describe_exit(aetask_server *s, worker_record *rec, int status) {
 
 static int on_sigchld(sd_event_source *source, const struct signalfd_siginfo *si, void *userdata) {
         aetask_server *s = userdata;
+        bool reaped = false;
 
         for (;;) {
                 int status;
@@ -433,9 +438,12 @@ static int on_sigchld(sd_event_source *source, const struct signalfd_siginfo *si
                         scoreboard_release(rec->slot);
                         *rec = (worker_record) { .conn_fd = -1 };
                         s->n_alive--;
+                        reaped = true;
                         break;
                 }
         }
+        if (reaped)
+                server_resume_accepting(s);  /* a descriptor is free again */
         server_notify_status(s);
         server_maybe_exit(s);
         return 0;
@@ -536,6 +544,7 @@ static void server_stop_running(aetask_server *s) {
         s->hung_timer = sd_event_source_disable_unref(s->hung_timer);
         s->status_timer = sd_event_source_disable_unref(s->status_timer);
         s->drain_timer = sd_event_source_disable_unref(s->drain_timer);
+        s->resume_timer = sd_event_source_disable_unref(s->resume_timer);
         control_stop(s);
         free(s->last_status);
         s->last_status = NULL;
@@ -552,7 +561,7 @@ _public_ int aetask_server_run(aetask_server *s) {
         assert_return(s->n_listen_fds > 0, -EDESTADDRREQ);
         assert_return(!s->event, -EBUSY);
 
-        r = peer_check_listen_fds(s);
+        r = access_check_listen_fds(s);
         if (r < 0)
                 return r;
 
@@ -570,17 +579,11 @@ _public_ int aetask_server_run(aetask_server *s) {
         r = sd_event_new(&s->event);
         if (r < 0)
                 return log_error_errno(r, "Failed to create event loop");
-        r = scoreboard_init(&s->board, s->max_workers);
-        if (r < 0)
-                goto finish;
-        s->workers = calloc(s->max_workers, sizeof(worker_record));
         s->listen_sources = calloc(s->n_listen_fds, sizeof(sd_event_source *));
-        if (!s->workers || !s->listen_sources) {
+        if (!s->listen_sources) {
                 r = -ENOMEM;
                 goto finish;
         }
-        for (unsigned i = 0; i < s->max_workers; i++)
-                s->workers[i].conn_fd = -1;
 
         for (size_t i = 0; i < s->n_listen_fds; i++) {
                 (void) fd_nonblock(s->listen_fds[i]);
@@ -624,6 +627,21 @@ _public_ int aetask_server_run(aetask_server *s) {
         /* WATCHDOG=1 at half of WatchdogSec=, from the loop itself: a loop
          * that stops turning stops the pings. */
         (void) sd_event_set_watchdog(s->event, true);
+
+        /* Every fixed descriptor is open now: what is left is the workers'. */
+        r = server_fit_limits(s);
+        if (r < 0)
+                goto finish;
+        r = scoreboard_init(&s->board, s->max_workers);
+        if (r < 0)
+                goto finish;
+        s->workers = calloc(s->max_workers, sizeof(worker_record));
+        if (!s->workers) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        for (unsigned i = 0; i < s->max_workers; i++)
+                s->workers[i].conn_fd = -1;
         s->pid = getpid();
         s->started = now_usec(CLOCK_MONOTONIC);
         s->started_realtime = now_usec(CLOCK_REALTIME);

@@ -485,6 +485,7 @@ static void setup_process(aetask_worker *w, int conn_fd) {
                 close_range(3, conn_fd - 1, 0);
         close_range(conn_fd + 1, ~0U, 0);
         retire_fd = conn_fd;
+        server_restore_fd_limit(w->server);
 
         /* systemd hears about workers from the server alone (NotifyAccess=main). */
         unsetenv("NOTIFY_SOCKET");
