@@ -87,9 +87,16 @@ for pid in $(worker_pids echo); do
         grep -qx "0::$cgroup" "/proc/$pid/cgroup" && in_cgroup=$((in_cgroup + 1))
 done
 equal "both workers are in the service's cgroup $cgroup" 2 "$in_cgroup"
-st=$(systemctl status --no-pager -n0 aetask@echo.service)
+st=$(systemctl status --no-pager -n0 aetask@echo.service 2>&1)
 echo "$st"
-equal "systemctl status lists the worker processes" 2 "$(grep -c 'echo: worker' <<<"$st")"
+# In a container on a hybrid-cgroup host, systemd sometimes cannot read the
+# unit's cgroup ("Failed to dump process list ... Input/output error"):
+# then the cgroup check above is what counts.
+if grep -q "Failed to dump process list" <<<"$st"; then
+        echo "SKIP systemctl status lists the worker processes: systemd could not read the cgroup here"
+else
+        equal "systemctl status lists the worker processes" 2 "$(grep -c 'echo: worker' <<<"$st")"
+fi
 check "systemctl status shows the STATUS line with 2 busy" grep -q "Status: \"2 workers (2 busy, 0 idle)" <<<"$st"
 
 echo "== aetaskctl status"

@@ -67,5 +67,7 @@ if [ -f "$results/journal.txt" ]; then
         tail -n 80 "$results/journal.txt"
 fi
 [ -f "$results/figures" ] && { echo "Figures:"; sed 's/^/  /' "$results/figures"; }
+# Again at the end, where a truncated log still shows them.
+grep -E '^(FAIL|SKIP) ' "$results/driver.log"
 echo "$summary"
 [[ "$summary" =~ ^[0-9]+\ passed,\ 0\ failed$ ]] && [ "$rc" = 0 ]
