@@ -104,9 +104,10 @@ static int push_utf8(buffer *b, unsigned long cp) {
         return buffer_append(b, u, n);
 }
 
-/* Reads the escape after a backslash at r->p onto the scratch stack.  A
- * \u escape of half a surrogate pair without its other half becomes U+FFFD,
- * as json-c has it. */
+/* Reads the escape after a backslash at r->p onto the scratch stack.  Half
+ * a surrogate pair without its other half is no character at all: it is
+ * refused, not turned into U+FFFD (json-c's way, which made "\ud800",
+ * "\udc00" and "\ufffd" one string). */
 static int read_escape(json_reader *r) {
         static const char simple[][2] = {
                 { '"', '"' }, { '\\', '\\' }, { '/', '/' }, { 'b', '\b' },
@@ -130,13 +131,12 @@ static int read_escape(json_reader *r) {
         p += 5;
         if (cp >= 0xd800 && cp <= 0xdbff) {
                 long low = r->end - p >= 6 && p[0] == '\\' && p[1] == 'u' ? hex4(p + 2) : -1;
-                if (low >= 0xdc00 && low <= 0xdfff) {
-                        cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
-                        p += 6;
-                } else
-                        cp = 0xfffd;
+                if (low < 0xdc00 || low > 0xdfff)
+                        return fail(r, "lone surrogate escape in a string");
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
+                p += 6;
         } else if (cp >= 0xdc00 && cp <= 0xdfff)
-                cp = 0xfffd;
+                return fail(r, "lone surrogate escape in a string");
         r->p = p;
         return push_utf8(&r->scratch, (unsigned long) cp);
 }
