@@ -1,5 +1,6 @@
 /* The parts of aetask-bench: its options, the results it records and
- * prints (bench-report.c), and the workloads (bench-workloads.c). */
+ * prints (bench-report.c), and the workloads (bench-workloads.c, and
+ * bench-parse.c for what reading one message costs). */
 #pragma once
 
 #include <stdbool.h>
@@ -17,6 +18,7 @@ typedef struct bench_options {
         unsigned long spawns;
         unsigned long queued;
         size_t payload;
+        size_t parse_size;          /* bytes of each message of the parse workload */
         unsigned bcrypt_cost;
         unsigned offload_calls;     /* hashes per throughput run and worker */
         unsigned inflight;          /* bcrypt calls in flight for the lateness runs */
@@ -64,3 +66,6 @@ void bench_payload(const char *address);
 void bench_spawn(const bench_server *server);
 void bench_offload(const char *address);
 void bench_memory(const char *address);
+
+/* bench-parse.c */
+void bench_parse(void);
