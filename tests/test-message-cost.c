@@ -49,24 +49,9 @@ static long status_kib(pid_t pid, const char *field) {
 
 /* Reads one message of any length; keeps its first SIZE - 1 bytes in BUF. */
 static void read_whole_message(int fd, char *buf, size_t size) {
-        static char chunk[1 << 16];
-        double deadline = now_seconds() + 30;
-        size_t kept = 0;
-
-        for (;;) {
-                struct pollfd p = { .fd = fd, .events = POLLIN };
-                cr_assert_gt(poll(&p, 1, (int) ((deadline - now_seconds()) * 1000) + 1), 0, "no reply");
-                ssize_t n = read(fd, chunk, sizeof(chunk));
-                cr_assert_gt(n, 0, "the connection ended before the reply did");
-                char *nul = memchr(chunk, 0, (size_t) n);
-                size_t take = nul ? (size_t) (nul - chunk) : (size_t) n;
-                size_t copy = take < size - 1 - kept ? take : size - 1 - kept;
-                memcpy(buf + kept, chunk, copy);
-                kept += copy;
-                if (nul)
-                        break;
-        }
-        buf[kept] = 0;
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        cr_assert_gt(poll(&p, 1, 30000), 0, "no reply");
+        cr_assert_eq(json_shape_read_message(fd, buf, size), 0, "the connection ended before the reply did");
 }
 
 /* ---- The worker's side: a real server ------------------------------------ */

@@ -23,21 +23,10 @@
 #include "buffer.h"
 #include "json-shapes.h"
 
-/* A field of /proc/PID/status ("VmRSS", "VmHWM"), in KiB. */
 static long status_kib(pid_t pid, const char *field) {
-        char path[64], line[256];
-        size_t l = strlen(field);
-        long v = -1;
-        FILE *f;
-
-        snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
-        f = fopen(path, "re");
-        if (!f)
-                die("%s: %m", path);
-        while (fgets(line, sizeof(line), f))
-                if (strncmp(line, field, l) == 0 && line[l] == ':')
-                        v = strtol(line + l + 1, NULL, 10);
-        fclose(f);
+        long v = proc_kib(pid, "status", field);
+        if (v < 0)
+                die("/proc/%d/status: no %s", (int) pid, field);
         return v;
 }
 
@@ -52,24 +41,9 @@ static int unix_socket(const char *path, bool listening) {
         return fd;
 }
 
-/* Reads one message of any length from FD; keeps its start in BUF. */
 static void read_message(int fd, char *buf, size_t size) {
-        static char chunk[1 << 16];
-        size_t kept = 0;
-
-        for (;;) {
-                ssize_t n = read(fd, chunk, sizeof(chunk));
-                if (n <= 0)
-                        die("parse: the connection ended before the message did");
-                char *nul = memchr(chunk, 0, (size_t) n);
-                size_t take = nul ? (size_t) (nul - chunk) : (size_t) n;
-                size_t copy = take < size - 1 - kept ? take : size - 1 - kept;
-                memcpy(buf + kept, chunk, copy);
-                kept += copy;
-                if (nul)
-                        break;
-        }
-        buf[kept] = 0;
+        if (json_shape_read_message(fd, buf, size) < 0)
+                die("parse: the connection ended before the message did");
 }
 
 /* ---- The worker's side ---------------------------------------------------- */

@@ -58,6 +58,9 @@ void report_print_table(void);
 void report_print_json(void);
 
 /* bench-workloads.c */
+/* A field of /proc/PID/FILE ("status" and "VmHWM", "smaps_rollup" and
+ * "Pss"), in KiB, or -1. */
+long proc_kib(pid_t pid, const char *file, const char *field);
 void bench_floor(void);
 void bench_held(const char *address);
 void bench_cycle(const char *address);

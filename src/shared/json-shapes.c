@@ -153,3 +153,25 @@ void json_shape_serve(int listen_fd, const buffer *reply) {
                 ;
         _exit(EXIT_SUCCESS);
 }
+
+int json_shape_read_message(int fd, char *buf, size_t size) {
+        static char chunk[1 << 16];
+        size_t kept = 0;
+
+        for (;;) {
+                ssize_t n = read(fd, chunk, sizeof(chunk));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return n < 0 ? -errno : -EPIPE;
+                char *nul = memchr(chunk, 0, (size_t) n);
+                size_t take = nul ? (size_t) (nul - chunk) : (size_t) n;
+                size_t copy = take < size - 1 - kept ? take : size - 1 - kept;
+                memcpy(buf + kept, chunk, copy);
+                kept += copy;
+                if (nul)
+                        break;
+        }
+        buf[kept] = 0;
+        return 0;
+}

@@ -29,3 +29,8 @@ int json_shape_append(buffer *b, const char *shape, json_shape_side side, size_t
  * greets, answers the first call with REPLY (a whole message, its NUL
  * included), then waits for the end of the connection, and exits. */
 _Noreturn void json_shape_serve(int listen_fd, const buffer *reply);
+
+/* Reads one message of any length from the blocking FD, keeping its first
+ * SIZE - 1 bytes, NUL-terminated, in BUF.  Returns 0, or -EPIPE when the
+ * connection ends first, or -errno. */
+int json_shape_read_message(int fd, char *buf, size_t size);
