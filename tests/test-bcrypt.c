@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "calls.h"
+#include "hostile.h"
 
 static test_server srv;
 static sd_event *event;
@@ -117,6 +118,65 @@ Test(bcrypt, malformed_hashes_are_errors_and_the_checkout_stays_usable) {
 
         /* Errors are the client's data: the same checkout goes on. */
         cr_assert_str_eq(test_call_ok(&co, &r, "verify", "[\"%s\", \"U*U\"]", good), "true");
+}
+
+/* bcrypt reads 72 bytes of a password: a longer one is refused, not cut
+ * (libxcrypt ignored bytes 73 to 512, so passwords alike in their first 72
+ * bytes verified each other, and failed past 512 with "Numerical result out
+ * of range" for hash, "malformed bcrypt hash" for verify). */
+Test(bcrypt, a_password_longer_than_72_bytes_is_refused) {
+        char p72[73], p73[74], p600[601], hash[128];
+        const char *m;
+
+        memset(p72, 'a', 72);
+        p72[72] = 0;
+        memset(p73, 'a', 73);
+        p73[73] = 0;
+        memset(p600, 'a', 600);
+        p600[600] = 0;
+
+        start("cost=4");
+        hash_now(p72, hash, sizeof(hash));
+        cr_assert_str_eq(test_call_ok(&co, &r, "verify", "[\"%s\", \"%s\"]", hash, p72), "true");
+
+        const char *longer[] = { p73, p600 };
+        for (size_t i = 0; i < 2; i++) {
+                m = test_call_fails(&co, &r, "hash", "[\"%s\"]", longer[i]);
+                cr_assert_eq(r.kind, AETASK_ERROR_HANDLER);
+                cr_assert_str_eq(m, "hash: password longer than 72 bytes");
+                m = test_call_fails(&co, &r, "verify", "[\"%s\", \"%s\"]", hash, longer[i]);
+                cr_assert_eq(r.kind, AETASK_ERROR_HANDLER);
+                cr_assert_str_eq(m, "verify: password longer than 72 bytes");
+        }
+        /* Counted in bytes: 37 two-byte characters are 74. */
+        m = test_call_fails(&co, &r, "verify", "[\"%s\", \"%s\"]", hash,
+                            "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"
+                            "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"
+                            "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"
+                            "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9");
+        cr_assert_str_eq(m, "verify: password longer than 72 bytes");
+}
+
+/* A lone surrogate escape is not text: the worker refuses the message
+ * (it decoded to U+FFFD, so "\ud800", "\udc00" and "\ufffd" had one hash). */
+Test(bcrypt, a_lone_surrogate_in_a_password_is_an_invalid_message) {
+        char hash[128], buf[512], call[256];
+
+        start("cost=4");
+        hash_now("\ufffd", hash, sizeof(hash));
+        const char *lone[] = { "\\ud800", "\\udc00", "\\ud800x", "\\udbff\\ud800" };
+        for (size_t i = 0; i < 4; i++) {
+                int fd = raw_connect(srv.path, false);
+                int n = snprintf(call, sizeof(call),
+                                 "{\"method\":\"io.aetask.Worker.verify\",\"parameters\":{\"args\":[\"%s\",\"%s\"]}}",
+                                 hash, lone[i]);
+                raw_send(fd, call, (size_t) n + 1);
+                cr_assert_gt(raw_read_message(fd, buf, sizeof(buf), 10), 0);
+                cr_assert(strstr(buf, "\"io.aetask.InvalidMessage\""), "%s: %s", lone[i], buf);
+                cr_assert(strstr(buf, "surrogate"), "%s: %s", lone[i], buf);
+                close(fd);
+        }
+        cr_assert_str_eq(test_call_ok(&co, &r, "verify", "[\"%s\", \"\ufffd\"]", hash), "true");
 }
 
 /* Published vectors.  The "U*U" ones are from Openwall's crypt_blowfish

@@ -59,14 +59,16 @@ static void fake_reply_result(int fd, const char *call) {
         json_object_put(m);
 }
 
-/* A reply with N log messages, newest first, or oldest first. */
+/* A reply with N log messages, newest first, or oldest first.  Each has a
+ * text of 120 bytes: a message may take no more than 5 times its size in
+ * values (json-reader.h), and a log message of 4 short values takes 512. */
 static void fake_reply_with_logs(int fd, int n, bool newest_first) {
-        size_t size = (size_t) n * 48 + 128, len = 0;
+        size_t size = (size_t) n * 180 + 128, len = 0;
         char *text = malloc(size);
 
         len += (size_t) snprintf(text + len, size - len, "{\"parameters\":{\"result\":%d,\"logs\":{\"messages\":[", n);
         for (int i = 0; i < n; i++)
-                len += (size_t) snprintf(text + len, size - len, "%s[%d,%d,6,\"m%d\"]", i ? "," : "",
+                len += (size_t) snprintf(text + len, size - len, "%s[%d,%d,6,\"m%-119d\"]", i ? "," : "",
                                          1700000000 + (newest_first ? n - i : i), (int) getpid(), i);
         snprintf(text + len, size - len, "]}}}");
         fake_write(fd, text);

@@ -12,6 +12,7 @@
 #include "heap.h"
 #include "json-reader.h"
 #include "json-writer.h"
+#include "macro.h"
 #include "parse-number.h"
 #include "protocol.h"
 #include "utf8.h"
@@ -241,7 +242,6 @@ Test(json_reader, reads_what_json_c_reads_the_same_way) {
                 "1.5", "-0.0", "1e5", "1E-2", "0.1e+2", "3.141592653589793",
                 "\"\"", "\"plain\"", "\"h\\u00e9llo \\ud834\\udd1e \\\"q\\\" \\\\ \\/ \\b\\f\\n\\r\\t\"",
                 "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9d\x84\x9e\"", "\"nul\\u0000inside\"",
-                "\"lone \\ud800 high\"", "\"lone \\udc00 low\"", "\"\\ud800\\u0041\"",
                 "[]", "{}", " [ 1 , \"two\" , [ 3 , { } ] , null ] ", "{\"a\":1,\"b\":[true,false],\"c\":{\"d\":null}}",
                 "{\"dup\":1,\"dup\":2}", "{\"k\\u00e9y\":\"v\",\"\":0}",
                 "[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33]",
@@ -279,6 +279,73 @@ Test(json_reader, refuses_what_is_not_json_even_where_json_c_does_not) {
                 cr_assert_not_null(reason);
                 cr_assert_null(v);
         }
+}
+
+/* Half a surrogate pair is no character: refused wherever it is, in a value,
+ * a key, a member that is skipped, the method or the trace of a call, a
+ * reply (it was read as U+FFFD, so "\ud800", "\udc00" and "\ufffd" were one
+ * password to bcrypt). */
+Test(json_reader, refuses_lone_surrogate_escapes_everywhere) {
+        static const char *const lone[] = {
+                "\\ud800", "\\udbff", "\\udc00", "\\udfff", "\\ud800\\u0041", "\\ud800\\ud800",
+                "\\udc00\\ud800", "x\\ud800", "\\ud800\\", "\\ud800\\n", "\\ud800\\udbff",
+        };
+        static const char *const shapes[] = {
+                "\"%s\"", "[\"%s\"]", "{\"%s\":1}", "{\"a\":{\"b\":[\"%s\"]}}",
+        };
+        static const char *const messages[] = {
+                "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":{\"args\":[\"%s\"]}}",
+                "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":{\"args\":[{\"%s\":0}]}}",
+                "{\"method\":\"io.aetask.Worker.e%s\",\"parameters\":{\"args\":[]}}",
+                "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":{\"args\":[],\"trace\":\"%s\"}}",
+                "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":{\"args\":[],\"skipped\":[\"%s\"]}}",
+                "{\"method\":\"io.aetask.Worker.echo\",\"skipped\":{\"%s\":1}}",
+                "{\"%s\":1,\"method\":\"io.aetask.Worker.echo\"}",
+                "{\"method\":\"org.example.Unknown\",\"parameters\":{\"args\":[\"%s\"]}}",
+        };
+        static const char *const replies[] = {
+                "{\"parameters\":{\"result\":\"%s\"}}",
+                "{\"parameters\":{\"result\":1,\"skipped\":\"%s\"}}",
+                "{\"error\":\"io.aetask.HandlerError\",\"parameters\":{\"message\":\"%s\"}}",
+                "{\"error\":\"%s\",\"parameters\":{\"message\":\"m\"}}",
+                "{\"parameters\":{\"result\":1,\"logs\":{\"data\":{\"%s\":1}}}}",
+        };
+        char text[256];
+        const char *reason;
+
+        for (size_t i = 0; i < ELEMENTSOF(lone); i++) {
+                for (size_t j = 0; j < ELEMENTSOF(shapes); j++) {
+                        json_object *v = NULL;
+                        snprintf(text, sizeof(text), shapes[j], lone[i]);
+                        reason = NULL;
+                        cr_assert_eq(json_read(text, strlen(text), 16, &v, &reason), -EBADMSG, "accepted %s", text);
+                        cr_assert_str_eq(reason, "lone surrogate escape in a string", "%s", text);
+                        cr_assert_null(v);
+                }
+                for (size_t j = 0; j < ELEMENTSOF(messages); j++) {
+                        protocol_call c;
+                        snprintf(text, sizeof(text), messages[j], lone[i]);
+                        reason = NULL;
+                        cr_assert_eq(protocol_parse_call(text, strlen(text), &c, &reason), -EBADMSG, "accepted %s", text);
+                        cr_assert_str_eq(reason, "lone surrogate escape in a string", "%s", text);
+                }
+                for (size_t j = 0; j < ELEMENTSOF(replies); j++) {
+                        protocol_reply rp;
+                        snprintf(text, sizeof(text), replies[j], lone[i]);
+                        reason = NULL;
+                        cr_assert_eq(protocol_parse_reply(text, strlen(text), &rp, &reason), -EBADMSG, "accepted %s", text);
+                        cr_assert_str_eq(reason, "lone surrogate escape in a string", "%s", text);
+                }
+        }
+
+        /* Pairs are characters, and U+FFFD is one. */
+        json_object *v = read_ok("[\"\\ud834\\udd1e\", \"\\udbff\\udfff\", \"\\ud800\\udc00\", \"\\ufffd\", \"\\uffff\"]");
+        cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(v, 0)), "\xf0\x9d\x84\x9e");
+        cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(v, 1)), "\xf4\x8f\xbf\xbf");
+        cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(v, 2)), "\xf0\x90\x80\x80");
+        cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(v, 3)), "\xef\xbf\xbd");
+        cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(v, 4)), "\xef\xbf\xbf");
+        json_object_put(v);
 }
 
 Test(json_reader, nests_as_deep_as_allowed_and_no_deeper) {

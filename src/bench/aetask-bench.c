@@ -26,13 +26,14 @@ bench_options arg = {
         .spawns = 100000,
         .queued = 100000,
         .payload = 65536,
+        .parse_size = 16 * 1024 * 1024,
         .bcrypt_cost = 10,
         .offload_calls = 24,
         .inflight = 100,
 };
 
 static const char *const workload_names[] = {
-        "floor", "held", "cycle", "parallel", "spawn", "payload", "offload", "memory",
+        "floor", "held", "cycle", "parallel", "spawn", "payload", "offload", "memory", "parse",
 };
 #define N_WORKLOADS (sizeof(workload_names) / sizeof(workload_names[0]))
 static bool selected[N_WORKLOADS];
@@ -100,7 +101,7 @@ static void usage(FILE *f) {
         fprintf(f,
                 "Usage: aetask-bench [OPTIONS] [WORKLOAD...]\n"
                 "Measures aetask against a 16-byte socketpair ping-pong (the floor).\n"
-                "Workloads: floor held cycle parallel spawn payload offload memory (default: all)\n\n"
+                "Workloads: floor held cycle parallel spawn payload offload memory parse (default: all)\n\n"
                 "  -r, --runs=N          runs of each workload (default 5)\n"
                 "  -d, --duration=SEC    length of a run of a rate workload (default 1)\n"
                 "  -p, --parallel=N      checkouts in flight for parallel (default 8)\n"
@@ -108,10 +109,11 @@ static void usage(FILE *f) {
                 "      --queued=N        checkouts queued for memory (default 100000)\n"
                 "      --payload=BYTES   string length for payload (default 65536)\n"
                 "      --bcrypt-cost=N   bcrypt cost for offload (default 10)\n"
+                "      --parse-size=BYTES message size for parse (default 16777216)\n"
                 "      --handler-dir=DIR where the echo and bcrypt modules are\n"
                 "                        (default $AETASK_HANDLER_DIR, else the installed ones)\n"
                 "  -q, --quick           small and short, for CI: 3 runs of 0.2 s, 2000 spawns,\n"
-                "                        10000 queued, bcrypt cost 6\n"
+                "                        10000 queued, bcrypt cost 6, 4 MiB messages to parse\n"
                 "  -j, --json            print JSON instead of the table\n"
                 "      --no-floor        skip the floor (and the ratios): for profiling\n"
                 "  -h, --help\n");
@@ -128,7 +130,7 @@ static unsigned long parse_number(const char *s, const char *what) {
 }
 
 static void parse_args(int argc, char **argv) {
-        enum { OPT_SPAWNS = 256, OPT_QUEUED, OPT_PAYLOAD, OPT_COST, OPT_HANDLER_DIR, OPT_NO_FLOOR };
+        enum { OPT_SPAWNS = 256, OPT_QUEUED, OPT_PAYLOAD, OPT_COST, OPT_HANDLER_DIR, OPT_NO_FLOOR, OPT_PARSE_SIZE };
         static const struct option options[] = {
                 { "runs", required_argument, NULL, 'r' },
                 { "duration", required_argument, NULL, 'd' },
@@ -137,6 +139,7 @@ static void parse_args(int argc, char **argv) {
                 { "queued", required_argument, NULL, OPT_QUEUED },
                 { "payload", required_argument, NULL, OPT_PAYLOAD },
                 { "bcrypt-cost", required_argument, NULL, OPT_COST },
+                { "parse-size", required_argument, NULL, OPT_PARSE_SIZE },
                 { "handler-dir", required_argument, NULL, OPT_HANDLER_DIR },
                 { "no-floor", no_argument, NULL, OPT_NO_FLOOR },
                 { "quick", no_argument, NULL, 'q' },
@@ -153,6 +156,7 @@ static void parse_args(int argc, char **argv) {
                         arg.spawns = 2000;
                         arg.queued = 10000;
                         arg.bcrypt_cost = 6;
+                        arg.parse_size = 4 * 1024 * 1024;
                 }
 
         int c;
@@ -184,6 +188,9 @@ static void parse_args(int argc, char **argv) {
                         break;
                 case OPT_COST:
                         arg.bcrypt_cost = (unsigned) parse_number(optarg, "bcrypt cost");
+                        break;
+                case OPT_PARSE_SIZE:
+                        arg.parse_size = parse_number(optarg, "message size");
                         break;
                 case OPT_HANDLER_DIR:
                         arg.handler_dir = optarg;
@@ -256,6 +263,8 @@ int main(int argc, char **argv) {
                 bench_offload(bcrypt.address);
         if (want("memory"))
                 bench_memory(echo.address);
+        if (want("parse"))
+                bench_parse();
         progress("%s", "");
 
         if (arg.json)

@@ -27,7 +27,7 @@ typedef struct figure {
         double samples[MAX_RUNS];
 } figure;
 
-static figure figures[64];
+static figure figures[128];
 static size_t n_figures;
 
 static figure *figure_get(const char *workload, const char *name, const char *label, unit u) {

@@ -42,14 +42,13 @@ static int count_fds(pid_t pid) {
         return n;
 }
 
-/* A field of /proc/PID/smaps_rollup ("Rss", "Pss"), in KiB. */
-static long smaps_rollup_kib(pid_t pid, const char *field) {
+long proc_kib(pid_t pid, const char *file, const char *field) {
         char path[64], line[256];
         size_t l = strlen(field);
         long v = -1;
         FILE *f;
 
-        snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int) pid);
+        snprintf(path, sizeof(path), "/proc/%d/%s", (int) pid, file);
         f = fopen(path, "re");
         if (!f)
                 return -1;
@@ -525,8 +524,8 @@ static void worker_memory(const char *address, const char *method, json_object *
                 if (sd_event_run(event, UINT64_MAX) < 0)
                         die("Event loop failed");
         if (pid > 0) {
-                record("memory", "worker-rss", "KiB", UNIT_COUNT, (double) smaps_rollup_kib(pid, "Rss"));
-                record("memory", "worker-pss", "KiB", UNIT_COUNT, (double) smaps_rollup_kib(pid, "Pss"));
+                record("memory", "worker-rss", "KiB", UNIT_COUNT, (double) proc_kib(pid, "smaps_rollup", "Rss"));
+                record("memory", "worker-pss", "KiB", UNIT_COUNT, (double) proc_kib(pid, "smaps_rollup", "Pss"));
         }
         aetask_checkout_unref(co);
         aetask_client_unref(c);

@@ -1,5 +1,6 @@
 /* The parts of aetask-bench: its options, the results it records and
- * prints (bench-report.c), and the workloads (bench-workloads.c). */
+ * prints (bench-report.c), and the workloads (bench-workloads.c, and
+ * bench-parse.c for what reading one message costs). */
 #pragma once
 
 #include <stdbool.h>
@@ -17,6 +18,7 @@ typedef struct bench_options {
         unsigned long spawns;
         unsigned long queued;
         size_t payload;
+        size_t parse_size;          /* bytes of each message of the parse workload */
         unsigned bcrypt_cost;
         unsigned offload_calls;     /* hashes per throughput run and worker */
         unsigned inflight;          /* bcrypt calls in flight for the lateness runs */
@@ -56,6 +58,9 @@ void report_print_table(void);
 void report_print_json(void);
 
 /* bench-workloads.c */
+/* A field of /proc/PID/FILE ("status" and "VmHWM", "smaps_rollup" and
+ * "Pss"), in KiB, or -1. */
+long proc_kib(pid_t pid, const char *file, const char *field);
 void bench_floor(void);
 void bench_held(const char *address);
 void bench_cycle(const char *address);
@@ -64,3 +69,6 @@ void bench_payload(const char *address);
 void bench_spawn(const bench_server *server);
 void bench_offload(const char *address);
 void bench_memory(const char *address);
+
+/* bench-parse.c */
+void bench_parse(void);

@@ -19,6 +19,10 @@
 #define BCRYPT_COST_MAX 31
 #define BCRYPT_SALT_BYTES 16
 #define BCRYPT_HASH_LENGTH 60   /* "$2b$NN$" + 22 characters of salt + 31 of hash */
+/* bcrypt reads no more of a password: libxcrypt silently ignores the rest up
+ * to 512 bytes (two passwords alike in their first 72 bytes would verify
+ * each other) and fails with ERANGE past that. */
+#define BCRYPT_PASSWORD_MAX 72
 
 /* One worker is one process: the cost read in setup, and libxcrypt's
  * scratch space (about 32 KiB, too big for the stack of a call). */
@@ -66,6 +70,21 @@ static int check_arg_count(aetask_worker *w, json_object *args, size_t n, const 
         return 0;
 }
 
+/* The plaintext argument number I: a string that bcrypt reads whole. */
+static int get_password_arg(aetask_worker *w, json_object *args, size_t i, const char **ret) {
+        const char *s;
+        int r;
+
+        r = get_string_arg(w, args, i, "the plaintext", &s);
+        if (r < 0)
+                return r;
+        if (strlen(s) > BCRYPT_PASSWORD_MAX)
+                return aetask_worker_raise(w, "%s: password longer than %d bytes",
+                                           aetask_worker_get_method(w), BCRYPT_PASSWORD_MAX);
+        *ret = s;
+        return 0;
+}
+
 static bool is_bcrypt_prefix(const char *s) {
         /* $2a$, $2b$ and $2y$ are the same algorithm for passwords shorter
          * than 256 bytes; $2x$ marks hashes of an old bug, still checkable. */
@@ -105,7 +124,7 @@ static int bcrypt_hash(aetask_worker *w, json_object *args, json_object **ret) {
         r = check_arg_count(w, args, 1, "hash(plaintext)");
         if (r < 0)
                 return r;
-        r = get_string_arg(w, args, 0, "the plaintext", &plaintext);
+        r = get_password_arg(w, args, 0, &plaintext);
         if (r < 0)
                 return r;
 
@@ -140,7 +159,7 @@ static int bcrypt_verify(aetask_worker *w, json_object *args, json_object **ret)
         r = get_string_arg(w, args, 0, "the bcrypt hash", &crypted);
         if (r < 0)
                 return r;
-        r = get_string_arg(w, args, 1, "the plaintext", &plaintext);
+        r = get_password_arg(w, args, 1, &plaintext);
         if (r < 0)
                 return r;
 

@@ -294,6 +294,10 @@ static void conn_unref(worker_conn *w) {
         if (--w->n_ref > 0)
                 return;
         aetask_log_unref(w->done_log);
+        /* A connection closed for a reply too large, or too costly, to read
+         * gives its memory back at once. */
+        buffer_clear(&w->in);
+        buffer_shrink(&w->in);
         buffer_done(&w->in);
         buffer_done(&w->out);
         free(w);
@@ -328,6 +332,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                         return 0;
                 }
                 /* On EPIPE the reading side below sees the end and says so. */
+                buffer_shrink(&w->out);
                 conn_update_events(w);
         }
 
@@ -355,6 +360,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         }
         if (!w->closed && n <= 0)
                 conn_lost(w, AETASK_ERROR_WORKER_DIED, "worker connection suddenly died");
+        buffer_shrink(&w->in);
         conn_unref(w);
         aetask_client_unref(c);
         return 0;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
@@ -389,9 +390,13 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
         return 0;
 }
 
-static void describe_exit(aetask_server *s, worker_record *rec, int status) {
+/* A worker's exit, with what it spent: its peak memory and CPU time tell
+ * which clients cost the most (and the hostile-client tests read them). */
+static void describe_exit(aetask_server *s, worker_record *rec, int status, const struct rusage *ru) {
         unsigned number = rec->slot->number;
         const char *handler = server_display_name(s);
+        double cpu = (double) (ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) +
+                     (double) (ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) / 1e6;
 
         if (rec->killed_drain)
                 log_worker_event(LOG_WARNING, AETASK_MESSAGE_WORKER_CRASHED, handler, number, rec->pid,
@@ -416,6 +421,8 @@ static void describe_exit(aetask_server *s, worker_record *rec, int status) {
         else
                 log_worker_event(LOG_DEBUG, AETASK_MESSAGE_WORKER_EXITED, handler, number, rec->pid,
                                  "Worker %u (pid %d) of %s exited", number, rec->pid, handler);
+        log_debug("Worker %u (pid %d) of %s: peak memory %ld KiB, CPU %.3f s",
+                  number, rec->pid, handler, ru->ru_maxrss, cpu);
 }
 
 static int on_sigchld(sd_event_source *source, const struct signalfd_siginfo *si, void *userdata) {
@@ -423,15 +430,16 @@ static int on_sigchld(sd_event_source *source, const struct signalfd_siginfo *si
         bool reaped = false;
 
         for (;;) {
+                struct rusage ru;
                 int status;
-                pid_t pid = waitpid(-1, &status, WNOHANG);
+                pid_t pid = wait4(-1, &status, WNOHANG, &ru);
                 if (pid <= 0)
                         break;
                 for (unsigned i = 0; i < s->board.n_slots; i++) {
                         worker_record *rec = &s->workers[i];
                         if (rec->pid != pid)
                                 continue;
-                        describe_exit(s, rec, status);
+                        describe_exit(s, rec, status, &ru);
                         s->calls_exited += __atomic_load_n(&rec->slot->calls, __ATOMIC_RELAXED);
                         rec->hangup = sd_event_source_disable_unref(rec->hangup);
                         safe_close(rec->conn_fd);

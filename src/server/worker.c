@@ -540,6 +540,8 @@ _Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd) 
                         _exit(EXIT_SUCCESS);  /* the client is gone */
                 if (r < 0)
                         _exit(EXIT_FAILURE);
+                buffer_shrink(&in);
+                buffer_shrink(&out);
 
                 /* Flag first, then check: a SIGTERM landing between the two
                  * is seen by one or the other, never by neither. */

@@ -2,6 +2,7 @@
 #include "buffer.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,6 +12,16 @@
 void buffer_done(buffer *b) {
         free(b->data);
         *b = (buffer) {};
+}
+
+void buffer_shrink(buffer *b) {
+        size_t alloc = b->alloc;
+
+        if (buffer_length(b) > 0 || alloc <= BUFFER_KEEP)
+                return;
+        buffer_done(b);
+        if (alloc > BUFFER_TRIM)
+                (void) malloc_trim(0);
 }
 
 int buffer_reserve(buffer *b, size_t n) {

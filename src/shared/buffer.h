@@ -36,6 +36,16 @@ static inline void buffer_consume(buffer *b, size_t n) {
                 b->start = b->end = 0;
 }
 
+/* Gives back the memory of a large message once B is empty: past
+ * BUFFER_KEEP bytes its storage is freed rather than kept for the next
+ * message, and past BUFFER_TRIM the heap is trimmed too (malloc_trim()):
+ * the values built from a message of megabytes are millions of small
+ * chunks that glibc keeps once freed.  So a connection that idles after a
+ * large message holds none of it. */
+#define BUFFER_KEEP (64U * 1024U)
+#define BUFFER_TRIM (1024U * 1024U)
+void buffer_shrink(buffer *b);
+
 /* Writes what it can to the non-blocking FD.  Returns 1 when everything was
  * written, 0 when some is left (the socket is full), or -errno. */
 int buffer_flush(buffer *b, int fd);

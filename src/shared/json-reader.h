@@ -14,18 +14,35 @@
 
 #include "buffer.h"
 
+static inline void json_object_putp(json_object **p) {
+        json_object_put(*p);
+}
+
+/* What the values built from a message may cost, in bytes of memory: a
+ * json-c value takes 64 to 800 bytes, so "[{},{},...]" would take 265 times
+ * its text.  Each value built is charged what json-c and malloc spend on it
+ * (measured on glibc; see the costs in json-reader.c), and reading fails
+ * once the charges pass JSON_BUDGET_FACTOR times the text's length plus
+ * JSON_BUDGET_BASE: with the message itself and a reply as large, a reader
+ * stays within 8 times a message's size above a fixed base.  Skipped values
+ * are not built, and cost nothing.  aetask-protocol(7) documents this. */
+#define JSON_BUDGET_FACTOR 5U
+#define JSON_BUDGET_BASE (1024U * 1024U)
+
 typedef struct json_reader {
         const char *p, *end;
         unsigned depth, max_depth;   /* containers open, and how many may be */
+        size_t budget;               /* bytes the values built may still take */
         const char *error;           /* why reading failed (static), or NULL */
         buffer scratch;              /* unescaped strings and keys, as a stack */
 } json_reader;
 
+/* The budget is JSON_BUDGET_FACTOR * LEN + JSON_BUDGET_BASE. */
 void json_reader_init(json_reader *r, const char *s, size_t len, unsigned max_depth);
 void json_reader_done(json_reader *r);
 
 /* Each call returns -EBADMSG, with r->error set, on input that is not JSON
- * (or too deep); the reader is then done for. */
+ * (or too deep, or over the budget); the reader is then done for. */
 
 /* Reads a value; JSON null is NULL.  *RET is a new reference. */
 int json_reader_value(json_reader *r, json_object **ret);

@@ -306,9 +306,7 @@ static int begin_message(json_reader *r, const char *s, size_t len, const char *
         json_reader_init(r, s, len, MESSAGE_MAX_DEPTH);
         if (!json_reader_next_is(r, '{')) {
                 /* Say what is wrong with it, if it is not JSON at all. */
-                json_object *v = NULL;
-                int e = json_reader_value(r, &v);
-                json_object_put(v);
+                int e = json_reader_skip(r);
                 *ret_reason = e < 0 ? r->error : "message is not a JSON object";
                 json_reader_done(r);
                 return -EBADMSG;

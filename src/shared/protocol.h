@@ -7,12 +7,9 @@
 #include <stdbool.h>
 
 #include "buffer.h"
+#include "json-reader.h"  /* json_object_putp() */
 
 #define PROTOCOL_VERSION 1
-
-static inline void json_object_putp(json_object **p) {
-        json_object_put(*p);
-}
 
 #define PROTOCOL_WORKER_PREFIX      "io.aetask.Worker."
 #define PROTOCOL_METHOD_CALL        "io.aetask.Checkout.Call"

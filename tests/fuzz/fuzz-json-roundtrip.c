@@ -103,8 +103,9 @@ static void check_call(const char *s, size_t len) {
         buffer_done(&b);
 }
 
-/* S without the characters that surrogate escapes decode to: four-byte
- * sequences and U+FFFD. */
+/* S without the characters that surrogate pairs may decode to, in json-c:
+ * four-byte sequences and U+FFFD.  (Ours refuses a lone surrogate escape,
+ * which json-c reads as U+FFFD; what it accepts has pairs only.) */
 static size_t strip_surrogate_results(const char *s, size_t len, char *out) {
         size_t n = 0;
         for (size_t i = 0; i < len;) {
