@@ -9,8 +9,11 @@
  * the json-c values it is made of at most RESULT_MEMORY_FACTOR times that.
  * json-c spends about 64 bytes on a number, 72 and the text on a string, 150
  * on a row as an array and 850 on a row as an object (json-c 0.16, measured
- * with mallinfo2()): tiny values cost 30 to 110 times their text. */
-#define RESULT_MEMORY_FACTOR 8
+ * with mallinfo2()): tiny values cost 30 to 110 times their text.  Four
+ * times the default limit of 16 MiB is the fixed room a client library's
+ * reader gives a reply's values (aetask-protocol(7), "Values"), so a result
+ * built here is one a client can read. */
+#define RESULT_MEMORY_FACTOR 4
 #define RESULT_ENVELOPE_TEXT 64         /* {"parameters":{"result":...}} */
 #define JSONC_VALUE_COST 72
 #define JSONC_ARRAY_ROW_COST 150
