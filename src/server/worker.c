@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "buffer.h"
+#include "child-exit.h"
 #include "journal.h"
 #include "log.h"
 #include "macro.h"
@@ -52,9 +53,9 @@ static const char retiring_message[] =
 static void on_sigterm(int sig) {
         retire_requested = 1;
         if (idle_between_checkouts) {
-                /* send() and _exit() are async-signal-safe; sizeof includes the NUL. */
+                /* send() and child_exit() are async-signal-safe (see child-exit.h); sizeof includes the NUL. */
                 (void) !send(retire_fd, retiring_message, sizeof(retiring_message), MSG_NOSIGNAL);
-                _exit(EXIT_SUCCESS);
+                child_exit(EXIT_SUCCESS);
         }
 }
 
@@ -499,30 +500,30 @@ _Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd) 
 
         w = worker_new(s, slot);
         if (!w)
-                _exit(EXIT_FAILURE);
+                child_exit(EXIT_FAILURE);
         setup_process(w, conn_fd);
         journal_set_blocking(true);
 
         /* Greet before reading anything: a client that sees the connection
          * end before the greeting knows nothing it sent there ran. */
         if (protocol_append_hello(&out, w->number, (int) getpid()) < 0 || write_all(conn_fd, &out) < 0)
-                _exit(EXIT_SUCCESS);
+                child_exit(EXIT_SUCCESS);
 
         for (;;) {
                 int r = worker_handle_input(w, &in, &out, conn_fd);
                 if (r == -EPIPE)
-                        _exit(EXIT_SUCCESS);  /* the client is gone */
+                        child_exit(EXIT_SUCCESS);  /* the client is gone */
                 if (buffer_length(&out) > 0 && write_all(conn_fd, &out) < 0)
-                        _exit(EXIT_SUCCESS);  /* the client is gone */
+                        child_exit(EXIT_SUCCESS);  /* the client is gone */
                 if (r < 0)
-                        _exit(EXIT_FAILURE);
+                        child_exit(EXIT_FAILURE);
 
                 /* Flag first, then check: a SIGTERM landing between the two
                  * is seen by one or the other, never by neither. */
                 idle_between_checkouts = !w->in_checkout;
                 if (retire_requested && !w->in_checkout) {
                         (void) !send(conn_fd, retiring_message, sizeof(retiring_message), MSG_NOSIGNAL);
-                        _exit(EXIT_SUCCESS);
+                        child_exit(EXIT_SUCCESS);
                 }
 
                 if (buffer_length(&in) == 0)
@@ -540,7 +541,7 @@ _Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd) 
                         (void) protocol_append_error(&out, PROTOCOL_ERROR_INVALID_MESSAGE,
                                                      "message incomplete after the hung timeout", NULL);
                         (void) write_all(conn_fd, &out);
-                        _exit(EXIT_FAILURE);
+                        child_exit(EXIT_FAILURE);
                 }
 
                 ssize_t n = buffer_read(&in, conn_fd, s->max_message_size + 1);
@@ -548,10 +549,10 @@ _Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd) 
 
                 if (n == 0) {
                         if (buffer_length(&in) == 0)
-                                _exit(EXIT_SUCCESS);  /* the client let the worker go */
+                                child_exit(EXIT_SUCCESS);  /* the client let the worker go */
                         log_warning("Worker %u: client closed the connection in the middle of a message "
                                     "(%zu bytes), closing", w->number, buffer_length(&in));
-                        _exit(EXIT_FAILURE);
+                        child_exit(EXIT_FAILURE);
                 }
                 if (n == -EMSGSIZE) {
                         log_warning("Worker %u: message from client exceeds the limit of %zu bytes, closing",
@@ -559,12 +560,12 @@ _Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd) 
                         (void) protocol_append_error(&out, PROTOCOL_ERROR_MESSAGE_TOO_LARGE,
                                                      "message exceeds the size limit", NULL);
                         (void) write_all(conn_fd, &out);
-                        _exit(EXIT_FAILURE);
+                        child_exit(EXIT_FAILURE);
                 }
                 if (n < 0) {
                         if (n != -ECONNRESET)
                                 log_warning_errno((int) n, "Worker %u: failed to read from client", w->number);
-                        _exit(EXIT_SUCCESS);
+                        child_exit(EXIT_SUCCESS);
                 }
         }
 }
