@@ -2,6 +2,7 @@
  * handler, writes replies, one call at a time and in order.  It runs the
  * handler's setup before its first call, and retires between checkouts when
  * the server asks it to (SIGTERM). */
+#include <dlfcn.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -50,12 +51,25 @@ static int retire_fd = -1;
 static const char retiring_message[] =
         "{\"error\":\"" PROTOCOL_ERROR_RETIRING "\",\"parameters\":{\"message\":\"the worker is shutting down\"}}";
 
+/* How a worker ends.  A coverage build unloads the handler module first:
+ * the module has its own copy of gcov, which writes the module's counts
+ * from its destructor, and _exit() runs no destructors (child-exit.h). */
+static void *exit_module;
+
+_Noreturn static void worker_exit(int status) {
+#ifdef AETASK_COVERAGE
+        if (exit_module)
+                dlclose(exit_module);
+#endif
+        child_exit(status);
+}
+
 static void on_sigterm(int sig) {
         retire_requested = 1;
         if (idle_between_checkouts) {
-                /* send() and child_exit() are async-signal-safe (see child-exit.h); sizeof includes the NUL. */
+                /* send() and worker_exit() are async-signal-safe (in a normal build); sizeof includes the NUL. */
                 (void) !send(retire_fd, retiring_message, sizeof(retiring_message), MSG_NOSIGNAL);
-                child_exit(EXIT_SUCCESS);
+                worker_exit(EXIT_SUCCESS);
         }
 }
 
@@ -463,6 +477,7 @@ static void setup_process(aetask_worker *w, int conn_fd) {
                 close_range(3, conn_fd - 1, 0);
         close_range(conn_fd + 1, ~0U, 0);
         retire_fd = conn_fd;
+        exit_module = w->server->module;
 
         /* systemd hears about workers from the server alone (NotifyAccess=main). */
         unsetenv("NOTIFY_SOCKET");
@@ -500,30 +515,30 @@ _Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd) 
 
         w = worker_new(s, slot);
         if (!w)
-                child_exit(EXIT_FAILURE);
+                worker_exit(EXIT_FAILURE);
         setup_process(w, conn_fd);
         journal_set_blocking(true);
 
         /* Greet before reading anything: a client that sees the connection
          * end before the greeting knows nothing it sent there ran. */
         if (protocol_append_hello(&out, w->number, (int) getpid()) < 0 || write_all(conn_fd, &out) < 0)
-                child_exit(EXIT_SUCCESS);
+                worker_exit(EXIT_SUCCESS);
 
         for (;;) {
                 int r = worker_handle_input(w, &in, &out, conn_fd);
                 if (r == -EPIPE)
-                        child_exit(EXIT_SUCCESS);  /* the client is gone */
+                        worker_exit(EXIT_SUCCESS);  /* the client is gone */
                 if (buffer_length(&out) > 0 && write_all(conn_fd, &out) < 0)
-                        child_exit(EXIT_SUCCESS);  /* the client is gone */
+                        worker_exit(EXIT_SUCCESS);  /* the client is gone */
                 if (r < 0)
-                        child_exit(EXIT_FAILURE);
+                        worker_exit(EXIT_FAILURE);
 
                 /* Flag first, then check: a SIGTERM landing between the two
                  * is seen by one or the other, never by neither. */
                 idle_between_checkouts = !w->in_checkout;
                 if (retire_requested && !w->in_checkout) {
                         (void) !send(conn_fd, retiring_message, sizeof(retiring_message), MSG_NOSIGNAL);
-                        child_exit(EXIT_SUCCESS);
+                        worker_exit(EXIT_SUCCESS);
                 }
 
                 if (buffer_length(&in) == 0)
@@ -541,7 +556,7 @@ _Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd) 
                         (void) protocol_append_error(&out, PROTOCOL_ERROR_INVALID_MESSAGE,
                                                      "message incomplete after the hung timeout", NULL);
                         (void) write_all(conn_fd, &out);
-                        child_exit(EXIT_FAILURE);
+                        worker_exit(EXIT_FAILURE);
                 }
 
                 ssize_t n = buffer_read(&in, conn_fd, s->max_message_size + 1);
@@ -549,10 +564,10 @@ _Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd) 
 
                 if (n == 0) {
                         if (buffer_length(&in) == 0)
-                                child_exit(EXIT_SUCCESS);  /* the client let the worker go */
+                                worker_exit(EXIT_SUCCESS);  /* the client let the worker go */
                         log_warning("Worker %u: client closed the connection in the middle of a message "
                                     "(%zu bytes), closing", w->number, buffer_length(&in));
-                        child_exit(EXIT_FAILURE);
+                        worker_exit(EXIT_FAILURE);
                 }
                 if (n == -EMSGSIZE) {
                         log_warning("Worker %u: message from client exceeds the limit of %zu bytes, closing",
@@ -560,12 +575,12 @@ _Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd) 
                         (void) protocol_append_error(&out, PROTOCOL_ERROR_MESSAGE_TOO_LARGE,
                                                      "message exceeds the size limit", NULL);
                         (void) write_all(conn_fd, &out);
-                        child_exit(EXIT_FAILURE);
+                        worker_exit(EXIT_FAILURE);
                 }
                 if (n < 0) {
                         if (n != -ECONNRESET)
                                 log_warning_errno((int) n, "Worker %u: failed to read from client", w->number);
-                        child_exit(EXIT_SUCCESS);
+                        worker_exit(EXIT_SUCCESS);
                 }
         }
 }
