@@ -36,5 +36,32 @@ for t in nan inf 1e99 -1; do
         check "timeout-$t-message" "aetaskctl: invalid --timeout: $t: expected seconds, more than 0 and at most 1000000000 (fractions allowed)" "$out"
 done
 
+# Help, version and usage errors: exit 0 for what was asked, 2 for a
+# command line that cannot be run, each with a message that says why.
+out=$("$AETASKCTL" --help); rc=$?
+check help-exit 0 "$rc"
+check help-first-line "Usage: aetaskctl [OPTIONS...] [NAME] COMMAND ..." "$(head -1 <<<"$out")"
+check version "aetaskctl $(sed -n "s/^ *version : '\(.*\)',/\1/p" "$(dirname "$0")/../meson.build")" "$("$AETASKCTL" --version)"
+"$AETASKCTL" >/dev/null 2>&1; check no-command-exit 2 $?
+out=$("$AETASKCTL" --timeout soon call echo 1 2>&1); rc=$?
+check bad-timeout "2 aetaskctl: invalid --timeout: soon" "$rc $out"
+out=$("$AETASKCTL" somename 2>&1); rc=$?
+check name-without-command "2 aetaskctl: no command after 'somename', see --help" "$rc $out"
+out=$("$AETASKCTL" somename frobnicate 2>&1); rc=$?
+check unknown-command "2 aetaskctl: unknown command 'frobnicate', see --help" "$rc $out"
+out=$("$AETASKCTL" call echo 1 2>&1); rc=$?
+check call-without-server "2 aetaskctl: no server given: use --connect ADDRESS or aetaskctl NAME call" "$rc $out"
+out=$("$AETASKCTL" --connect "nonsense:x" call echo 1 2>&1); rc=$?
+check call-bad-address "2" "$rc"
+[[ "$out" == "aetaskctl: cannot use nonsense:x: "* ]]; check call-bad-address-message 0 $?
+out=$("$AETASKCTL" status "nonsense:x" 2>&1); rc=$?
+check status-bad-address "2" "$rc"
+out=$("$AETASKCTL" status "unix:$dir/t.control" extra 2>&1); rc=$?
+check status-two-names "2 aetaskctl: status takes one NAME or ADDRESS" "$rc $out"
+# status sent to a worker socket: the greeting gives it away.
+out=$("$AETASKCTL" status "unix:$dir/t.sock" 2>&1); rc=$?
+check status-of-a-worker-socket "1" "$rc"
+[[ "$out" == "aetaskctl: unix:$dir/t.sock is a worker socket, not a control socket "* ]]; check status-of-a-worker-socket-message 0 $?
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

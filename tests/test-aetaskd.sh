@@ -1,6 +1,7 @@
 #!/bin/bash
 # aetaskd as a program: socket activation with a real LISTEN_FDS hand-over
-# (systemd-socket-activate), process titles in ps, usage errors.
+# (systemd-socket-activate), process titles in ps, usage errors, handler
+# modules it refuses.
 set -uo pipefail
 dir=$(mktemp -d)
 pids=()
@@ -41,6 +42,12 @@ grep -q "No socket to serve" "$dir/usage.log"; check no-socket-message 0 $?
 "$AETASKD" --listen "unix:$dir/x.sock" >/dev/null 2>&1; check no-handler-exit 2 $?
 "$AETASKD" --listen "unix:$dir/y.sock" --handler no-such-handler 2>"$dir/nohandler.log"; check missing-handler-exit 6 $?
 grep -q "Failed to load handler 'no-such-handler'" "$dir/nohandler.log"; check missing-handler-message 0 $?
+# Modules that load but are no handler this aetaskd can run ($1: tests/handlers).
+"$AETASKD" --listen "unix:$dir/z.sock" --handler-dir "$1" --handler no-symbol 2>"$dir/nosymbol.log"; check no-symbol-exit 6 $?
+check no-symbol-message "aetaskd: Failed to load handler 'no-symbol': $1/no-symbol.so does not export aetask_handler_module" \
+        "$(head -1 "$dir/nosymbol.log")"
+"$AETASKD" --listen "unix:$dir/z.sock" --handler-dir "$1" --handler wrong-abi 2>"$dir/wrongabi.log"; check wrong-abi-exit 6 $?
+check wrong-abi-message "aetaskd: Failed to load handler 'wrong-abi': ABI version 2, expected 1" "$(head -1 "$dir/wrongabi.log")"
 "$AETASKD" --bogus >/dev/null 2>&1; check bad-option-exit 2 $?
 for bad in "--max-workers=0" "--max-workers=65537" "--max-workers-per-uid=0" "--max-workers-per-uid=65537" "--max-workers-per-uid=x"; do
         "$AETASKD" --handler echo "$bad" >/dev/null 2>&1; check "out-of-range $bad" 2 $?

@@ -1,7 +1,9 @@
 /* The client library against real forked servers: every behaviour of the
  * seed manual's client and server that does not concern logging or units. */
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -89,6 +91,17 @@ static const aetask_handler bad_setup_handler = {
         .name = "bad-setup",
         .setup = t_bad_setup,
         .methods = t_methods,
+};
+
+static int t_done_fails(aetask_worker *w) {
+        return aetask_worker_raise(w, "cannot roll back");
+}
+
+static const aetask_handler failing_done_handler = {
+        .abi_version = AETASK_HANDLER_ABI_VERSION,
+        .name = "failing-done",
+        .methods = t_methods,
+        .checkout_done = t_done_fails,
 };
 
 static const aetask_handler no_catch_all_handler = {
@@ -387,6 +400,42 @@ Test(client, a_checkout_times_out_while_the_server_is_absent) {
         aetask_checkout_unref(co);
 }
 
+/* TCP on the loopback: connect() returns EINPROGRESS and the refusal
+ * comes later, on the socket.  The client backs off and retries, and the
+ * timeout says why no worker came; a server that comes up is then used. */
+Test(client, a_tcp_connect_refused_after_it_started_is_retried_and_explained) {
+        collect c = {};
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(sa);
+
+        /* A port that was free a moment ago, and nobody listens on now. */
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        cr_assert_eq(getsockname(fd, (struct sockaddr *) &sa, &len), 0);
+        close(fd);
+        test_server_init(&srv);
+        snprintf(srv.address, sizeof(srv.address), "tcp:127.0.0.1:%u", ntohs(sa.sin_port));
+        client = test_client_new(&srv, &event);
+
+        aetask_checkout *co = checkout();
+        aetask_checkout_set_timeout(co, 500000);
+        aetask_checkout_set_error_handler(co, on_error, &c);
+        cr_assert_eq(aetask_checkout_call(co, "pid", NULL, on_reply, &c), 0);
+        test_run_until(event, &c.done, 5);
+        cr_assert_eq(c.kind, AETASK_ERROR_TIMEOUT);
+        char expected[320];
+        snprintf(expected, sizeof(expected), "timed out after 0.5 seconds (no worker: connecting to %s failed: "
+                 "Connection refused)", srv.address);
+        cr_assert_str_eq(c.message, expected);
+        aetask_checkout_unref(co);
+
+        test_server_start(&srv, &counting_handler, NULL, NULL);
+        co = checkout();
+        cr_assert_gt(call_pid(co), 0, "the retries reach the server once it listens");
+        aetask_checkout_unref(co);
+}
+
 Test(client, calls_queued_before_the_server_starts_are_answered_once_it_does) {
         collect c = {};
 
@@ -627,6 +676,37 @@ Test(client, a_worker_that_raised_is_replaced_after_release) {
 Test(client, dont_refork_after_error_keeps_the_worker) {
         start(&counting_handler, NULL, NULL);
         cr_assert(pid_after_error(true), "the same worker with dont_refork_after_error");
+}
+
+/* A checkout-done hook that failed leaves the worker's state suspect: the
+ * client pools it no more, whether it was idle when the hook's answer came
+ * or already serving the next checkout (whose call went out with the Done). */
+Test(client, a_worker_whose_checkout_done_hook_failed_is_not_pooled_again) {
+        collect c = {};
+
+        start(&failing_done_handler, NULL, NULL);
+        aetask_client_set_max_workers(client, 1);
+        aetask_checkout *co = checkout();
+        int first = call_pid(co);
+        aetask_checkout_unref(co);
+        test_run_for(event, 0.2);  /* idle in the pool when the answer comes */
+        co = checkout();
+        int second = call_pid(co);
+        cr_assert_neq(second, first, "the idle worker whose hook failed was closed");
+
+        aetask_checkout *next = checkout();
+        aetask_checkout_set_error_handler(next, on_error, &c);
+        cr_assert_eq(aetask_checkout_call(next, "pid", NULL, on_reply, &c), 0);
+        aetask_checkout_unref(co);  /* the Done and next's call go out together */
+        test_run_until(event, &c.done, 10);
+        cr_assert_eq(c.replies, 1, "the waiting checkout is served: %s", c.message);
+        cr_assert_eq(json_object_get_int(c.last), second, "by the worker it was handed");
+        json_object_put(c.last);
+        c.last = NULL;
+        aetask_checkout_unref(next);
+        co = checkout();
+        cr_assert_neq(call_pid(co), second, "which is closed after that checkout");
+        aetask_checkout_unref(co);
 }
 
 Test(client, max_checkouts_recycles_workers) {

@@ -111,6 +111,17 @@ static _Noreturn void fake_worker(int fd, greeting greet) {
                         while (read(fd, call, sizeof(call)) > 0)
                                 ;
                         _exit(0);
+                } else if (strstr(call, "Worker.busy\"")) {
+                        fake_write(fd, "{\"error\":\"io.aetask.ServerBusy\",\"parameters\":{\"message\":\"too busy now\"}}");
+                } else if (strstr(call, "Worker.busy_after_reply\"")) {
+                        fake_reply_result(fd, call);
+                        usleep(100000);  /* the refusal arrives on its own, with no call in flight */
+                        fake_write(fd, "{\"error\":\"io.aetask.ServerBusy\",\"parameters\":{\"message\":\"too busy now\"}}");
+                } else if (strstr(call, "Worker.retire_after_reply\"")) {
+                        fake_reply_result(fd, call);
+                        usleep(100000);
+                        fake_write(fd, "{\"error\":\"io.aetask.Retiring\",\"parameters\":{\"message\":\"shutting down\"}}");
+                        _exit(0);
                 } else if (strstr(call, "Worker.log_flood\"")) {
                         fake_reply_with_logs(fd, 100000, true);
                 } else if (strstr(call, "Worker.log_flood_in_order\"")) {
@@ -316,6 +327,50 @@ Test(hostile_worker, an_error_the_client_does_not_know) {
 Test(hostile_worker, a_reply_over_the_size_limit) {
         start(GREET);
         expect_only_it_fails("oversize", AETASK_ERROR_PROTOCOL, "exceeds the message size limit");
+}
+
+Test(hostile_worker, a_server_busy_reply_after_the_greeting_refuses_that_call) {
+        start(GREET);
+        expect_only_it_fails("busy", AETASK_ERROR_REFUSED, "too busy now");
+}
+
+/* A call answered, then a message with no call in flight on that
+ * connection: the checkout that holds it fails for good with KIND and
+ * MESSAGE, and its next call is not sent to another worker (calls already
+ * ran on this one). */
+static void expect_answered_then_lost(const char *method, aetask_error_kind kind, const char *message) {
+        outcome o;
+        outcome *one[] = { &o };
+        aetask_error_kind k;
+        const char *text;
+
+        start(GREET);
+        aetask_checkout *co = call(client, method, "[\"ran\"]", &o);
+        run_until_done(one, 1, 10);
+        cr_assert_eq(o.replies, 1, "%s: the call was answered: %s", method, o.message);
+        json_object_put(o.result);
+        for (double deadline = now_seconds() + 10; aetask_checkout_get_error(co, NULL, NULL) == -ENODATA;) {
+                cr_assert_lt(now_seconds(), deadline, "%s: the checkout never failed", method);
+                cr_assert_geq(sd_event_run(event, 50000), 0);
+        }
+        cr_assert_eq(aetask_checkout_get_error(co, &k, &text), 0);
+        cr_assert_eq(k, kind, "%s: a %s error: %s", method, aetask_error_kind_to_string(k), text);
+        cr_assert_str_eq(text, message);
+
+        o = (outcome) {};
+        cr_assert_eq(aetask_checkout_call(co, "echo", NULL, on_reply, &o), 0);
+        run_until_done(one, 1, 10);
+        cr_assert_eq(o.replies, 0, "%s: a later call on that checkout is not run elsewhere", method);
+        cr_assert_eq(o.kind, kind);
+        aetask_checkout_unref(co);
+}
+
+Test(hostile_worker, a_retiring_message_after_an_answered_call_is_a_worker_died_error) {
+        expect_answered_then_lost("retire_after_reply", AETASK_ERROR_WORKER_DIED, "worker retired during the checkout");
+}
+
+Test(hostile_worker, a_server_busy_message_with_no_call_in_flight_is_a_refusal) {
+        expect_answered_then_lost("busy_after_reply", AETASK_ERROR_REFUSED, "too busy now");
 }
 
 Test(hostile_worker, closing_in_the_middle_of_a_reply) {

@@ -51,8 +51,13 @@ static int h_done(aetask_worker *w) {
         return 0;
 }
 
+static int h_multiline(aetask_worker *w, json_object *args, json_object **ret) {
+        aetask_log_info(w, "first line\nsecond line");
+        return 0;
+}
+
 static const aetask_method h_methods[] = {
-        { "work", h_work }, { "fail", h_fail }, { "flood", h_flood }, {}
+        { "work", h_work }, { "fail", h_fail }, { "flood", h_flood }, { "multiline", h_multiline }, {}
 };
 
 static const aetask_handler logging_handler = {
@@ -290,6 +295,7 @@ static void fake_journal(void) {
 /* The entries, each "FIELD=value\n..." text, read as they come: a datagram
  * socket queues only a few, and senders that find it full drop or wait. */
 static char entries[256][4096];
+static size_t entry_sizes[256];
 static int n_entries;
 
 static int on_journal(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -297,6 +303,7 @@ static int on_journal(sd_event_source *s, int fd, uint32_t revents, void *userda
                 ssize_t r = recv(fd, entries[n_entries], 4095, 0);
                 if (r < 0)
                         break;
+                entry_sizes[n_entries] = (size_t) r;
                 entries[n_entries++][r] = 0;
         }
         return 0;
@@ -355,6 +362,34 @@ Test(log, journal_entries_of_client_and_worker_share_the_trace_id) {
         cr_assert_geq(client_one, 3, "client entries for trace-one: %d of %d", client_one, n);
         cr_assert_geq(worker_one, 3, "worker entries for trace-one: %d of %d", worker_one, n);
         cr_assert_gt(two, 0);
+        close(journal_fd);
+        unlink(journal_path);
+}
+
+/* journald's native protocol: a value with a newline goes as the name, a
+ * newline, its length as 64-bit little endian, the bytes, a newline. */
+Test(log, a_journal_field_with_newlines_is_sent_with_its_length) {
+        static const char field[] = "MESSAGE\n\x16\0\0\0\0\0\0\0first line\nsecond line\n";
+        aetask_checkout *co;
+        int found = 0;
+
+        fake_journal();
+        start();
+        cr_assert_geq(sd_event_add_io(event, NULL, journal_fd, EPOLLIN, on_journal, NULL), 0);
+        aetask_client_set_journal(client, 1);
+        aetask_client_checkout(client, &co);
+        call_and_wait(co, "multiline", NULL);
+        aetask_checkout_unref(co);
+        test_run_for(event, 0.2);
+
+        for (int i = 0; i < n_entries; i++)
+                if (memmem(entries[i], entry_sizes[i], field, sizeof(field) - 1)) {
+                        found++;
+                        cr_assert(memmem(entries[i], entry_sizes[i], "\nAETASK_ORIGIN=worker\n", 22),
+                                  "a worker's entry");
+                }
+        cr_assert_eq(found, 1, "the two-line message, once, in %d entries", n_entries);
+        cr_assert(!memmem(entries, sizeof(entries), "MESSAGE=first line", 18), "not as a plain field");
         close(journal_fd);
         unlink(journal_path);
 }

@@ -30,7 +30,23 @@ static int s_pid(aetask_worker *w, json_object *args, json_object **ret) {
         return 0;
 }
 
-static const aetask_method s_methods[] = { { "pid", s_pid }, {} };
+/* The worker accessors, as a handler sees them: setup leaves userdata
+ * that each call of that worker finds again. */
+static char s_userdata_marker;
+
+static int s_whoami(aetask_worker *w, json_object *args, json_object **ret) {
+        if (!aetask_worker_get_userdata(w) &&
+            aetask_worker_set_userdata(w, &s_userdata_marker) != NULL)
+                return aetask_worker_raise(w, "set_userdata did not return the old value, NULL");
+        *ret = json_object_new_object();
+        json_object_object_add(*ret, "number", json_object_new_int((int) aetask_worker_get_number(w)));
+        json_object_object_add(*ret, "handler", json_object_new_string(aetask_worker_get_handler_name(w)));
+        json_object_object_add(*ret, "userdata", json_object_new_boolean(aetask_worker_get_userdata(w) == &s_userdata_marker));
+        json_object_object_add(*ret, "pid", json_object_new_int(getpid()));
+        return 0;
+}
+
+static const aetask_method s_methods[] = { { "pid", s_pid }, { "whoami", s_whoami }, {} };
 static const aetask_handler s_handler = {
         .abi_version = AETASK_HANDLER_ABI_VERSION,
         .name = "server-test",
@@ -214,6 +230,53 @@ static char listen_address[128];
 
 static void listen_extra(aetask_server *s, void *userdata) {
         cr_assert_eq(aetask_server_listen(s, listen_address), 0, "listen on %s", listen_address);
+}
+
+static int n_whoami;
+static json_object *whoami[2];
+
+static void on_whoami(aetask_checkout *co, json_object *result, void *userdata) {
+        json_object_put(whoami[n_whoami % 2]);
+        whoami[n_whoami++ % 2] = json_object_get(result);
+}
+
+static int field(json_object *o, const char *key) {
+        json_object *v;
+        cr_assert(json_object_object_get_ex(o, key, &v), "no %s in %s", key, json_object_to_json_string(o));
+        return json_object_get_int(v);
+}
+
+/* Two checkouts at once: two workers, numbered 1 and 2, each naming its
+ * handler, and finding in its second call the userdata its first set. */
+Test(server, worker_accessors_in_real_workers) {
+        aetask_checkout *a, *b;
+
+        test_server_start(&srv, &s_handler, NULL, NULL);
+        client = test_client_new(&srv, &event);
+        aetask_client_set_error_handler(client, on_error, NULL);
+        cr_assert_eq(aetask_client_checkout(client, &a), 0);
+        cr_assert_eq(aetask_client_checkout(client, &b), 0);
+        for (int round = 0; round < 2; round++) {
+                n_whoami = 0;
+                cr_assert_eq(aetask_checkout_call(a, "whoami", NULL, on_whoami, NULL), 0);
+                cr_assert_eq(aetask_checkout_call(b, "whoami", NULL, on_whoami, NULL), 0);
+                for (int i = 0; i < 200 && n_whoami < 2; i++)
+                        test_run_for(event, 0.01);
+                cr_assert_eq(n_whoami, 2);
+                cr_assert_neq(field(whoami[0], "pid"), field(whoami[1], "pid"), "two workers");
+                cr_assert_eq(field(whoami[0], "number") + field(whoami[1], "number"), 3, "numbered 1 and 2: %s %s",
+                             json_object_to_json_string(whoami[0]), json_object_to_json_string(whoami[1]));
+                for (int i = 0; i < 2; i++) {
+                        json_object *h;
+                        json_object_object_get_ex(whoami[i], "handler", &h);
+                        cr_assert_str_eq(json_object_get_string(h), "server-test");
+                        cr_assert_eq(field(whoami[i], "userdata"), 1, "the worker's userdata is its own");
+                }
+        }
+        json_object_put(whoami[0]);
+        json_object_put(whoami[1]);
+        aetask_checkout_unref(a);
+        aetask_checkout_unref(b);
 }
 
 Test(server, listens_on_abstract_unix_sockets) {

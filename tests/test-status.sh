@@ -65,6 +65,10 @@ check "the call answered" null "$(cat "$dir/sleep.out")"
 sleep 0.1
 match "calls served counts exited workers" "; 3 calls served," "$(ctl status t)"
 
+out=$("$AETASKD" --listen "unix:$dir/g.sock" --handler echo --control-group no-such-group-here 2>&1); rc=$?
+check "an unknown control group: usage" 2 "$rc"
+match "an unknown control group says which" "Failed to find group no-such-group-here for --control-group" "$out"
+
 out=$(ctl status 2>&1); rc=$?
 check "status without a server: usage" 2 "$rc"
 out=$(ctl status "unix:$dir/absent.control" 2>&1); rc=$?
@@ -96,6 +100,15 @@ if [ "$(id -u)" = 0 ]; then
         match "status allowed to the control group (supplementary)" "^echo: aetaskd pid $server" "$out"
         out=$(as_user --reuid=65534 --regid=4321 --clear-groups -- status t 2>&1)
         match "status allowed to the control group (primary)" "^echo: aetaskd pid $server" "$out"
+        # The group by name, as units write it: any group of this system.
+        read -r group gid < <(getent group | awk -F: '$3 > 0 && $3 < 65534 { print $1, $3; exit }')
+        stop
+        start --control-group="$group"
+        chmod 666 "$dir/t.control"
+        out=$(setpriv --reuid=65534 --regid="$gid" --clear-groups "$AETASKCTL" status t 2>&1)
+        match "status allowed to the control group by name ($group)" "^echo: aetaskd pid $server" "$out"
+        out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$AETASKCTL" status t 2>&1)
+        match "and refused outside it" "PermissionDenied" "$out"
 fi
 
 # SIGTERM: a busy worker finishes its call; the server exits after it.

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "child-exit.h"
 
 /* The value below which a fraction Q of the sorted samples lie. */
 static double quantile(const double *sorted, size_t n, double q) {
@@ -252,7 +253,7 @@ void bench_floor(void) {
                         while (read_full(sv[1], b, sizeof(b)) == 0)
                                 if (write(sv[1], b, sizeof(b)) != sizeof(b))
                                         break;
-                        _exit(0);
+                        child_exit(0);
                 }
                 close(sv[1]);
 
@@ -477,7 +478,7 @@ static void memory_child(const char *address, int fd) {
         memory_result m;
 
         if (!cos)
-                _exit(EXIT_FAILURE);
+                child_exit(EXIT_FAILURE);
         sd_event_new(&event);
         aetask_client *c = client_new(event, address, &o);
 
@@ -485,22 +486,22 @@ static void memory_child(const char *address, int fd) {
          * allocations are not counted. */
         aetask_checkout *first;
         if (aetask_client_checkout(c, &first) < 0 || aetask_checkout_call(first, "echo", args, NULL, NULL) < 0)
-                _exit(EXIT_FAILURE);
+                child_exit(EXIT_FAILURE);
 
         long rss_before = self_rss_bytes();
         size_t heap_before = mallinfo2().uordblks;
         for (unsigned long i = 0; i < arg.queued; i++)
                 if (aetask_client_checkout(c, &cos[i]) < 0 ||
                     aetask_checkout_call(cos[i], "echo", args, NULL, NULL) < 0)
-                        _exit(EXIT_FAILURE);
+                        child_exit(EXIT_FAILURE);
         long rss_after = self_rss_bytes();
         size_t heap_after = mallinfo2().uordblks;
 
         m.rss_per_checkout = (double) (rss_after - rss_before) / (double) arg.queued;
         m.heap_per_checkout = (double) (heap_after - heap_before) / (double) arg.queued;
         if (write(fd, &m, sizeof(m)) != sizeof(m))
-                _exit(EXIT_FAILURE);
-        _exit(EXIT_SUCCESS);
+                child_exit(EXIT_FAILURE);
+        child_exit(EXIT_SUCCESS);
 }
 
 static void on_pid(aetask_checkout *co, json_object *result, void *userdata) {

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "child-exit.h"
 #include "macro.h"
 #include "server-internal.h"
 
@@ -70,7 +71,7 @@ _public_ int aetask_server_fork(aetask_server *s, pid_t *ret_pid, int *ret_keepa
                 safe_close(pipefd[1]);
                 close_all_but(s, pipefd[0]);
                 s->keepalive_fd = pipefd[0];
-                _exit(aetask_server_run(s) < 0 ? EXIT_FAILURE : EXIT_SUCCESS);
+                child_exit(aetask_server_run(s) < 0 ? EXIT_FAILURE : EXIT_SUCCESS);
         }
 
         safe_close(pipefd[0]);

@@ -2,6 +2,7 @@
  * handler, writes replies, one call at a time and in order.  It runs the
  * handler's setup before its first call, and retires between checkouts when
  * the server asks it to (SIGTERM). */
+#include <dlfcn.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "buffer.h"
+#include "child-exit.h"
 #include "journal.h"
 #include "log.h"
 #include "macro.h"
@@ -58,6 +60,19 @@ static pid_t server_pid;
 static unsigned drain_limit_seconds;     /* 0: none */
 static volatile sig_atomic_t drain_limit_armed;
 
+/* How a worker ends.  A coverage build unloads the handler module first:
+ * the module has its own copy of gcov, which writes the module's counts
+ * from its destructor, and _exit() runs no destructors (child-exit.h). */
+static void *exit_module;
+
+_Noreturn static void worker_exit(int status) {
+#ifdef AETASK_COVERAGE
+        if (exit_module)
+                dlclose(exit_module);
+#endif
+        child_exit(status);
+}
+
 static void on_sigterm(int sig) {
         retire_requested = 1;
         if (drain_limit_seconds > 0 && !drain_limit_armed && getppid() != server_pid) {
@@ -65,9 +80,9 @@ static void on_sigterm(int sig) {
                 alarm(drain_limit_seconds);
         }
         if (idle_between_checkouts) {
-                /* send() and _exit() are async-signal-safe; sizeof includes the NUL. */
+                /* send() and worker_exit() are async-signal-safe (in a normal build); sizeof includes the NUL. */
                 (void) !send(retire_fd, retiring_message, sizeof(retiring_message), MSG_NOSIGNAL);
-                _exit(EXIT_SUCCESS);
+                worker_exit(EXIT_SUCCESS);
         }
 }
 
@@ -486,6 +501,7 @@ static void setup_process(aetask_worker *w, int conn_fd) {
         close_range(conn_fd + 1, ~0U, 0);
         retire_fd = conn_fd;
         server_restore_fd_limit(w->server);
+        exit_module = w->server->module;
 
         /* systemd hears about workers from the server alone (NotifyAccess=main). */
         unsetenv("NOTIFY_SOCKET");
@@ -523,23 +539,23 @@ _Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd) 
 
         w = worker_new(s, slot);
         if (!w)
-                _exit(EXIT_FAILURE);
+                worker_exit(EXIT_FAILURE);
         setup_process(w, conn_fd);
         journal_set_blocking(true);
 
         /* Greet before reading anything: a client that sees the connection
          * end before the greeting knows nothing it sent there ran. */
         if (protocol_append_hello(&out, w->number, (int) getpid()) < 0 || write_all(conn_fd, &out) < 0)
-                _exit(EXIT_SUCCESS);
+                worker_exit(EXIT_SUCCESS);
 
         for (;;) {
                 int r = worker_handle_input(w, &in, &out, conn_fd);
                 if (r == -EPIPE)
-                        _exit(EXIT_SUCCESS);  /* the client is gone */
+                        worker_exit(EXIT_SUCCESS);  /* the client is gone */
                 if (buffer_length(&out) > 0 && write_all(conn_fd, &out) < 0)
-                        _exit(EXIT_SUCCESS);  /* the client is gone */
+                        worker_exit(EXIT_SUCCESS);  /* the client is gone */
                 if (r < 0)
-                        _exit(EXIT_FAILURE);
+                        worker_exit(EXIT_FAILURE);
                 buffer_shrink(&in);
                 buffer_shrink(&out);
 
@@ -548,7 +564,7 @@ _Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd) 
                 idle_between_checkouts = !w->in_checkout;
                 if (retire_requested && !w->in_checkout) {
                         (void) !send(conn_fd, retiring_message, sizeof(retiring_message), MSG_NOSIGNAL);
-                        _exit(EXIT_SUCCESS);
+                        worker_exit(EXIT_SUCCESS);
                 }
 
                 if (buffer_length(&in) == 0)
@@ -566,7 +582,7 @@ _Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd) 
                         (void) protocol_append_error(&out, PROTOCOL_ERROR_INVALID_MESSAGE,
                                                      "message incomplete after the hung timeout", NULL);
                         (void) write_all(conn_fd, &out);
-                        _exit(EXIT_FAILURE);
+                        worker_exit(EXIT_FAILURE);
                 }
 
                 ssize_t n = buffer_read(&in, conn_fd, s->max_message_size + 1);
@@ -574,10 +590,10 @@ _Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd) 
 
                 if (n == 0) {
                         if (buffer_length(&in) == 0)
-                                _exit(EXIT_SUCCESS);  /* the client let the worker go */
+                                worker_exit(EXIT_SUCCESS);  /* the client let the worker go */
                         log_warning("Worker %u: client closed the connection in the middle of a message "
                                     "(%zu bytes), closing", w->number, buffer_length(&in));
-                        _exit(EXIT_FAILURE);
+                        worker_exit(EXIT_FAILURE);
                 }
                 if (n == -EMSGSIZE) {
                         log_warning("Worker %u: message from client exceeds the limit of %zu bytes, closing",
@@ -585,12 +601,12 @@ _Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd) 
                         (void) protocol_append_error(&out, PROTOCOL_ERROR_MESSAGE_TOO_LARGE,
                                                      "message exceeds the size limit", NULL);
                         (void) write_all(conn_fd, &out);
-                        _exit(EXIT_FAILURE);
+                        worker_exit(EXIT_FAILURE);
                 }
                 if (n < 0) {
                         if (n != -ECONNRESET)
                                 log_warning_errno((int) n, "Worker %u: failed to read from client", w->number);
-                        _exit(EXIT_SUCCESS);
+                        worker_exit(EXIT_SUCCESS);
                 }
         }
 }
