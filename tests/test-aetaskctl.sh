@@ -44,7 +44,7 @@ check help-first-line "Usage: aetaskctl [OPTIONS...] [NAME] COMMAND ..." "$(head
 check version "aetaskctl $(sed -n "s/^ *version : '\(.*\)',/\1/p" "$(dirname "$0")/../meson.build")" "$("$AETASKCTL" --version)"
 "$AETASKCTL" >/dev/null 2>&1; check no-command-exit 2 $?
 out=$("$AETASKCTL" --timeout soon call echo 1 2>&1); rc=$?
-check bad-timeout "2 aetaskctl: invalid --timeout: soon" "$rc $out"
+check bad-timeout "2 aetaskctl: invalid --timeout: soon: expected seconds, more than 0 and at most 1000000000 (fractions allowed)" "$rc $out"
 out=$("$AETASKCTL" somename 2>&1); rc=$?
 check name-without-command "2 aetaskctl: no command after 'somename', see --help" "$rc $out"
 out=$("$AETASKCTL" somename frobnicate 2>&1); rc=$?
