@@ -33,7 +33,8 @@ typedef struct worker_record {
 } worker_record;
 
 struct aetask_server {
-        const aetask_handler *handler;
+        const aetask_handler *handler; /* &handler_copy, once set */
+        aetask_handler handler_copy;   /* of whichever ABI version, with what it lacks NULL */
         void *module;
         char *handler_name;
         char *name;
@@ -87,6 +88,8 @@ struct aetask_server {
 
 /* handler-module.c */
 int handler_module_load(const char *name, const char *dir, void **ret_module, const aetask_handler **ret);
+/* Makes H the server's handler; -EPROTONOSUPPORT for an unknown ABI version. */
+int handler_adopt(aetask_server *s, const aetask_handler *h);
 
 /* server.c: the counts a status report is made of. */
 typedef struct server_counts {

@@ -62,9 +62,7 @@ _public_ aetask_server *aetask_server_free(aetask_server *s) {
 _public_ int aetask_server_set_handler(aetask_server *s, const aetask_handler *h) {
         assert_return(s, -EINVAL);
         assert_return(h, -EINVAL);
-        assert_return(h->abi_version == AETASK_HANDLER_ABI_VERSION, -EPROTONOSUPPORT);
-        s->handler = h;
-        return 0;
+        return handler_adopt(s, h);
 }
 
 static int set_string(char **p, const char *v) {
@@ -96,8 +94,7 @@ _public_ int aetask_server_load_handler(aetask_server *s, const char *name, cons
         if (s->module)
                 dlclose(s->module);
         s->module = module;
-        s->handler = h;
-        return 0;
+        return handler_adopt(s, h);
 }
 
 _public_ int aetask_server_set_name(aetask_server *s, const char *name) {

@@ -316,7 +316,7 @@ static int run_call(aetask_worker *w, const protocol_call *c, buffer *out) {
         }
 
         fn = c->kind == PROTOCOL_CALL_METHOD ? find_method(w->handler, c->method) : w->handler->call;
-        if (!fn) {
+        if (!fn && !w->handler->interface) {
                 if (c->kind == PROTOCOL_CALL_METHOD)
                         (void) aetask_worker_raise(w, "unknown method '%s'", c->method);
                 else
@@ -334,7 +334,9 @@ static int run_call(aetask_worker *w, const protocol_call *c, buffer *out) {
                 return -EPIPE;
         }
         args = c->args ? json_object_get(c->args) : json_object_new_array();
-        r = fn(w, args, &result);
+        /* What the table and the catch-all do not take goes to the general
+         * interface, with the name the call was made with (or NULL). */
+        r = fn ? fn(w, args, &result) : w->handler->interface(w, w->method, args, &result);
         slot_call_end(w->slot, true);
         json_object_put(args);
 
