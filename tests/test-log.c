@@ -41,6 +41,18 @@ static int h_flood(aetask_worker *w, json_object *args, json_object **ret) {
         return 0;
 }
 
+/* The seed's logger.t: a timer the worker starts inside the call, and one
+ * inside that, stopped (and so sent) innermost first. */
+static int h_nested(aetask_worker *w, json_object *args, json_object **ret) {
+        int outer = aetask_worker_timer_start(w, "junk");
+        usleep(1000);
+        int inner = aetask_worker_timer_start(w, "inner");
+        usleep(1000);
+        aetask_worker_timer_stop(w, inner);
+        aetask_worker_timer_stop(w, outer);
+        return 0;
+}
+
 static int h_catch_all(aetask_worker *w, json_object *args, json_object **ret) {
         aetask_log_notice(w, "catch-all with trace %s", aetask_worker_get_trace_id(w) ?: "(none)");
         return 0;
@@ -52,7 +64,7 @@ static int h_done(aetask_worker *w) {
 }
 
 static const aetask_method h_methods[] = {
-        { "work", h_work }, { "fail", h_fail }, { "flood", h_flood }, {}
+        { "work", h_work }, { "fail", h_fail }, { "flood", h_flood }, { "normal", h_nested }, {}
 };
 
 static const aetask_handler logging_handler = {
@@ -192,6 +204,33 @@ Test(log, every_call_is_timed_and_worker_timers_and_data_come_back) {
         cr_assert(json_object_object_get_ex(all, "timers", &timers));
         cr_assert_eq(json_object_array_length(timers), 3);
         json_object_put(all);
+        aetask_checkout_unref(co);
+        aetask_log_unref(l);
+}
+
+Test(log, timers_are_kept_in_the_order_they_started) {
+        aetask_log *l;
+        aetask_checkout *co;
+        const char *expected[] = { "normal", "junk", "inner", "normal", "junk", "inner" };
+
+        start();
+        aetask_log_new(&l);
+        aetask_client_checkout(client, &co);
+        aetask_checkout_set_log(co, l);
+        call_and_wait(co, "normal", NULL);
+        call_and_wait(co, "normal", NULL);
+
+        /* The call's own timer first, then the worker's, as they started. */
+        cr_assert_eq(aetask_log_get_n_timers(l), 6);
+        uint64_t prev = 0;
+        for (unsigned i = 0; i < 6; i++) {
+                const char *name;
+                uint64_t start;
+                aetask_log_get_timer(l, i, &name, &start, NULL);
+                cr_assert_str_eq(name, expected[i], "timer %u", i);
+                cr_assert_geq(start, prev);
+                prev = start;
+        }
         aetask_checkout_unref(co);
         aetask_log_unref(l);
 }
