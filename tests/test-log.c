@@ -53,6 +53,12 @@ static int h_nested(aetask_worker *w, json_object *args, json_object **ret) {
         return 0;
 }
 
+static int h_sleep(aetask_worker *w, json_object *args, json_object **ret) {
+        aetask_log_info(w, "sleeping");
+        usleep(2000000);
+        return 0;
+}
+
 static int h_catch_all(aetask_worker *w, json_object *args, json_object **ret) {
         aetask_log_notice(w, "catch-all with trace %s", aetask_worker_get_trace_id(w) ?: "(none)");
         return 0;
@@ -64,7 +70,7 @@ static int h_done(aetask_worker *w) {
 }
 
 static const aetask_method h_methods[] = {
-        { "work", h_work }, { "fail", h_fail }, { "flood", h_flood }, { "normal", h_nested }, {}
+        { "work", h_work }, { "fail", h_fail }, { "flood", h_flood }, { "normal", h_nested }, { "sleep", h_sleep }, {}
 };
 
 static const aetask_handler logging_handler = {
@@ -283,6 +289,79 @@ Test(log, the_checkout_done_hook_logs_into_the_context_after_release) {
                 test_run_for(event, 0.01);
         cr_assert_geq(find_message(l, "checkout done"), 0);
         aetask_log_unref(l);
+}
+
+/* ---- The finish callback, Log::Defer's ------------------------------ */
+
+static int finished;
+static bool done_logged_at_finish;
+
+static void on_finish(aetask_log *l, void *userdata) {
+        finished++;
+        done_logged_at_finish = find_message(l, "checkout done") >= 0;
+        *(aetask_log **) userdata = NULL;  /* the test's pointer is dangling from here */
+}
+
+Test(log, the_finish_callback_runs_once_after_the_checkout_is_released) {
+        aetask_log *l;
+        aetask_checkout *co;
+
+        start();
+        cr_assert_eq(aetask_log_new(&l), 0);
+        cr_assert_eq(aetask_log_set_finish_callback(NULL, on_finish, NULL), -EINVAL);
+        cr_assert_eq(aetask_log_set_finish_callback(l, on_finish, &l), 0);
+        aetask_client_checkout(client, &co);
+        aetask_checkout_set_log(co, l);
+        aetask_log_unref(l);  /* the checkout holds it now */
+        call_and_wait(co, "work", "[1]");
+        cr_assert_eq(finished, 0, "finished while the checkout holds it");
+        aetask_checkout_unref(co);
+        for (int i = 0; i < 500 && finished == 0; i++)
+                test_run_for(event, 0.01);
+        cr_assert_eq(finished, 1);
+        cr_assert(done_logged_at_finish, "the worker's checkout_done lines are in the log when it finishes");
+        test_run_for(event, 0.2);
+        cr_assert_eq(finished, 1, "ran exactly once");
+}
+
+static void keep_it(aetask_log *l, void *userdata) {
+        finished++;
+        *(aetask_log **) userdata = aetask_log_ref(l);
+}
+
+Test(log, a_reference_taken_in_the_finish_callback_keeps_the_log_without_a_second_run) {
+        aetask_log *l, *kept = NULL;
+
+        aetask_log_new(&l);
+        aetask_log_append(l, LOG_INFO, "still here");
+        aetask_log_set_finish_callback(l, keep_it, &kept);
+        aetask_log_unref(l);
+        cr_assert_eq(finished, 1);
+        cr_assert_eq(kept, l);
+        cr_assert_eq(find_message(kept, "still here"), 0);
+        aetask_log_unref(kept);
+        cr_assert_eq(finished, 1);
+}
+
+Test(log, a_timed_out_checkout_does_not_keep_its_log_alive) {
+        aetask_log *l;
+        aetask_checkout *co;
+
+        start();
+        aetask_log_new(&l);
+        aetask_log_set_finish_callback(l, on_finish, &l);
+        aetask_client_checkout(client, &co);
+        aetask_checkout_set_timeout(co, 200 * 1000);
+        aetask_checkout_set_log(co, l);
+        aetask_log_unref(l);
+        call_and_wait(co, "sleep", NULL);
+        cr_assert_eq(errors, 1, "the call timed out");
+        cr_assert_eq(finished, 0);
+        aetask_checkout_unref(co);
+        /* Well before the worker would have answered. */
+        for (int i = 0; i < 50 && finished == 0; i++)
+                test_run_for(event, 0.01);
+        cr_assert_eq(finished, 1, "the log finished when the timed-out checkout was released");
 }
 
 Test(log, the_trace_id_reaches_the_worker) {

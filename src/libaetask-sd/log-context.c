@@ -37,6 +37,16 @@ _public_ aetask_log *aetask_log_ref(aetask_log *l) {
 _public_ aetask_log *aetask_log_unref(aetask_log *l) {
         if (!l || --l->n_ref > 0)
                 return NULL;
+        if (l->finish) {
+                /* Readable, and alive, while the callback runs; cleared
+                 * first, so a reference it takes and drops later does not
+                 * run it again. */
+                aetask_log_finish_t finish = TAKE_PTR(l->finish);
+                l->n_ref = 1;
+                finish(l, l->finish_userdata);
+                if (--l->n_ref > 0)
+                        return NULL;
+        }
         for (unsigned i = 0; i < l->n_messages; i++)
                 free(l->messages[i].text);
         for (unsigned i = 0; i < l->n_timers; i++)
@@ -51,6 +61,13 @@ _public_ aetask_log *aetask_log_unref(aetask_log *l) {
 _public_ int aetask_log_set_journal(aetask_log *l, int b) {
         assert_return(l, -EINVAL);
         l->journal = !!b;
+        return 0;
+}
+
+_public_ int aetask_log_set_finish_callback(aetask_log *l, aetask_log_finish_t callback, void *userdata) {
+        assert_return(l, -EINVAL);
+        l->finish = callback;
+        l->finish_userdata = userdata;
         return 0;
 }
 

@@ -29,6 +29,8 @@ struct aetask_log {
         unsigned n_timers, n_timers_alloc;
         json_object *data;
         unsigned dropped;
+        aetask_log_finish_t finish;    /* runs once, when the last reference goes */
+        void *finish_userdata;
 };
 
 /* Adds a message in time order (workers' clocks are this machine's). */
