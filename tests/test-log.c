@@ -109,6 +109,12 @@ static void call_and_wait(aetask_checkout *co, const char *method, const char *a
         test_run_until(event, &done, 10);
 }
 
+static void start_with(test_server_configure_t configure) {
+        test_server_start(&srv, &logging_handler, configure, NULL);
+        client = test_client_new(&srv, &event);
+        aetask_client_set_error_handler(client, on_error, NULL);
+}
+
 static void start(void) {
         test_server_start(&srv, &logging_handler, NULL, NULL);
         client = test_client_new(&srv, &event);
@@ -473,6 +479,66 @@ Test(log, journal_entries_of_client_and_worker_share_the_trace_id) {
         cr_assert_geq(client_one, 3, "client entries for trace-one: %d of %d", client_one, n);
         cr_assert_geq(worker_one, 3, "worker entries for trace-one: %d of %d", worker_one, n);
         cr_assert_gt(two, 0);
+        close(journal_fd);
+        unlink(journal_path);
+}
+
+/* The worker's own entry per call, at the call log level. */
+static int call_entries(const char *trace) {
+        int n = 0;
+        for (int i = 0; i < n_entries; i++)
+                n += has_field(entries[i], "AETASK_ORIGIN=worker") && has_field(entries[i], "AETASK_EVENT=call") &&
+                     has_field(entries[i], trace);
+        return n;
+}
+
+static void calls_at_info(aetask_server *s, void *userdata) {
+        cr_assert_eq(aetask_server_set_call_log_level(s, LOG_INFO), 0);
+        cr_assert_eq(aetask_server_set_call_log_level(s, 8), -EINVAL);
+}
+
+static void traced_checkout(const char *trace) {
+        aetask_checkout *co;
+
+        cr_assert_geq(sd_event_add_io(event, NULL, journal_fd, EPOLLIN, on_journal, NULL), 0);
+        aetask_client_checkout(client, &co);
+        aetask_checkout_set_trace_id(co, trace);
+        call_and_wait(co, "work", "[5]");
+        call_and_wait(co, "fail", NULL);
+        aetask_checkout_unref(co);
+        test_run_for(event, 0.2);
+}
+
+Test(log, the_worker_writes_one_entry_per_call_at_the_call_log_level) {
+        fake_journal();
+        start_with(calls_at_info);
+        traced_checkout("trace-calls");
+        cr_assert_eq(call_entries("AETASK_TRACE=trace-calls"), 2, "%d entries", n_entries);
+        for (int i = 0; i < n_entries; i++) {
+                if (!has_field(entries[i], "AETASK_EVENT=call") || !has_field(entries[i], "AETASK_ORIGIN=worker"))
+                        continue;
+                cr_assert(has_field(entries[i], "PRIORITY=6"), "%s", entries[i]);
+                cr_assert(strstr(entries[i], "AETASK_DURATION_USEC="), "%s", entries[i]);
+                if (has_field(entries[i], "AETASK_METHOD=work")) {
+                        cr_assert(has_field(entries[i], "AETASK_OUTCOME=answered"), "%s", entries[i]);
+                        cr_assert(strstr(entries[i], "MESSAGE=Call work answered after "), "%s", entries[i]);
+                } else {
+                        cr_assert(has_field(entries[i], "AETASK_METHOD=fail"), "%s", entries[i]);
+                        cr_assert(has_field(entries[i], "AETASK_OUTCOME=failed"), "%s", entries[i]);
+                        cr_assert(strstr(entries[i], ": failed on purpose"), "%s", entries[i]);
+                }
+        }
+        close(journal_fd);
+        unlink(journal_path);
+}
+
+Test(log, by_default_the_call_entries_are_debug_and_not_written) {
+        unsetenv("AETASK_DEBUG");
+        fake_journal();
+        start();
+        traced_checkout("trace-quiet");
+        cr_assert_gt(n_entries, 0, "the handler's own lines are written");
+        cr_assert_eq(call_entries("AETASK_TRACE=trace-quiet"), 0);
         close(journal_fd);
         unlink(journal_path);
 }

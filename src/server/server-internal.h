@@ -42,7 +42,9 @@ struct aetask_server {
         size_t max_message_size;
         unsigned max_workers;
         unsigned max_workers_per_uid;  /* 0: half of max_workers */
-        char **options;                /* "key=value" strings */
+        int log_level;                 /* -1: log.c's default */
+        int call_log_level;            /* of the worker's entry per call */
+        char **options;                /* "key=value" strings, NULL-terminated */
         size_t n_options;
         int *listen_fds;
         size_t n_listen_fds;

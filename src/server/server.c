@@ -33,6 +33,8 @@ _public_ int aetask_server_new(aetask_server **ret) {
         s->max_workers = DEFAULT_MAX_WORKERS;
         s->drain_timeout = DEFAULT_DRAIN_TIMEOUT_USEC;
         s->keepalive_fd = -1;
+        s->log_level = -1;
+        s->call_log_level = LOG_DEBUG;
         *ret = s;
         return 0;
 }
@@ -135,6 +137,20 @@ _public_ int aetask_server_set_max_workers_per_uid(aetask_server *s, unsigned n)
         return 0;
 }
 
+_public_ int aetask_server_set_log_level(aetask_server *s, int level) {
+        assert_return(s, -EINVAL);
+        assert_return(level >= LOG_EMERG && level <= LOG_DEBUG, -EINVAL);
+        s->log_level = level;
+        return 0;
+}
+
+_public_ int aetask_server_set_call_log_level(aetask_server *s, int level) {
+        assert_return(s, -EINVAL);
+        assert_return(level >= LOG_EMERG && level <= LOG_DEBUG, -EINVAL);
+        s->call_log_level = level;
+        return 0;
+}
+
 _public_ int aetask_server_set_option(aetask_server *s, const char *key, const char *value) {
         char *o, **a;
 
@@ -144,13 +160,15 @@ _public_ int aetask_server_set_option(aetask_server *s, const char *key, const c
 
         if (asprintf(&o, "%s=%s", key, value) < 0)
                 return -ENOMEM;
-        a = realloc(s->options, (s->n_options + 1) * sizeof(char *));
+        /* Kept NULL-terminated, for the handler's check_options. */
+        a = realloc(s->options, (s->n_options + 2) * sizeof(char *));
         if (!a) {
                 free(o);
                 return -ENOMEM;
         }
         s->options = a;
         s->options[s->n_options++] = o;
+        s->options[s->n_options] = NULL;
         return 0;
 }
 
@@ -561,6 +579,9 @@ _public_ int aetask_server_run(aetask_server *s) {
         r = access_check_listen_fds(s);
         if (r < 0)
                 return r;
+
+        if (s->log_level >= 0)
+                log_set_max_level(s->log_level);
 
         list_init(&s->control_conns);
         proctitle_init();

@@ -321,6 +321,7 @@ static int run_call(aetask_worker *w, const protocol_call *c, buffer *out) {
                         (void) aetask_worker_raise(w, "unknown method '%s'", c->method);
                 else
                         (void) aetask_worker_raise(w, "the handler takes no calls without a method name");
+                worker_log_call(&w->log, w->server->call_log_level, 0, w->error);
                 r = append_outcome(w, out, -ENOENT, NULL, PROTOCOL_ERROR_METHOD_NOT_FOUND);
                 w->method = NULL;
                 return r;
@@ -336,9 +337,12 @@ static int run_call(aetask_worker *w, const protocol_call *c, buffer *out) {
         args = c->args ? json_object_get(c->args) : json_object_new_array();
         /* What the table and the catch-all do not take goes to the general
          * interface, with the name the call was made with (or NULL). */
+        uint64_t began = now_usec(CLOCK_MONOTONIC);
         r = fn ? fn(w, args, &result) : w->handler->interface(w, w->method, args, &result);
         slot_call_end(w->slot, true);
         json_object_put(args);
+        worker_log_call(&w->log, w->server->call_log_level, now_usec(CLOCK_MONOTONIC) - began,
+                        r < 0 ? error_message(w, r) : NULL);
 
         r = append_outcome(w, out, r, result, PROTOCOL_ERROR_HANDLER);
         json_object_put(result);
