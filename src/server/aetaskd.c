@@ -17,7 +17,8 @@
 #include "protocol.h"
 
 #define EXIT_USAGE 2
-#define EXIT_NOT_CONFIGURED 6   /* LSB's "program is not configured": the handler cannot be loaded */
+#define EXIT_NOT_CONFIGURED 6   /* LSB's "program is not configured": the handler cannot be loaded,
+                                 * or refuses its options */
 #define MAX_WORKERS_LIMIT 65536
 
 static void help(void) {
@@ -375,5 +376,7 @@ int main(int argc, char *argv[]) {
         r = aetask_server_run(s);
         if (r == -EAFNOSUPPORT)
                 return EXIT_USAGE;  /* allow lists with a TCP socket, said already */
+        if (r == -EINVAL)
+                return EXIT_NOT_CONFIGURED;  /* the handler refused its options, said already */
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

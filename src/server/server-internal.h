@@ -126,6 +126,9 @@ bool server_pause_accepting_on(aetask_server *s, int error);
 void server_resume_accepting(aetask_server *s);
 void server_set_accepting(aetask_server *s, bool on);
 
+/* worker.c: has the handler check the server's options (its check_options
+ * hook); -EINVAL, logged, when it refuses them. */
+int server_check_options(aetask_server *s);
 /* worker.c: runs the worker on CONN_FD in the forked child; never returns. */
 _Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd);
 /* The worker's reading side without a socket, for worker_run() and the

@@ -576,6 +576,9 @@ _public_ int aetask_server_run(aetask_server *s) {
         assert_return(s->n_listen_fds > 0, -EDESTADDRREQ);
         assert_return(!s->event, -EBUSY);
 
+        r = server_check_options(s);
+        if (r < 0)
+                return r;
         r = access_check_listen_fds(s);
         if (r < 0)
                 return r;

@@ -397,6 +397,30 @@ static int write_all(int fd, buffer *b) {
         }
 }
 
+int server_check_options(aetask_server *s) {
+        static const char *const none[] = { NULL };
+        /* A worker that stands for none: number 0, no slot, no trace. */
+        aetask_worker w = {
+                .server = s,
+                .handler = s->handler,
+                .log = { .handler = s->handler_name ?: s->handler->name, .method = "check_options" },
+                .fd = -1,
+        };
+        int r;
+
+        if (!s->handler->check_options)
+                return 0;
+        r = s->handler->check_options(&w, s->options ? (const char *const *) s->options : none);
+        json_object_put(worker_log_end(&w.log));
+        if (r >= 0) {
+                clear_error(&w);
+                return 0;
+        }
+        log_error("Invalid handler options: %s", error_message(&w, r));
+        clear_error(&w);
+        return -EINVAL;
+}
+
 aetask_worker *worker_new(aetask_server *s, scoreboard_slot *slot) {
         aetask_worker *w = calloc(1, sizeof(*w));
 
