@@ -30,6 +30,7 @@ typedef struct worker_record {
         bool killed_hung;
         bool killed_abandoned;
         bool killed_drain;             /* still busy when the drain limit ran out */
+        bool recycled;                 /* told to retire by a reload (reload.c) */
 } worker_record;
 
 struct aetask_server {
@@ -81,6 +82,7 @@ struct aetask_server {
         int keepalive_fd;
         pid_t pid;                     /* the server process, while running */
         bool shutting_down;
+        unsigned n_reloads;
         unsigned share;                /* workers one user (or address) may hold, while running */
         sd_event_source *resume_timer; /* accepting paused for want of descriptors (admission.c) */
         log_ratelimit fd_shortage_log, refusal_log;
@@ -101,6 +103,10 @@ typedef struct server_counts {
 } server_counts;
 void server_get_counts(aetask_server *s, server_counts *ret);
 const char *server_display_name(aetask_server *s);
+
+/* reload.c: SIGHUP recycles every worker; returns how many were told. */
+int server_reload_start(aetask_server *s);
+unsigned server_recycle_workers(aetask_server *s);
 
 /* control.c: the control socket, answering io.aetask.Server.Status. */
 int control_start(aetask_server *s);

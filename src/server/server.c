@@ -521,9 +521,7 @@ static void server_begin_shutdown(aetask_server *s, const char *why) {
         }
 
         /* Idle workers retire at once; busy ones after their checkout. */
-        for (unsigned i = 0; i < s->board.n_slots; i++)
-                if (s->workers[i].pid > 0)
-                        (void) kill(s->workers[i].pid, SIGTERM);
+        (void) server_recycle_workers(s);
 
         if (s->n_alive > 0 && s->drain_timeout > 0 &&
             sd_event_add_time_relative(s->event, &s->drain_timer, CLOCK_MONOTONIC, s->drain_timeout,
@@ -594,6 +592,7 @@ _public_ int aetask_server_run(aetask_server *s) {
         sigaddset(&mask, SIGCHLD);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
 
@@ -616,7 +615,8 @@ _public_ int aetask_server_run(aetask_server *s) {
 
         if ((r = sd_event_add_signal(s->event, NULL, SIGCHLD, on_sigchld, s)) < 0 ||
             (r = sd_event_add_signal(s->event, NULL, SIGTERM, on_terminate, s)) < 0 ||
-            (r = sd_event_add_signal(s->event, NULL, SIGINT, on_terminate, s)) < 0)
+            (r = sd_event_add_signal(s->event, NULL, SIGINT, on_terminate, s)) < 0 ||
+            (r = server_reload_start(s)) < 0)
                 goto finish;
 
         if (s->hung_timeout > 0) {

@@ -297,6 +297,21 @@ echo 'AETASK_ARGS="-o cost=4"' >/etc/aetask/bcrypt.conf
 systemctl stop aetask@bcrypt.socket aetask-control@bcrypt.socket 2>/dev/null
 systemctl reset-failed 'aetask@bcrypt.*' 'aetask-control@bcrypt.*' 2>/dev/null
 
+echo "== reload under load"
+systemctl start aetask@echo.service
+main_before=$(prop aetask@echo.service MainPID)
+$LOAD --prefix=h --seconds=3 --concurrency=4 --calls=8 --method=echo unix:/run/aetask/echo.sock >/tmp/reload.out 2>&1 &
+bg=$!
+sleep 0.5
+reloads=0
+for _ in 1 2 3; do systemctl reload aetask@echo.service && reloads=$((reloads + 1)); sleep 0.5; done
+wait $bg
+rc=$?
+equal "systemctl reload three times succeeds" 3 "$reloads"
+equal "no call failed across the reloads ($(cat /tmp/reload.out))" 0 "$rc"
+equal "the same aetaskd serves on" "active $main_before" "$(prop aetask@echo.service ActiveState) $(prop aetask@echo.service MainPID)"
+check "aetaskd logged the reloads" grep -q "Reloading: recycling" <<<"$(journalctl -q -u aetask@echo.service -o cat)"
+
 echo "== stop"
 $CTL echo call sleep 1 >/tmp/stop.out 2>&1 &
 bg=$!
