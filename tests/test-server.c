@@ -64,6 +64,13 @@ static void on_error(aetask_checkout *co, aetask_error_kind kind, const char *me
         cr_assert_fail("%s error: %s", aetask_error_kind_to_string(kind), message);
 }
 
+/* Calls METHOD on CO and waits for its answer (or error). */
+static void call_and_wait(aetask_checkout *co, const char *method) {
+        reply_seen = false;
+        aetask_checkout_call(co, method, NULL, on_pid, NULL);
+        test_run_until(event, &reply_seen, 10);
+}
+
 static int pid_from(const char *address) {
         aetask_checkout *co;
         aetask_client *c;
@@ -104,12 +111,8 @@ Test(server, setup_runs_lazily_before_the_first_call_not_at_connect) {
 
         aetask_checkout *co;
         aetask_client_checkout(client, &co);
-        reply_seen = false;
-        aetask_checkout_call(co, "pid", NULL, on_pid, NULL);
-        test_run_until(event, &reply_seen, 10);
-        reply_seen = false;
-        aetask_checkout_call(co, "pid", NULL, on_pid, NULL);
-        test_run_until(event, &reply_seen, 10);
+        call_and_wait(co, "pid");
+        call_and_wait(co, "pid");
         read_file(marker, buf, sizeof(buf));
         cr_assert_str_eq(buf, "x", "setup ran once, for the worker that took calls");
         aetask_checkout_unref(co);
@@ -285,12 +288,8 @@ static void stderr_of_server(test_server_configure_t configure, char *buf, size_
         client = test_client_new(&srv, &event);
         aetask_client_set_error_handler(client, ignore_error, NULL);
         aetask_client_checkout(client, &co);
-        reply_seen = false;
-        aetask_checkout_call(co, "say", NULL, on_pid, NULL);
-        test_run_until(event, &reply_seen, 10);
-        reply_seen = false;
-        aetask_checkout_call(co, "die", NULL, on_pid, NULL);
-        test_run_until(event, &reply_seen, 10);
+        call_and_wait(co, "say");
+        call_and_wait(co, "die");
         aetask_checkout_unref(co);
         test_run_for(event, 0.2);
         test_server_stop(&srv);

@@ -137,18 +137,20 @@ _public_ int aetask_server_set_max_workers_per_uid(aetask_server *s, unsigned n)
         return 0;
 }
 
+static int set_level(int *p, int level) {
+        assert_return(level >= LOG_EMERG && level <= LOG_DEBUG, -EINVAL);
+        *p = level;
+        return 0;
+}
+
 _public_ int aetask_server_set_log_level(aetask_server *s, int level) {
         assert_return(s, -EINVAL);
-        assert_return(level >= LOG_EMERG && level <= LOG_DEBUG, -EINVAL);
-        s->log_level = level;
-        return 0;
+        return set_level(&s->log_level, level);
 }
 
 _public_ int aetask_server_set_call_log_level(aetask_server *s, int level) {
         assert_return(s, -EINVAL);
-        assert_return(level >= LOG_EMERG && level <= LOG_DEBUG, -EINVAL);
-        s->call_log_level = level;
-        return 0;
+        return set_level(&s->call_log_level, level);
 }
 
 _public_ int aetask_server_set_option(aetask_server *s, const char *key, const char *value) {
