@@ -24,6 +24,21 @@ void test_configure_module(aetask_server *s, void *userdata) {
         }
 }
 
+int test_module_fork(const test_module_config *config) {
+        test_server t = {};
+        aetask_server *s;
+        int r;
+
+        test_server_init(&t);
+        cr_assert_eq(aetask_server_new(&s), 0);
+        test_configure_module(s, (void *) config);
+        cr_assert_eq(aetask_server_listen(s, t.address), 0);
+        r = aetask_server_fork(s, &t.pid, &t.keepalive_fd);
+        aetask_server_free(s);
+        test_server_cleanup(&t);
+        return r;
+}
+
 /* R is answered: the checkout forgets it (it may live on a stack frame that
  * is about to end). */
 static void forget(test_reply *r) {

@@ -17,6 +17,9 @@ typedef struct test_module_config {
 } test_module_config;
 
 void test_configure_module(aetask_server *s, void *userdata);
+/* What aetask_server_fork() returns for a server of CONFIG (a server that
+ * did start is stopped at once): -EINVAL when the handler refuses the options. */
+int test_module_fork(const test_module_config *config);
 
 typedef struct test_checkout test_checkout;
 

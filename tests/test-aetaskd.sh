@@ -78,5 +78,30 @@ usage_error allow-tcp "Refusing to serve a TCP socket with --allow-user or --all
         --allow-user root --listen tcp:127.0.0.1:0
 usage_error allow-unknown-user "Failed to find user no-such-user-here for --allow-user" --allow-user no-such-user-here
 
+# Handler options are checked at start: a bad value or an unknown key is
+# "not configured" (6), before READY=1, with the option named; good ones serve.
+not_configured() {  # not_configured NAME EXPECTED-MESSAGE HANDLER ARGS...
+        local name=$1 message=$2 handler=$3
+        shift 3
+        timeout 5 "$AETASKD" --handler "$handler" --listen "unix:$dir/$name.sock" "$@" \
+                >/dev/null 2>"$dir/$name.log"
+        check "$name-exit" 6 $?
+        grep -qF -- "$message" "$dir/$name.log"; check "$name-message" 0 $?
+}
+not_configured bcrypt-cost "Invalid handler options: invalid option cost=99: expected an integer from 4 to 31" \
+        bcrypt -o cost=99
+not_configured bcrypt-unknown "Invalid handler options: unknown option cots: this handler takes cost" \
+        bcrypt -o cost=5 -o cots=12
+not_configured sqlite-unknown "unknown option databse: this handler takes database, journal_mode, busy_timeout" \
+        sqlite -o databse=/tmp/x.sqlite3
+not_configured sqlite-journal-mode "invalid option journal_mode=fast" sqlite -o journal_mode=fast
+not_configured sqlite-max-rows "invalid option max_rows=-1" sqlite -o max_rows=-1
+not_configured sqlite-attach "invalid option attach=/ok:relative/path: expected absolute paths" sqlite -o attach=/ok:relative/path
+"$AETASKD" --handler bcrypt --listen "unix:$dir/good.sock" -o cost=4 2>"$dir/good.log" &
+pids+=($!)
+wait_for_socket "$dir/good.sock"
+check bcrypt-good-options 1 "$("$AETASKCTL" --connect "unix:$dir/good.sock" call verify \
+        "$("$AETASKCTL" --connect "unix:$dir/good.sock" call hash pw | tr -d '"')" pw | grep -c true)"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,9 +1,10 @@
 #!/bin/bash
 # The seed's two synopses as shipped examples: each with a server of its own,
 # and each against a running aetaskd given by address (as a unit's socket
-# would be).  Usage: test-examples.sh HASH_PASSWORD SQLITE_SYNOPSIS
+# would be); and the example handler module with a general interface.
+# Usage: test-examples.sh HASH_PASSWORD SQLITE_SYNOPSIS EXAMPLE_MODULE_DIR
 set -uo pipefail
-hash_password=$1 sqlite_synopsis=$2
+hash_password=$1 sqlite_synopsis=$2 example_modules=$3
 dir=$(mktemp -d)
 servers=()
 trap 'for p in "${servers[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$dir"' EXIT
@@ -46,6 +47,13 @@ for run in first second; do
         check "sqlite-synopsis-address-$run-exit" 0 "$rc"
         check "sqlite-synopsis-address-$run-output" 'username: jimmy, email: ' "$out"
 done
+
+# The greeter: one function for every call, named or not.
+serve "$dir/greeter.sock" greeter --handler-dir "$example_modules"
+greet() { "$AETASKCTL" --connect "unix:$dir/greeter.sock" call "$@"; }
+check_match greeter-named '^"hello, world, from PID [0-9]+"$' "$(greet hello world)"
+check_match greeter-any-name '^"bonjour, from PID [0-9]+"$' "$(greet bonjour)"
+check_match greeter-anonymous '^"world, from PID [0-9]+"$' "$(greet - world)"
 
 # No server at that address: an error and a failure exit, not a hang (the
 # checkout's timeout is 5 seconds, as in the seed).

@@ -41,6 +41,24 @@ static int h_flood(aetask_worker *w, json_object *args, json_object **ret) {
         return 0;
 }
 
+/* The seed's logger.t: a timer the worker starts inside the call, and one
+ * inside that, stopped (and so sent) innermost first. */
+static int h_nested(aetask_worker *w, json_object *args, json_object **ret) {
+        int outer = aetask_worker_timer_start(w, "junk");
+        usleep(1000);
+        int inner = aetask_worker_timer_start(w, "inner");
+        usleep(1000);
+        aetask_worker_timer_stop(w, inner);
+        aetask_worker_timer_stop(w, outer);
+        return 0;
+}
+
+static int h_sleep(aetask_worker *w, json_object *args, json_object **ret) {
+        aetask_log_info(w, "sleeping");
+        usleep(2000000);
+        return 0;
+}
+
 static int h_catch_all(aetask_worker *w, json_object *args, json_object **ret) {
         aetask_log_notice(w, "catch-all with trace %s", aetask_worker_get_trace_id(w) ?: "(none)");
         return 0;
@@ -57,7 +75,8 @@ static int h_multiline(aetask_worker *w, json_object *args, json_object **ret) {
 }
 
 static const aetask_method h_methods[] = {
-        { "work", h_work }, { "fail", h_fail }, { "flood", h_flood }, { "multiline", h_multiline }, {}
+        { "work", h_work }, { "fail", h_fail }, { "flood", h_flood }, { "multiline", h_multiline },
+        { "normal", h_nested }, { "sleep", h_sleep }, {}
 };
 
 static const aetask_handler logging_handler = {
@@ -94,6 +113,12 @@ static void call_and_wait(aetask_checkout *co, const char *method, const char *a
         cr_assert_eq(aetask_checkout_call(co, method, a, on_reply, NULL), 0);
         json_object_put(a);
         test_run_until(event, &done, 10);
+}
+
+static void start_with(test_server_configure_t configure) {
+        test_server_start(&srv, &logging_handler, configure, NULL);
+        client = test_client_new(&srv, &event);
+        aetask_client_set_error_handler(client, on_error, NULL);
 }
 
 static void start(void) {
@@ -201,6 +226,33 @@ Test(log, every_call_is_timed_and_worker_timers_and_data_come_back) {
         aetask_log_unref(l);
 }
 
+Test(log, timers_are_kept_in_the_order_they_started) {
+        aetask_log *l;
+        aetask_checkout *co;
+        const char *expected[] = { "normal", "junk", "inner", "normal", "junk", "inner" };
+
+        start();
+        aetask_log_new(&l);
+        aetask_client_checkout(client, &co);
+        aetask_checkout_set_log(co, l);
+        call_and_wait(co, "normal", NULL);
+        call_and_wait(co, "normal", NULL);
+
+        /* The call's own timer first, then the worker's, as they started. */
+        cr_assert_eq(aetask_log_get_n_timers(l), 6);
+        uint64_t prev = 0;
+        for (unsigned i = 0; i < 6; i++) {
+                const char *name;
+                uint64_t start;
+                aetask_log_get_timer(l, i, &name, &start, NULL);
+                cr_assert_str_eq(name, expected[i], "timer %u", i);
+                cr_assert_geq(start, prev);
+                prev = start;
+        }
+        aetask_checkout_unref(co);
+        aetask_log_unref(l);
+}
+
 Test(log, logs_are_kept_when_the_call_fails) {
         aetask_log *l;
         aetask_checkout *co;
@@ -249,6 +301,79 @@ Test(log, the_checkout_done_hook_logs_into_the_context_after_release) {
                 test_run_for(event, 0.01);
         cr_assert_geq(find_message(l, "checkout done"), 0);
         aetask_log_unref(l);
+}
+
+/* ---- The finish callback, Log::Defer's ------------------------------ */
+
+static int finished;
+static bool done_logged_at_finish;
+
+static void on_finish(aetask_log *l, void *userdata) {
+        finished++;
+        done_logged_at_finish = find_message(l, "checkout done") >= 0;
+        *(aetask_log **) userdata = NULL;  /* the test's pointer is dangling from here */
+}
+
+Test(log, the_finish_callback_runs_once_after_the_checkout_is_released) {
+        aetask_log *l;
+        aetask_checkout *co;
+
+        start();
+        cr_assert_eq(aetask_log_new(&l), 0);
+        cr_assert_eq(aetask_log_set_finish_callback(NULL, on_finish, NULL), -EINVAL);
+        cr_assert_eq(aetask_log_set_finish_callback(l, on_finish, &l), 0);
+        aetask_client_checkout(client, &co);
+        aetask_checkout_set_log(co, l);
+        aetask_log_unref(l);  /* the checkout holds it now */
+        call_and_wait(co, "work", "[1]");
+        cr_assert_eq(finished, 0, "finished while the checkout holds it");
+        aetask_checkout_unref(co);
+        for (int i = 0; i < 500 && finished == 0; i++)
+                test_run_for(event, 0.01);
+        cr_assert_eq(finished, 1);
+        cr_assert(done_logged_at_finish, "the worker's checkout_done lines are in the log when it finishes");
+        test_run_for(event, 0.2);
+        cr_assert_eq(finished, 1, "ran exactly once");
+}
+
+static void keep_it(aetask_log *l, void *userdata) {
+        finished++;
+        *(aetask_log **) userdata = aetask_log_ref(l);
+}
+
+Test(log, a_reference_taken_in_the_finish_callback_keeps_the_log_without_a_second_run) {
+        aetask_log *l, *kept = NULL;
+
+        aetask_log_new(&l);
+        aetask_log_append(l, LOG_INFO, "still here");
+        aetask_log_set_finish_callback(l, keep_it, &kept);
+        aetask_log_unref(l);
+        cr_assert_eq(finished, 1);
+        cr_assert_eq(kept, l);
+        cr_assert_eq(find_message(kept, "still here"), 0);
+        aetask_log_unref(kept);
+        cr_assert_eq(finished, 1);
+}
+
+Test(log, a_timed_out_checkout_does_not_keep_its_log_alive) {
+        aetask_log *l;
+        aetask_checkout *co;
+
+        start();
+        aetask_log_new(&l);
+        aetask_log_set_finish_callback(l, on_finish, &l);
+        aetask_client_checkout(client, &co);
+        aetask_checkout_set_timeout(co, 200 * 1000);
+        aetask_checkout_set_log(co, l);
+        aetask_log_unref(l);
+        call_and_wait(co, "sleep", NULL);
+        cr_assert_eq(errors, 1, "the call timed out");
+        cr_assert_eq(finished, 0);
+        aetask_checkout_unref(co);
+        /* Well before the worker would have answered. */
+        for (int i = 0; i < 50 && finished == 0; i++)
+                test_run_for(event, 0.01);
+        cr_assert_eq(finished, 1, "the log finished when the timed-out checkout was released");
 }
 
 Test(log, the_trace_id_reaches_the_worker) {
@@ -390,6 +515,66 @@ Test(log, a_journal_field_with_newlines_is_sent_with_its_length) {
                 }
         cr_assert_eq(found, 1, "the two-line message, once, in %d entries", n_entries);
         cr_assert(!memmem(entries, sizeof(entries), "MESSAGE=first line", 18), "not as a plain field");
+        close(journal_fd);
+        unlink(journal_path);
+}
+
+/* The worker's own entry per call, at the call log level. */
+static int call_entries(const char *trace) {
+        int n = 0;
+        for (int i = 0; i < n_entries; i++)
+                n += has_field(entries[i], "AETASK_ORIGIN=worker") && has_field(entries[i], "AETASK_EVENT=call") &&
+                     has_field(entries[i], trace);
+        return n;
+}
+
+static void calls_at_info(aetask_server *s, void *userdata) {
+        cr_assert_eq(aetask_server_set_call_log_level(s, LOG_INFO), 0);
+        cr_assert_eq(aetask_server_set_call_log_level(s, 8), -EINVAL);
+}
+
+static void traced_checkout(const char *trace) {
+        aetask_checkout *co;
+
+        cr_assert_geq(sd_event_add_io(event, NULL, journal_fd, EPOLLIN, on_journal, NULL), 0);
+        aetask_client_checkout(client, &co);
+        aetask_checkout_set_trace_id(co, trace);
+        call_and_wait(co, "work", "[5]");
+        call_and_wait(co, "fail", NULL);
+        aetask_checkout_unref(co);
+        test_run_for(event, 0.2);
+}
+
+Test(log, the_worker_writes_one_entry_per_call_at_the_call_log_level) {
+        fake_journal();
+        start_with(calls_at_info);
+        traced_checkout("trace-calls");
+        cr_assert_eq(call_entries("AETASK_TRACE=trace-calls"), 2, "%d entries", n_entries);
+        for (int i = 0; i < n_entries; i++) {
+                if (!has_field(entries[i], "AETASK_EVENT=call") || !has_field(entries[i], "AETASK_ORIGIN=worker"))
+                        continue;
+                cr_assert(has_field(entries[i], "PRIORITY=6"), "%s", entries[i]);
+                cr_assert(strstr(entries[i], "AETASK_DURATION_USEC="), "%s", entries[i]);
+                if (has_field(entries[i], "AETASK_METHOD=work")) {
+                        cr_assert(has_field(entries[i], "AETASK_OUTCOME=answered"), "%s", entries[i]);
+                        cr_assert(strstr(entries[i], "MESSAGE=Call work answered after "), "%s", entries[i]);
+                } else {
+                        cr_assert(has_field(entries[i], "AETASK_METHOD=fail"), "%s", entries[i]);
+                        cr_assert(has_field(entries[i], "AETASK_OUTCOME=failed"), "%s", entries[i]);
+                        cr_assert(strstr(entries[i], ": failed on purpose"), "%s", entries[i]);
+                }
+        }
+        close(journal_fd);
+        unlink(journal_path);
+}
+
+Test(log, by_default_the_call_entries_are_debug_and_not_written) {
+        unsetenv("AETASK_DEBUG");
+        fake_journal();
+        start();
+        traced_checkout("trace-quiet");
+        cr_assert_gt(n_entries, 0, "the handler's own lines are written");
+        cr_assert_eq(call_entries("AETASK_TRACE=trace-quiet"), 0);
         close(journal_fd);
         unlink(journal_path);
 }

@@ -80,6 +80,13 @@ static void on_error(aetask_checkout *co, aetask_error_kind kind, const char *me
         cr_assert_fail("%s error: %s", aetask_error_kind_to_string(kind), message);
 }
 
+/* Calls METHOD on CO and waits for its answer (or error). */
+static void call_and_wait(aetask_checkout *co, const char *method) {
+        reply_seen = false;
+        aetask_checkout_call(co, method, NULL, on_pid, NULL);
+        test_run_until(event, &reply_seen, 10);
+}
+
 static int pid_from(const char *address) {
         aetask_checkout *co;
         aetask_client *c;
@@ -120,12 +127,8 @@ Test(server, setup_runs_lazily_before_the_first_call_not_at_connect) {
 
         aetask_checkout *co;
         aetask_client_checkout(client, &co);
-        reply_seen = false;
-        aetask_checkout_call(co, "pid", NULL, on_pid, NULL);
-        test_run_until(event, &reply_seen, 10);
-        reply_seen = false;
-        aetask_checkout_call(co, "pid", NULL, on_pid, NULL);
-        test_run_until(event, &reply_seen, 10);
+        call_and_wait(co, "pid");
+        call_and_wait(co, "pid");
         read_file(marker, buf, sizeof(buf));
         cr_assert_str_eq(buf, "x", "setup ran once, for the worker that took calls");
         aetask_checkout_unref(co);
@@ -298,4 +301,79 @@ Test(server, a_live_socket_is_not_taken_over) {
         aetask_server_new(&s);
         cr_assert_eq(aetask_server_listen(s, srv.address), -EADDRINUSE);
         aetask_server_free(s);
+}
+
+/* ---- The log level of a forked server --------------------------------- */
+
+static int q_say(aetask_worker *w, json_object *args, json_object **ret) {
+        aetask_log_info(w, "handler says hello");
+        aetask_log_warning(w, "handler warns");
+        return 0;
+}
+
+static int q_die(aetask_worker *w, json_object *args, json_object **ret) {
+        _exit(3);  /* the server says so, at warning */
+}
+
+static const aetask_method q_methods[] = { { "say", q_say }, { "die", q_die }, {} };
+static const aetask_handler q_handler = {
+        .abi_version = AETASK_HANDLER_ABI_VERSION,
+        .name = "talker",
+        .methods = q_methods,
+};
+
+static void quiet(aetask_server *s, void *userdata) {
+        cr_assert_eq(aetask_server_set_log_level(s, 8), -EINVAL);
+        cr_assert_eq(aetask_server_set_log_level(s, LOG_ERR), 0);
+}
+
+static void ignore_error(aetask_checkout *co, aetask_error_kind kind, const char *message, void *userdata) {
+        reply_seen = true;
+}
+
+/* What a server forked with CONFIGURE writes to stderr while a worker logs
+ * and another dies; without a journal, so that it all goes to stderr. */
+static void stderr_of_server(test_server_configure_t configure, char *buf, size_t size) {
+        char path[64];
+        aetask_checkout *co;
+        int saved = dup(STDERR_FILENO);
+
+        snprintf(path, sizeof(path), "/tmp/aetask-stderr-%d", (int) getpid());
+        int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        cr_assert_geq(fd, 0);
+        setenv("AETASK_JOURNAL_SOCKET", "/nonexistent/journal", 1);
+        unsetenv("AETASK_DEBUG");
+        dup2(fd, STDERR_FILENO);
+        test_server_start(&srv, &q_handler, configure, NULL);
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+
+        client = test_client_new(&srv, &event);
+        aetask_client_set_error_handler(client, ignore_error, NULL);
+        aetask_client_checkout(client, &co);
+        call_and_wait(co, "say");
+        call_and_wait(co, "die");
+        aetask_checkout_unref(co);
+        test_run_for(event, 0.2);
+        test_server_stop(&srv);
+
+        ssize_t n = pread(fd, buf, size - 1, 0);
+        buf[n > 0 ? n : 0] = 0;
+        close(fd);
+        unlink(path);
+}
+
+Test(server, a_forked_server_talks_on_stderr_at_the_default_level) {
+        char out[4096];
+
+        stderr_of_server(NULL, out, sizeof(out));
+        cr_assert(strstr(out, "handler says hello"), "[%s]", out);
+        cr_assert(strstr(out, "exited with status 3"), "[%s]", out);
+}
+
+Test(server, a_forked_server_at_log_level_err_is_quiet) {
+        char out[4096];
+
+        stderr_of_server(quiet, out, sizeof(out));
+        cr_assert_str_eq(out, "");
 }

@@ -101,6 +101,12 @@ aetask_log *aetask_log_ref(aetask_log *log);
 aetask_log *aetask_log_unref(aetask_log *log);
 /* Also write the checkouts' client entries to the journal. */
 int aetask_log_set_journal(aetask_log *log, int b);
+/* Log::Defer's callback: runs once, when the last holder lets go (the
+ * caller's references, and checkouts until their workers have answered
+ * the release), with the log complete.  It may take a reference to keep the
+ * log; the callback does not run again. */
+typedef void (*aetask_log_finish_t)(aetask_log *log, void *userdata);
+int aetask_log_set_finish_callback(aetask_log *log, aetask_log_finish_t callback, void *userdata);
 int aetask_log_append(aetask_log *log, int priority, const char *format, ...) __attribute__((format(printf, 3, 4)));
 
 unsigned aetask_log_get_n_messages(aetask_log *log);

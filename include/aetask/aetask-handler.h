@@ -1,7 +1,8 @@
 /* The handler API: the code that aetask workers run.  A handler is a
  * struct aetask_handler with an optional setup step, named methods, an
- * optional catch-all for calls made without a method name and an optional
- * checkout-done hook.  It is either built as a module that aetaskd loads by
+ * optional catch-all for calls made without a method name, an optional
+ * general interface for every call the others do not take, an optional
+ * checkout-done hook and an optional check of its options at start.  It is either built as a module that aetaskd loads by
  * name, or handed to aetask_server_set_handler() by an embedding program.
  * See aetask-handler(3). */
 #pragma once
@@ -15,7 +16,9 @@
 extern "C" {
 #endif
 
-#define AETASK_HANDLER_ABI_VERSION 1
+/* 2 added the interface and check_options members.  A server takes
+ * handlers of version 1 too, reading only the members they have. */
+#define AETASK_HANDLER_ABI_VERSION 2
 
 typedef struct aetask_worker aetask_worker;
 
@@ -23,6 +26,11 @@ typedef struct aetask_worker aetask_worker;
  * *RET_RESULT to a new reference (or leave it NULL for JSON null); on failure
  * return aetask_worker_raise(...) or any negative errno. */
 typedef int (*aetask_method_t)(aetask_worker *worker, json_object *args, json_object **ret_result);
+
+/* The general interface (the seed's interface coderef): METHOD is the name
+ * the call was made with, or NULL for a call without one. */
+typedef int (*aetask_interface_t)(aetask_worker *worker, const char *method, json_object *args,
+                                  json_object **ret_result);
 
 typedef struct aetask_method {
         const char *name;
@@ -36,6 +44,13 @@ typedef struct aetask_handler {
         const aetask_method *methods;           /* ends with an entry whose name is NULL */
         aetask_method_t call;                   /* calls made without a method name */
         int (*checkout_done)(aetask_worker *worker);  /* when the client releases the checkout */
+        /* Since ABI version 2: */
+        aetask_interface_t interface;           /* every call that methods and call do not take */
+        /* When the server starts, before any worker: OPTIONS is the list of
+         * "key=value" strings (NULL-terminated).  Returns 0, or
+         * aetask_worker_raise(worker, "...") naming the option at fault:
+         * the server then refuses to start. */
+        int (*check_options)(aetask_worker *worker, const char *const *options);
 } aetask_handler;
 
 /* A handler module exports its handler under this name. */

@@ -36,6 +36,16 @@ int aetask_server_set_max_workers_per_uid(aetask_server *server, unsigned n);
  * before they are killed (default 90 s; 0: no limit). */
 int aetask_server_set_drain_timeout(aetask_server *server, uint64_t usec);
 int aetask_server_set_option(aetask_server *server, const char *key, const char *value);
+/* The most verbose priority the server and its workers write, to stderr or
+ * the journal (a syslog level, LOG_EMERG to LOG_DEBUG; default LOG_INFO, or
+ * LOG_DEBUG with $AETASK_DEBUG): LOG_ERR quiets a server forked in a
+ * program or test.  Messages a handler logs still reach the journal and the
+ * client; without a journal, they too are cut at this level. */
+int aetask_server_set_log_level(aetask_server *server, int level);
+/* The priority of the entry each worker writes per call (trace id, method,
+ * duration, outcome); default LOG_DEBUG, so written only when the log
+ * level lets it through. */
+int aetask_server_set_call_log_level(aetask_server *server, int level);
 
 /* Listens on ADDRESS now (unix:/path, unix:@abstract, tcp:HOST:PORT), or
  * serves an already listening socket FD, which the server then owns. */

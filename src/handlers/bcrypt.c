@@ -14,6 +14,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "handler-options.h"
+
 #define BCRYPT_COST_DEFAULT 10
 #define BCRYPT_COST_MIN 4
 #define BCRYPT_COST_MAX 31
@@ -29,7 +31,8 @@
 static unsigned long bcrypt_cost = BCRYPT_COST_DEFAULT;
 static struct crypt_data bcrypt_scratch;
 
-static int bcrypt_setup(aetask_worker *w) {
+/* Reads cost=N into *RET, or leaves the default. */
+static int parse_cost(aetask_worker *w, unsigned long *ret) {
         const char *value = aetask_worker_get_option(w, "cost");
         unsigned long cost;
         char *end;
@@ -42,8 +45,21 @@ static int bcrypt_setup(aetask_worker *w) {
             cost < BCRYPT_COST_MIN || cost > BCRYPT_COST_MAX)
                 return aetask_worker_raise(w, "invalid option cost=%s: expected an integer from %d to %d",
                                            value, BCRYPT_COST_MIN, BCRYPT_COST_MAX);
-        bcrypt_cost = cost;
+        *ret = cost;
         return 0;
+}
+
+/* At start: aetaskd refuses a bad cost or an unknown key. */
+static int bcrypt_check_options(aetask_worker *w, const char *const *options) {
+        static const char *const known[] = { "cost", NULL };
+        unsigned long cost;
+        int r = handler_check_keys(w, options, known);
+
+        return r < 0 ? r : parse_cost(w, &cost);
+}
+
+static int bcrypt_setup(aetask_worker *w) {
+        return parse_cost(w, &bcrypt_cost);
 }
 
 /* The string argument number I, which crypt() can take whole: a JSON string
@@ -193,6 +209,7 @@ static const aetask_handler bcrypt_handler = {
         .name = "bcrypt",
         .setup = bcrypt_setup,
         .methods = bcrypt_methods,
+        .check_options = bcrypt_check_options,
 };
 
 AETASK_HANDLER_MODULE(bcrypt_handler);

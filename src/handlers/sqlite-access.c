@@ -82,6 +82,24 @@ static int authorize(void *userdata, int action, const char *arg1, const char *a
         }
 }
 
+static bool attach_path_is_valid(const char *path, size_t len) {
+        return len > 0 && path[0] == '/' && len <= ACCESS_PATH_MAX;
+}
+
+int sqlite_access_check_options(aetask_worker *w) {
+        const char *value = aetask_worker_get_option(w, "attach");
+
+        if (!value || !*value)
+                return 0;
+        for (const char *p = value;; p += strcspn(p, ":") + 1) {
+                if (!attach_path_is_valid(p, strcspn(p, ":")))
+                        return aetask_worker_raise(w, "invalid option attach=%s: expected absolute paths "
+                                                      "separated by colons", value);
+                if (!p[strcspn(p, ":")])
+                        return 0;
+        }
+}
+
 /* Reads attach=PATH[:PATH...]: absolute paths, none empty. */
 static int parse_allowed(aetask_worker *w) {
         const char *value = aetask_worker_get_option(w, "attach");
@@ -98,7 +116,7 @@ static int parse_allowed(aetask_worker *w) {
                 return -ENOMEM;
         p = allowed_storage;
         for (char *path; (path = strsep(&p, ":"));) {
-                if (path[0] != '/' || strlen(path) > ACCESS_PATH_MAX)
+                if (!attach_path_is_valid(path, strlen(path)))
                         return aetask_worker_raise(w, "invalid option attach=%s: expected absolute paths "
                                                       "separated by colons", value);
                 allowed[n_allowed++] = path;

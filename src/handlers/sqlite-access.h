@@ -8,6 +8,8 @@
  * only the files the handler option attach=PATH[:PATH...] names.  Call it
  * after the handler's own setup statements.  Returns 0, or a raised error. */
 int sqlite_access_setup(aetask_worker *w, sqlite3 *db);
+/* Checks option attach= at start, as setup would read it. */
+int sqlite_access_check_options(aetask_worker *w);
 
 /* Why the authorizer refused the statement that just failed with
  * SQLITE_AUTH, or NULL. */

@@ -27,12 +27,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "handler-options.h"
 #include "sqlite-access.h"
 #include "sqlite-result.h"
 
 #define SQLITE_DEFAULT_FILE "aetask.sqlite3"
 #define BUSY_TIMEOUT_MS_DEFAULT 5000
 #define MAX_ROWS_DEFAULT 100000
+#define BUSY_TIMEOUT_MS_MAX (3600UL * 1000UL)
+#define MAX_ROWS_MAX 1000000000UL
 
 
 /* One worker is one process, with one connection for its whole life.  It is
@@ -91,10 +94,8 @@ static int database_path(aetask_worker *w, char **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
-static int set_journal_mode(aetask_worker *w, const char *mode) {
+static int check_journal_mode(aetask_worker *w, const char *mode) {
         static const char *const modes[] = { "delete", "truncate", "persist", "memory", "wal", "off" };
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        char sql[64];
         bool known = false;
 
         for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
@@ -102,6 +103,16 @@ static int set_journal_mode(aetask_worker *w, const char *mode) {
         if (!known)
                 return aetask_worker_raise(w, "invalid option journal_mode=%s: expected delete, truncate, "
                                               "persist, memory, wal or off", mode);
+        return 0;
+}
+
+static int set_journal_mode(aetask_worker *w, const char *mode) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        char sql[64];
+        int r = check_journal_mode(w, mode);
+
+        if (r < 0)
+                return r;
         snprintf(sql, sizeof(sql), "PRAGMA journal_mode=%s", mode);
         if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW)
                 return aetask_worker_raise(w, "cannot set journal_mode=%s: %s", mode, sqlite3_errmsg(db));
@@ -114,15 +125,35 @@ static int set_journal_mode(aetask_worker *w, const char *mode) {
         return 0;
 }
 
+/* At start: aetaskd refuses an unknown key, or a value setup would refuse
+ * (the database itself is opened by each worker, and only then checked). */
+static int sqlite_check_options(aetask_worker *w, const char *const *options) {
+        static const char *const known[] = { "database", "journal_mode", "busy_timeout", "max_rows", "attach", NULL };
+        const char *journal_mode = aetask_worker_get_option(w, "journal_mode");
+        unsigned long unused;
+        int r;
+
+        r = handler_check_keys(w, options, known);
+        if (r >= 0)
+                r = option_unsigned(w, "busy_timeout", BUSY_TIMEOUT_MS_MAX, &unused);
+        if (r >= 0)
+                r = option_unsigned(w, "max_rows", MAX_ROWS_MAX, &unused);
+        if (r >= 0 && journal_mode)
+                r = check_journal_mode(w, journal_mode);
+        if (r >= 0)
+                r = sqlite_access_check_options(w);
+        return r;
+}
+
 static int sqlite_setup(aetask_worker *w) {
         unsigned long busy_timeout = BUSY_TIMEOUT_MS_DEFAULT;
         const char *journal_mode = aetask_worker_get_option(w, "journal_mode");
         char *path = NULL;
         int r, rc;
 
-        r = option_unsigned(w, "busy_timeout", 3600 * 1000, &busy_timeout);
+        r = option_unsigned(w, "busy_timeout", BUSY_TIMEOUT_MS_MAX, &busy_timeout);
         if (r >= 0)
-                r = option_unsigned(w, "max_rows", 1000000000, &max_rows);
+                r = option_unsigned(w, "max_rows", MAX_ROWS_MAX, &max_rows);
         if (r >= 0)
                 r = database_path(w, &path);
         if (r < 0)
@@ -609,6 +640,7 @@ static const aetask_handler sqlite_handler = {
         .setup = sqlite_setup,
         .methods = sqlite_methods,
         .checkout_done = sqlite_checkout_done,
+        .check_options = sqlite_check_options,
 };
 
 AETASK_HANDLER_MODULE(sqlite_handler);

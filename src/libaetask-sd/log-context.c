@@ -37,6 +37,16 @@ _public_ aetask_log *aetask_log_ref(aetask_log *l) {
 _public_ aetask_log *aetask_log_unref(aetask_log *l) {
         if (!l || --l->n_ref > 0)
                 return NULL;
+        if (l->finish) {
+                /* Readable, and alive, while the callback runs; cleared
+                 * first, so a reference it takes and drops later does not
+                 * run it again. */
+                aetask_log_finish_t finish = TAKE_PTR(l->finish);
+                l->n_ref = 1;
+                finish(l, l->finish_userdata);
+                if (--l->n_ref > 0)
+                        return NULL;
+        }
         for (unsigned i = 0; i < l->n_messages; i++)
                 free(l->messages[i].text);
         for (unsigned i = 0; i < l->n_timers; i++)
@@ -51,6 +61,13 @@ _public_ aetask_log *aetask_log_unref(aetask_log *l) {
 _public_ int aetask_log_set_journal(aetask_log *l, int b) {
         assert_return(l, -EINVAL);
         l->journal = !!b;
+        return 0;
+}
+
+_public_ int aetask_log_set_finish_callback(aetask_log *l, aetask_log_finish_t callback, void *userdata) {
+        assert_return(l, -EINVAL);
+        l->finish = callback;
+        l->finish_userdata = userdata;
         return 0;
 }
 
@@ -82,70 +99,90 @@ static int append_message(aetask_log *l, uint64_t usec, pid_t pid, int priority,
         return 0;
 }
 
+/* Messages and timers are both kept in time order (a message by when it
+ * was logged, a timer by when it started, as the seed keeps them), and
+ * sorted by the same code. */
+typedef uint64_t (*time_of_t)(const void *entry);
+
+static uint64_t message_time(const void *m) {
+        return ((const log_message *) m)->usec;
+}
+
+static uint64_t timer_time(const void *t) {
+        return ((const log_timer *) t)->start;
+}
+
+#define AT(base, i, size) ((char *) (base) + (i) * (size))
+
+/* Moves the last of N entries back past those that are later: usually the
+ * newest, so it stays where it is. */
+static void settle_last(void *base, size_t n, size_t size, time_of_t time_of) {
+        union { log_message m; log_timer t; } x;  /* aligned for either */
+        size_t i;
+
+        memcpy(&x, AT(base, n - 1, size), size);
+        for (i = n - 1; i > 0 && time_of(AT(base, i - 1, size)) > time_of(&x); i--)
+                ;
+        memmove(AT(base, i + 1, size), AT(base, i, size), (n - 1 - i) * size);
+        memcpy(AT(base, i, size), &x, size);
+}
+
 int log_context_add_message(aetask_log *l, uint64_t usec, pid_t pid, int priority, const char *text) {
-        unsigned n = l->n_messages, i;
+        unsigned n = l->n_messages;
         int r;
 
         r = append_message(l, usec, pid, priority, text);
         if (r < 0 || l->n_messages == n)
                 return r;
-
-        /* Usually the newest: walk back only past entries that are later. */
-        log_message x = l->messages[n];
-        for (i = n; i > 0 && l->messages[i - 1].usec > usec; i--)
-                ;
-        memmove(l->messages + i + 1, l->messages + i, (n - i) * sizeof(log_message));
-        l->messages[i] = x;
+        settle_last(l->messages, l->n_messages, sizeof(log_message), message_time);
         return 0;
 }
 
 /* Merges a[0..n1) and a[n1..n1+n2), each in time order, keeping entries of
  * equal time in the order they came; TMP has room for N1 entries. */
-static void merge_runs(log_message *a, size_t n1, size_t n2, log_message *tmp) {
+static void merge_runs(void *a, size_t n1, size_t n2, void *tmp, size_t size, time_of_t time_of) {
         size_t i = 0, j = n1, k = 0;
 
-        memcpy(tmp, a, n1 * sizeof(*a));
-        while (i < n1 && j < n1 + n2)
-                a[k++] = a[j].usec < tmp[i].usec ? a[j++] : tmp[i++];
-        while (i < n1)
-                a[k++] = tmp[i++];
+        memcpy(tmp, a, n1 * size);
+        while (i < n1 && j < n1 + n2) {
+                bool right = time_of(AT(a, j, size)) < time_of(AT(tmp, i, size));
+                memcpy(AT(a, k++, size), right ? AT(a, j++, size) : AT(tmp, i++, size), size);
+        }
+        if (i < n1)
+                memcpy(AT(a, k, size), AT(tmp, i, size), (n1 - i) * size);
 }
 
-/* Puts the messages from FIRST on, appended as they came in a worker's
- * reply, among the others in time order.  A reply's messages are usually
- * in order and later than the rest, which costs one pass; anything else is
- * a merge sort, so a worker sending many messages newest first cannot make
- * the client spend quadratic time. */
-static void order_from(aetask_log *l, unsigned first) {
-        log_message *m = l->messages, *tmp;
-        size_t n = l->n_messages, batch = n - first, i;
+/* Puts the N - FIRST entries from FIRST on, appended as they came in a
+ * worker's reply, among the others in time order.  A reply's entries are
+ * usually in order and later than the rest, which costs one pass; anything
+ * else is a merge sort, so a worker sending many entries newest first
+ * cannot make the client spend quadratic time. */
+static void order_from(void *base, size_t n, size_t first, size_t size, time_of_t time_of) {
+        size_t batch = n - first, i;
+        void *tmp;
 
-        for (i = MAX(first, 1U); i < n && m[i - 1].usec <= m[i].usec; i++)
+        for (i = MAX(first, (size_t) 1); i < n && time_of(AT(base, i - 1, size)) <= time_of(AT(base, i, size)); i++)
                 ;
         if (i >= n)
                 return;
 
-        tmp = reallocarray(NULL, n, sizeof(log_message));
+        tmp = reallocarray(NULL, n, size);
         if (!tmp) {
                 /* No memory for the merge: insertion, slow but in place. */
-                for (i = MAX(first, 1U); i < n; i++) {
-                        log_message x = m[i];
-                        size_t j = i;
-                        for (; j > 0 && m[j - 1].usec > x.usec; j--)
-                                m[j] = m[j - 1];
-                        m[j] = x;
-                }
+                for (i = MAX(first, (size_t) 1); i < n; i++)
+                        settle_last(base, i + 1, size, time_of);
                 return;
         }
         for (size_t width = 1; width < batch; width *= 2)
                 for (size_t lo = first; lo + width < n; lo += 2 * width)
-                        merge_runs(m + lo, width, MIN(width, n - lo - width), tmp);
+                        merge_runs(AT(base, lo, size), width, MIN(width, n - lo - width), tmp, size, time_of);
         if (first > 0)
-                merge_runs(m, first, batch, tmp);
+                merge_runs(base, first, batch, tmp, size, time_of);
         free(tmp);
 }
 
-int log_context_add_timer(aetask_log *l, const char *name, uint64_t start, uint64_t duration) {
+/* Appends a timer at the end, in no particular order. */
+static int append_timer(aetask_log *l, const char *name, uint64_t start, uint64_t duration) {
         if (l->n_timers >= LOG_CONTEXT_MAX_TIMERS) {
                 l->dropped++;
                 return 0;
@@ -157,6 +194,17 @@ int log_context_add_timer(aetask_log *l, const char *name, uint64_t start, uint6
                 return -ENOMEM;
         l->timers[l->n_timers++] = (log_timer) { .name = copy, .start = start, .duration = duration };
         l->end = MAX(l->end, start + duration);
+        return 0;
+}
+
+int log_context_add_timer(aetask_log *l, const char *name, uint64_t start, uint64_t duration) {
+        unsigned n = l->n_timers;
+        int r;
+
+        r = append_timer(l, name, start, duration);
+        if (r < 0 || l->n_timers == n)
+                return r;
+        settle_last(l->timers, l->n_timers, sizeof(log_timer), timer_time);
         return 0;
 }
 
@@ -192,18 +240,21 @@ void log_context_merge(aetask_log *l, json_object *logs) {
                                 json_object_get_int(json_object_array_get_idx(m, 2)),
                                 json_object_get_string(json_object_array_get_idx(m, 3)) ?: "");
                 }
-                order_from(l, first);
+                order_from(l->messages, l->n_messages, first, sizeof(log_message), message_time);
         }
-        if (json_object_object_get_ex(logs, "timers", &v) && json_object_is_type(v, json_type_array))
+        if (json_object_object_get_ex(logs, "timers", &v) && json_object_is_type(v, json_type_array)) {
+                unsigned first = l->n_timers;
                 for (size_t i = 0; i < json_object_array_length(v); i++) {
                         json_object *t = json_object_array_get_idx(v, i);
                         if (!json_object_is_type(t, json_type_array) || json_object_array_length(t) != 3)
                                 continue;
-                        (void) log_context_add_timer(l,
+                        (void) append_timer(l,
                                 json_object_get_string(json_object_array_get_idx(t, 0)) ?: "",
                                 (uint64_t) json_object_get_int64(json_object_array_get_idx(t, 1)),
                                 (uint64_t) json_object_get_int64(json_object_array_get_idx(t, 2)));
                 }
+                order_from(l->timers, l->n_timers, first, sizeof(log_timer), timer_time);
+        }
         if (json_object_object_get_ex(logs, "data", &v) && json_object_is_type(v, json_type_object)) {
                 if (!l->data)
                         l->data = json_object_new_object();

@@ -29,10 +29,13 @@ struct aetask_log {
         unsigned n_timers, n_timers_alloc;
         json_object *data;
         unsigned dropped;
+        aetask_log_finish_t finish;    /* runs once, when the last reference goes */
+        void *finish_userdata;
 };
 
 /* Adds a message in time order (workers' clocks are this machine's). */
 int log_context_add_message(aetask_log *l, uint64_t usec, pid_t pid, int priority, const char *text);
+/* Adds a timer in the order timers started, as the seed keeps them. */
 int log_context_add_timer(aetask_log *l, const char *name, uint64_t start, uint64_t duration);
 /* Merges a reply's "logs" object; what does not parse is skipped. */
 void log_context_merge(aetask_log *l, json_object *logs);

@@ -17,7 +17,8 @@
 #include "protocol.h"
 
 #define EXIT_USAGE 2
-#define EXIT_NOT_CONFIGURED 6   /* LSB's "program is not configured": the handler cannot be loaded */
+#define EXIT_NOT_CONFIGURED 6   /* LSB's "program is not configured": the handler cannot be loaded,
+                                 * or refuses its options */
 #define MAX_WORKERS_LIMIT 65536
 
 static void help(void) {
@@ -48,6 +49,11 @@ static void help(void) {
                "                             of --allow-group (repeatable; unix sockets only)\n"
                "     --allow-group GROUP     Serve only members of GROUP and the users of\n"
                "                             --allow-user (repeatable; unix sockets only)\n"
+               "     --log-level LEVEL       Most verbose messages written: emerg, alert, crit,\n"
+               "                             err, warning, notice, info (default) or debug\n"
+               "     --call-log-level LEVEL  Priority of each worker's entry per call (trace id,\n"
+               "                             method, duration, outcome; default debug, so\n"
+               "                             written only with --log-level debug)\n"
                "  -o --option KEY=VALUE      An option for the handler (repeatable)\n",
                AETASK_HANDLER_DIR);
 }
@@ -71,6 +77,25 @@ static int parse_option_seconds(const char *option, const char *value, uint64_t 
                 log_error("Invalid %s: %s: expected seconds from 0 to %llu (fractions allowed)", option, value,
                           SECONDS_MAX);
         return r;
+}
+
+/* A syslog level by name (as journalctl -p takes them) or number. */
+static int parse_level(const char *option, const char *value, int *ret) {
+        static const char *const names[] = { "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug" };
+        uint64_t n;
+
+        for (int i = 0; i < (int) ELEMENTSOF(names); i++)
+                if (strcmp(value, names[i]) == 0) {
+                        *ret = i;
+                        return 0;
+                }
+        if (parse_uint64(value, LOG_EMERG, LOG_DEBUG, &n) >= 0) {
+                *ret = (int) n;
+                return 0;
+        }
+        log_error("Invalid %s: %s: expected emerg, alert, crit, err, warning, notice, info, debug or 0 to 7",
+                  option, value);
+        return -EINVAL;
 }
 
 static int parse_group(const char *name, gid_t *ret) {
@@ -154,6 +179,8 @@ int main(int argc, char *argv[]) {
                 ARG_CONTROL_GROUP,
                 ARG_ALLOW_USER,
                 ARG_ALLOW_GROUP,
+                ARG_LOG_LEVEL,
+                ARG_CALL_LOG_LEVEL,
         };
         static const struct option options[] = {
                 { "help",             no_argument,       NULL, 'h'                  },
@@ -171,6 +198,8 @@ int main(int argc, char *argv[]) {
                 { "control-group",    required_argument, NULL, ARG_CONTROL_GROUP    },
                 { "allow-user",       required_argument, NULL, ARG_ALLOW_USER       },
                 { "allow-group",      required_argument, NULL, ARG_ALLOW_GROUP      },
+                { "log-level",        required_argument, NULL, ARG_LOG_LEVEL        },
+                { "call-log-level",   required_argument, NULL, ARG_CALL_LOG_LEVEL   },
                 { "option",           required_argument, NULL, 'o'                  },
                 {}
         };
@@ -289,6 +318,19 @@ int main(int argc, char *argv[]) {
                                 return EXIT_USAGE;
                         (void) aetask_server_set_max_workers_per_uid(s, (unsigned) n);
                         break;
+                case ARG_LOG_LEVEL:
+                case ARG_CALL_LOG_LEVEL: {
+                        int level;
+                        if (parse_level(c == ARG_LOG_LEVEL ? "--log-level" : "--call-log-level", optarg, &level) < 0)
+                                return EXIT_USAGE;
+                        if (c == ARG_LOG_LEVEL) {
+                                /* At once, for what is said before the server runs too. */
+                                log_set_max_level(level);
+                                (void) aetask_server_set_log_level(s, level);
+                        } else
+                                (void) aetask_server_set_call_log_level(s, level);
+                        break;
+                }
                 case 'o': {
                         char *eq = strchr(optarg, '=');
                         if (!eq || eq == optarg) {
@@ -334,5 +376,7 @@ int main(int argc, char *argv[]) {
         r = aetask_server_run(s);
         if (r == -EAFNOSUPPORT)
                 return EXIT_USAGE;  /* allow lists with a TCP socket, said already */
+        if (r == -EINVAL)
+                return EXIT_NOT_CONFIGURED;  /* the handler refused its options, said already */
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -1,5 +1,6 @@
 /* Loads a handler module by name: DIR/NAME.so exporting aetask_handler_module. */
 #include <dlfcn.h>
+#include <stddef.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,30 @@ static bool handler_name_is_valid(const char *name) {
                       *p == '_' || *p == '-'))
                         return false;
         return true;
+}
+
+/* The part of struct aetask_handler each ABI version has. */
+static size_t handler_size(unsigned abi_version) {
+        switch (abi_version) {
+        case 1:
+                return offsetof(aetask_handler, interface);
+        case AETASK_HANDLER_ABI_VERSION:
+                return sizeof(aetask_handler);
+        default:
+                return 0;
+        }
+}
+
+int handler_adopt(aetask_server *s, const aetask_handler *h) {
+        size_t size = handler_size(h->abi_version);
+
+        if (size == 0)
+                return -EPROTONOSUPPORT;
+        /* A copy of what it has; the members it predates stay NULL. */
+        s->handler_copy = (aetask_handler) {};
+        memcpy(&s->handler_copy, h, size);
+        s->handler = &s->handler_copy;
+        return 0;
 }
 
 int handler_module_load(const char *name, const char *dir, void **ret_module, const aetask_handler **ret) {
@@ -43,8 +68,8 @@ int handler_module_load(const char *name, const char *dir, void **ret_module, co
                 dlclose(module);
                 return -EBADF;
         }
-        if ((*h)->abi_version != AETASK_HANDLER_ABI_VERSION) {
-                log_error("Failed to load handler '%s': ABI version %u, expected %u",
+        if (handler_size((*h)->abi_version) == 0) {
+                log_error("Failed to load handler '%s': ABI version %u, expected 1 to %u",
                           name, (*h)->abi_version, AETASK_HANDLER_ABI_VERSION);
                 dlclose(module);
                 return -EPROTONOSUPPORT;

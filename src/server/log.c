@@ -13,6 +13,17 @@
 #include <unistd.h>
 
 static const char *log_identity = "aetaskd";
+static int log_max_level = -1;  /* unset: info, or debug with $AETASK_DEBUG */
+
+void log_set_max_level(int level) {
+        log_max_level = level;
+}
+
+int log_get_max_level(void) {
+        if (log_max_level < 0)
+                log_max_level = getenv("AETASK_DEBUG") ? LOG_DEBUG : LOG_INFO;
+        return log_max_level;
+}
 
 void log_set_identity(const char *identity) {
         log_identity = identity;
@@ -39,7 +50,7 @@ int log_full(int priority, int error, const char *format, ...) {
         va_list ap;
         int saved = errno;
 
-        if (priority == LOG_DEBUG && !getenv("AETASK_DEBUG"))
+        if (priority > log_get_max_level())
                 return error < 0 ? error : -abs(error);
 
         va_start(ap, format);
@@ -76,6 +87,8 @@ int log_worker_event(int priority, const char *message_id, const char *handler, 
         char message[2048], prio[32], mid[64], hand[128], num[48], pidf[48];
         va_list ap;
 
+        if (priority > log_get_max_level())
+                return 0;
         va_start(ap, format);
         snprintf(message, sizeof(message), "MESSAGE=");
         vsnprintf(message + 8, sizeof(message) - 8, format, ap);

@@ -8,6 +8,10 @@
 #include <sys/types.h>
 
 void log_set_identity(const char *identity);
+/* The most verbose priority written, to stderr or the journal (a syslog
+ * level); until set, LOG_INFO, or LOG_DEBUG when $AETASK_DEBUG is set. */
+void log_set_max_level(int level);
+int log_get_max_level(void);
 int log_full(int priority, int error, const char *format, ...) __attribute__((format(printf, 3, 4)));
 
 #define log_error_errno(error, ...)   log_full(LOG_ERR, (error), __VA_ARGS__)
@@ -20,8 +24,8 @@ int log_full(int priority, int error, const char *format, ...) __attribute__((fo
 
 /* An event about one worker, as a journal entry with MESSAGE_ID and the
  * AETASK_HANDLER=, AETASK_WORKER=, AETASK_WORKER_PID= fields (see
- * aetask-journal(7)); without a journal, a plain line on stderr (debug
- * events only with $AETASK_DEBUG). */
+ * aetask-journal(7)); without a journal, a plain line on stderr.  Either
+ * only up to the level of log_set_max_level(). */
 int log_worker_event(int priority, const char *message_id, const char *handler, unsigned number, pid_t pid,
                      const char *format, ...) __attribute__((format(printf, 6, 7)));
 

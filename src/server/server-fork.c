@@ -39,12 +39,17 @@ _public_ int aetask_server_fork(aetask_server *s, pid_t *ret_pid, int *ret_keepa
         assert_return(s->handler, -ENOPKG);
         assert_return(s->n_listen_fds > 0, -EDESTADDRREQ);
 
+        /* Here too, so the caller hears of bad options, not just the child. */
+        int r = server_check_options(s);
+        if (r < 0)
+                return r;
+
         if (pipe2(pipefd, O_CLOEXEC) < 0)
                 return -errno;
 
         pid = fork();
         if (pid < 0) {
-                int r = -errno;
+                r = -errno;
                 safe_close(pipefd[0]);
                 safe_close(pipefd[1]);
                 return r;

@@ -30,10 +30,12 @@ typedef struct worker_record {
         bool killed_hung;
         bool killed_abandoned;
         bool killed_drain;             /* still busy when the drain limit ran out */
+        bool recycled;                 /* told to retire by a reload (reload.c) */
 } worker_record;
 
 struct aetask_server {
-        const aetask_handler *handler;
+        const aetask_handler *handler; /* &handler_copy, once set */
+        aetask_handler handler_copy;   /* of whichever ABI version, with what it lacks NULL */
         void *module;
         char *handler_name;
         char *name;
@@ -41,7 +43,9 @@ struct aetask_server {
         size_t max_message_size;
         unsigned max_workers;
         unsigned max_workers_per_uid;  /* 0: half of max_workers */
-        char **options;                /* "key=value" strings */
+        int log_level;                 /* -1: log.c's default */
+        int call_log_level;            /* of the worker's entry per call */
+        char **options;                /* "key=value" strings, NULL-terminated */
         size_t n_options;
         int *listen_fds;
         size_t n_listen_fds;
@@ -78,6 +82,7 @@ struct aetask_server {
         int keepalive_fd;
         pid_t pid;                     /* the server process, while running */
         bool shutting_down;
+        unsigned n_reloads;
         unsigned share;                /* workers one user (or address) may hold, while running */
         sd_event_source *resume_timer; /* accepting paused for want of descriptors (admission.c) */
         log_ratelimit fd_shortage_log, refusal_log;
@@ -87,6 +92,8 @@ struct aetask_server {
 
 /* handler-module.c */
 int handler_module_load(const char *name, const char *dir, void **ret_module, const aetask_handler **ret);
+/* Makes H the server's handler; -EPROTONOSUPPORT for an unknown ABI version. */
+int handler_adopt(aetask_server *s, const aetask_handler *h);
 
 /* server.c: the counts a status report is made of. */
 typedef struct server_counts {
@@ -96,6 +103,10 @@ typedef struct server_counts {
 } server_counts;
 void server_get_counts(aetask_server *s, server_counts *ret);
 const char *server_display_name(aetask_server *s);
+
+/* reload.c: SIGHUP recycles every worker; returns how many were told. */
+int server_reload_start(aetask_server *s);
+unsigned server_recycle_workers(aetask_server *s);
 
 /* control.c: the control socket, answering io.aetask.Server.Status. */
 int control_start(aetask_server *s);
@@ -121,6 +132,9 @@ bool server_pause_accepting_on(aetask_server *s, int error);
 void server_resume_accepting(aetask_server *s);
 void server_set_accepting(aetask_server *s, bool on);
 
+/* worker.c: has the handler check the server's options (its check_options
+ * hook); -EINVAL, logged, when it refuses them. */
+int server_check_options(aetask_server *s);
 /* worker.c: runs the worker on CONN_FD in the forked child; never returns. */
 _Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd);
 /* The worker's reading side without a socket, for worker_run() and the

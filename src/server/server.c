@@ -34,6 +34,8 @@ _public_ int aetask_server_new(aetask_server **ret) {
         s->max_workers = DEFAULT_MAX_WORKERS;
         s->drain_timeout = DEFAULT_DRAIN_TIMEOUT_USEC;
         s->keepalive_fd = -1;
+        s->log_level = -1;
+        s->call_log_level = LOG_DEBUG;
         *ret = s;
         return 0;
 }
@@ -63,9 +65,7 @@ _public_ aetask_server *aetask_server_free(aetask_server *s) {
 _public_ int aetask_server_set_handler(aetask_server *s, const aetask_handler *h) {
         assert_return(s, -EINVAL);
         assert_return(h, -EINVAL);
-        assert_return(h->abi_version == AETASK_HANDLER_ABI_VERSION, -EPROTONOSUPPORT);
-        s->handler = h;
-        return 0;
+        return handler_adopt(s, h);
 }
 
 static int set_string(char **p, const char *v) {
@@ -97,8 +97,7 @@ _public_ int aetask_server_load_handler(aetask_server *s, const char *name, cons
         if (s->module)
                 dlclose(s->module);
         s->module = module;
-        s->handler = h;
-        return 0;
+        return handler_adopt(s, h);
 }
 
 _public_ int aetask_server_set_name(aetask_server *s, const char *name) {
@@ -139,6 +138,22 @@ _public_ int aetask_server_set_max_workers_per_uid(aetask_server *s, unsigned n)
         return 0;
 }
 
+static int set_level(int *p, int level) {
+        assert_return(level >= LOG_EMERG && level <= LOG_DEBUG, -EINVAL);
+        *p = level;
+        return 0;
+}
+
+_public_ int aetask_server_set_log_level(aetask_server *s, int level) {
+        assert_return(s, -EINVAL);
+        return set_level(&s->log_level, level);
+}
+
+_public_ int aetask_server_set_call_log_level(aetask_server *s, int level) {
+        assert_return(s, -EINVAL);
+        return set_level(&s->call_log_level, level);
+}
+
 _public_ int aetask_server_set_option(aetask_server *s, const char *key, const char *value) {
         char *o, **a;
 
@@ -148,13 +163,15 @@ _public_ int aetask_server_set_option(aetask_server *s, const char *key, const c
 
         if (asprintf(&o, "%s=%s", key, value) < 0)
                 return -ENOMEM;
-        a = realloc(s->options, (s->n_options + 1) * sizeof(char *));
+        /* Kept NULL-terminated, for the handler's check_options. */
+        a = realloc(s->options, (s->n_options + 2) * sizeof(char *));
         if (!a) {
                 free(o);
                 return -ENOMEM;
         }
         s->options = a;
         s->options[s->n_options++] = o;
+        s->options[s->n_options] = NULL;
         return 0;
 }
 
@@ -514,9 +531,7 @@ static void server_begin_shutdown(aetask_server *s, const char *why) {
         }
 
         /* Idle workers retire at once; busy ones after their checkout. */
-        for (unsigned i = 0; i < s->board.n_slots; i++)
-                if (s->workers[i].pid > 0)
-                        (void) kill(s->workers[i].pid, SIGTERM);
+        (void) server_recycle_workers(s);
 
         if (s->n_alive > 0 && s->drain_timeout > 0 &&
             sd_event_add_time_relative(s->event, &s->drain_timer, CLOCK_MONOTONIC, s->drain_timeout,
@@ -569,9 +584,15 @@ _public_ int aetask_server_run(aetask_server *s) {
         assert_return(s->n_listen_fds > 0, -EDESTADDRREQ);
         assert_return(!s->event, -EBUSY);
 
+        r = server_check_options(s);
+        if (r < 0)
+                return r;
         r = access_check_listen_fds(s);
         if (r < 0)
                 return r;
+
+        if (s->log_level >= 0)
+                log_set_max_level(s->log_level);
 
         list_init(&s->control_conns);
         proctitle_init();
@@ -581,6 +602,7 @@ _public_ int aetask_server_run(aetask_server *s) {
         sigaddset(&mask, SIGCHLD);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
 
@@ -603,7 +625,8 @@ _public_ int aetask_server_run(aetask_server *s) {
 
         if ((r = sd_event_add_signal(s->event, NULL, SIGCHLD, on_sigchld, s)) < 0 ||
             (r = sd_event_add_signal(s->event, NULL, SIGTERM, on_terminate, s)) < 0 ||
-            (r = sd_event_add_signal(s->event, NULL, SIGINT, on_terminate, s)) < 0)
+            (r = sd_event_add_signal(s->event, NULL, SIGINT, on_terminate, s)) < 0 ||
+            (r = server_reload_start(s)) < 0)
                 goto finish;
 
         if (s->hung_timeout > 0) {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "log.h"
 #include "macro.h"
 #include "scoreboard.h"
 
@@ -33,7 +34,9 @@ static bool worker_log_admit(worker_log *l, size_t size) {
         return true;
 }
 
-static void journal_entry(worker_log *l, int priority, const char *text) {
+/* One entry with the worker's fields, and EXTRA ones (N_EXTRA, at most 4). */
+static void journal_entry_with(worker_log *l, int priority, const char *text, const char *const *extra,
+                               size_t n_extra) {
         char priority_field[32], number[48], pid[48], trace[96], method[192], handler[96];
         _cleanup_(freep) char *message = NULL;
 
@@ -46,19 +49,45 @@ static void journal_entry(worker_log *l, int priority, const char *text) {
         snprintf(method, sizeof(method), "AETASK_METHOD=%s", l->method ?: "");
         snprintf(handler, sizeof(handler), "AETASK_HANDLER=%s", l->handler ?: "");
 
-        const char *fields[] = {
+        const char *fields[13] = {
                 message, priority_field, "SYSLOG_IDENTIFIER=aetaskd", "AETASK_ORIGIN=worker",
-                handler, number, pid, method, trace,
+                handler, number, pid, method,
         };
+        size_t n = 8;
+        for (size_t i = 0; i < n_extra && i < 4; i++)
+                fields[n++] = extra[i];
         /* Fields with empty values are left out rather than written empty. */
-        size_t n = l->trace[0] ? ELEMENTSOF(fields) : ELEMENTSOF(fields) - 1;
+        if (l->trace[0])
+                fields[n++] = trace;
         if (journal_send_only(fields, n) >= 0)
                 return;
 
-        /* No journal: a plain line, debug ones only when asked for. */
-        if (priority < LOG_DEBUG || getenv("AETASK_DEBUG"))
+        /* No journal: a plain line, up to the server's log level. */
+        if (priority <= log_get_max_level())
                 fprintf(stderr, "aetaskd[%d]: worker %u of %s%s%s: %s\n", (int) getpid(), l->number,
                         l->handler ?: "?", l->trace[0] ? ", trace " : "", l->trace, text);
+}
+
+static void journal_entry(worker_log *l, int priority, const char *text) {
+        journal_entry_with(l, priority, text, NULL, 0);
+}
+
+void worker_log_call(worker_log *l, int priority, uint64_t duration, const char *error) {
+        char text[512], duration_field[64];
+
+        if (priority > log_get_max_level())
+                return;
+        if (error)
+                snprintf(text, sizeof(text), "Call %s failed after %.3f ms: %s", l->method ?: "->()",
+                         (double) duration / 1000.0, error);
+        else
+                snprintf(text, sizeof(text), "Call %s answered after %.3f ms", l->method ?: "->()",
+                         (double) duration / 1000.0);
+        snprintf(duration_field, sizeof(duration_field), "AETASK_DURATION_USEC=%llu", (unsigned long long) duration);
+        const char *extra[] = {
+                duration_field, error ? "AETASK_OUTCOME=failed" : "AETASK_OUTCOME=answered", "AETASK_EVENT=call",
+        };
+        journal_entry_with(l, priority, text, extra, ELEMENTSOF(extra));
 }
 
 int worker_log_message(worker_log *l, int priority, const char *text) {

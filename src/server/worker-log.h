@@ -38,3 +38,7 @@ int worker_log_message(worker_log *l, int priority, const char *text);
 int worker_log_timer_start(worker_log *l, const char *name);
 int worker_log_timer_stop(worker_log *l, int timer);
 int worker_log_data(worker_log *l, const char *key, json_object *value);
+/* The worker's own entry for a call that ended after DURATION usec, ERROR
+ * its message if it failed, at PRIORITY (the server's call log level),
+ * written only when the server's log level lets it through. */
+void worker_log_call(worker_log *l, int priority, uint64_t duration, const char *error);

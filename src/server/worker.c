@@ -331,11 +331,12 @@ static int run_call(aetask_worker *w, const protocol_call *c, buffer *out) {
         }
 
         fn = c->kind == PROTOCOL_CALL_METHOD ? find_method(w->handler, c->method) : w->handler->call;
-        if (!fn) {
+        if (!fn && !w->handler->interface) {
                 if (c->kind == PROTOCOL_CALL_METHOD)
                         (void) aetask_worker_raise(w, "unknown method '%s'", c->method);
                 else
                         (void) aetask_worker_raise(w, "the handler takes no calls without a method name");
+                worker_log_call(&w->log, w->server->call_log_level, 0, w->error);
                 r = append_outcome(w, out, -ENOENT, NULL, PROTOCOL_ERROR_METHOD_NOT_FOUND);
                 w->method = NULL;
                 return r;
@@ -349,9 +350,14 @@ static int run_call(aetask_worker *w, const protocol_call *c, buffer *out) {
                 return -EPIPE;
         }
         args = c->args ? json_object_get(c->args) : json_object_new_array();
-        r = fn(w, args, &result);
+        /* What the table and the catch-all do not take goes to the general
+         * interface, with the name the call was made with (or NULL). */
+        uint64_t began = now_usec(CLOCK_MONOTONIC);
+        r = fn ? fn(w, args, &result) : w->handler->interface(w, w->method, args, &result);
         slot_call_end(w->slot, true);
         json_object_put(args);
+        worker_log_call(&w->log, w->server->call_log_level, now_usec(CLOCK_MONOTONIC) - began,
+                        r < 0 ? error_message(w, r) : NULL);
 
         r = append_outcome(w, out, r, result, PROTOCOL_ERROR_HANDLER);
         json_object_put(result);
@@ -404,6 +410,30 @@ static int write_all(int fd, buffer *b) {
                 /* Only reached if the socket was made non-blocking by someone. */
                 usleep(1000);
         }
+}
+
+int server_check_options(aetask_server *s) {
+        static const char *const none[] = { NULL };
+        /* A worker that stands for none: number 0, no slot, no trace. */
+        aetask_worker w = {
+                .server = s,
+                .handler = s->handler,
+                .log = { .handler = s->handler_name ?: s->handler->name, .method = "check_options" },
+                .fd = -1,
+        };
+        int r;
+
+        if (!s->handler->check_options)
+                return 0;
+        r = s->handler->check_options(&w, s->options ? (const char *const *) s->options : none);
+        json_object_put(worker_log_end(&w.log));
+        if (r >= 0) {
+                clear_error(&w);
+                return 0;
+        }
+        log_error("Invalid handler options: %s", error_message(&w, r));
+        clear_error(&w);
+        return -EINVAL;
 }
 
 aetask_worker *worker_new(aetask_server *s, scoreboard_slot *slot) {

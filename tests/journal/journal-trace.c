@@ -1,6 +1,8 @@
 /* Run inside a booted systemd by run.sh: a forked server whose handler logs,
  * a client with journal tracing on, and two checkouts with known trace ids,
- * so that run.sh can ask the real journald for each checkout's lines. */
+ * so that run.sh can ask the real journald for each checkout's lines.  With
+ * an address, also a call of the bcrypt handler served there (by an aetaskd
+ * with --call-log-level info), under the trace id aetask-journal-bcrypt. */
 #include <aetask/aetask-client.h>
 #include <aetask/aetask-server.h>
 #include <stdbool.h>
@@ -70,7 +72,22 @@ static void checkout_with(aetask_client *client, const char *trace, const char *
         json_object_put(args);
 }
 
-int main(void) {
+static void bcrypt_call(aetask_client *client) {
+        aetask_checkout *co;
+        json_object *args = json_object_new_array();
+
+        json_object_array_add(args, json_object_new_string("secret"));
+        aetask_client_checkout(client, &co);
+        aetask_checkout_set_trace_id(co, "aetask-journal-bcrypt");
+        aetask_checkout_set_error_handler(co, on_error, NULL);
+        aetask_checkout_call(co, "hash", args, on_reply, NULL);
+        pending++;
+        aetask_checkout_unref(co);
+        json_object_put(args);
+}
+
+int main(int argc, char *argv[]) {
+        aetask_client *bcrypt = NULL;
         char address[64];
         aetask_server *server;
         aetask_client *client;
@@ -91,6 +108,11 @@ int main(void) {
 
         checkout_with(client, "aetask-journal-a", "request a", false);
         checkout_with(client, "aetask-journal-b", "request b", true);
+        if (argc > 1) {
+                aetask_client_new(&bcrypt, argv[1]);
+                aetask_client_attach_event(bcrypt, event, 0);
+                bcrypt_call(bcrypt);
+        }
         while (pending > 0)
                 sd_event_run(event, 100000);
         /* Let the Done messages be answered, so the checkout-done lines exist. */
@@ -98,6 +120,7 @@ int main(void) {
                 sd_event_run(event, 20000);
 
         aetask_client_unref(client);
+        aetask_client_unref(bcrypt);
         sd_event_unref(event);
         return 0;
 }

@@ -13,9 +13,14 @@ work=$(mktemp -d /tmp/aetask-journal-XXXXXX)
 trap 'boot_cleanup; rm -rf "$work"' EXIT
 cat > "$work/driver.sh" <<DRIVER
 #!/bin/bash
-$program > /results/client.out 2>&1
+# bcrypt, a handler that logs nothing, with the worker's entry per call on.
+$build_root/src/server/aetaskd --handler bcrypt --handler-dir $build_root/src/handlers \\
+        --listen unix:/run/aetask-bcrypt.sock --call-log-level info -o cost=4 &
+for _ in \$(seq 100); do [ -S /run/aetask-bcrypt.sock ] && break; sleep 0.05; done
+$program unix:/run/aetask-bcrypt.sock > /results/client.out 2>&1
 echo \$? > /results/client.rc
 journalctl --sync
+journalctl AETASK_TRACE=aetask-journal-bcrypt -o json > /results/bcrypt.json
 journalctl AETASK_TRACE=aetask-journal-a -o json > /results/a.json
 journalctl AETASK_TRACE=aetask-journal-b -o json > /results/b.json
 journalctl AETASK_TRACE=aetask-journal-a -o short-precise > /results/a.txt
@@ -68,6 +73,10 @@ check("a: only its own lines", all(e.get("AETASK_TRACE") == "aetask-journal-a" f
 check("b: only its own lines", not any("request a" in e.get("MESSAGE", "") for e in b))
 check("b: the error is there with its kind", any(e.get("AETASK_ERROR_KIND") == "handler" for e in b))
 check("b: the worker's warning before the failure", any(e.get("MESSAGE") == "about to fail" and e.get("PRIORITY") == "4" for e in b))
+bc = [e for e in entries("bcrypt.json") if e.get("AETASK_ORIGIN") == "worker"]
+check("bcrypt: the worker's own entry for the call", any(e.get("AETASK_EVENT") == "call" and e.get("AETASK_METHOD") == "hash"
+      and e.get("AETASK_OUTCOME") == "answered" and "AETASK_DURATION_USEC" in e and e.get("AETASK_HANDLER") == "bcrypt"
+      for e in bc), str([e.get("MESSAGE") for e in bc]))
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
 CHECK

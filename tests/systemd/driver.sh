@@ -281,6 +281,36 @@ equal "a handler that cannot be loaded fails its service once (exit 6, not resta
         "$(prop aetask@no-such-handler.service ActiveState) $(prop aetask@no-such-handler.service NRestarts) $(prop aetask@no-such-handler.service ExecMainStatus)"
 systemctl stop aetask@no-such-handler.socket aetask-control@no-such-handler.socket
 systemctl reset-failed 'aetask@no-such-handler.*' 2>/dev/null
+# Options the handler refuses: the start fails (before READY=1), the journal
+# names the option, and no restart loop (exit 6, RestartPreventExitStatus=).
+echo 'AETASK_ARGS="-o cost=99"' >/etc/aetask/bcrypt.conf
+since=$(date '+%Y-%m-%d %H:%M:%S')
+if systemctl start aetask@bcrypt.service 2>/dev/null; then started=yes; else started=no; fi
+sleep 1
+equal "systemctl start fails on -o cost=99" no "$started"
+equal "bad handler options fail the service once (exit 6, not restarted)" "failed 0 6" \
+        "$(prop aetask@bcrypt.service ActiveState) $(prop aetask@bcrypt.service NRestarts) $(prop aetask@bcrypt.service ExecMainStatus)"
+journalctl --sync
+msg=$(journalctl -u aetask@bcrypt.service --since "$since" -o cat 2>/dev/null | grep 'Invalid handler options')
+check "the journal names the option: $msg" grep -q 'cost=99' <<<"$msg"
+echo 'AETASK_ARGS="-o cost=4"' >/etc/aetask/bcrypt.conf
+systemctl stop aetask@bcrypt.socket aetask-control@bcrypt.socket 2>/dev/null
+systemctl reset-failed 'aetask@bcrypt.*' 'aetask-control@bcrypt.*' 2>/dev/null
+
+echo "== reload under load"
+systemctl start aetask@echo.service
+main_before=$(prop aetask@echo.service MainPID)
+$LOAD --prefix=h --seconds=3 --concurrency=4 --calls=8 --method=echo unix:/run/aetask/echo.sock >/tmp/reload.out 2>&1 &
+bg=$!
+sleep 0.5
+reloads=0
+for _ in 1 2 3; do systemctl reload aetask@echo.service && reloads=$((reloads + 1)); sleep 0.5; done
+wait $bg
+rc=$?
+equal "systemctl reload three times succeeds" 3 "$reloads"
+equal "no call failed across the reloads ($(cat /tmp/reload.out))" 0 "$rc"
+equal "the same aetaskd serves on" "active $main_before" "$(prop aetask@echo.service ActiveState) $(prop aetask@echo.service MainPID)"
+check "aetaskd logged the reloads" grep -q "Reloading: recycling" <<<"$(journalctl -q -u aetask@echo.service -o cat)"
 
 echo "== stop"
 $CTL echo call sleep 1 >/tmp/stop.out 2>&1 &
