@@ -16,12 +16,16 @@
 #define RETRY_MAX_USEC (500 * USEC_PER_MSEC)
 
 void client_log_debug(const char *format, ...) {
+        /* Any thread may be first to ask: each that does stores the same answer. */
         static int enabled = -1;
+        int on = __atomic_load_n(&enabled, __ATOMIC_RELAXED);
         va_list ap;
 
-        if (enabled < 0)
-                enabled = !!getenv("AETASK_DEBUG");
-        if (!enabled)
+        if (on < 0) {
+                on = !!getenv("AETASK_DEBUG");
+                __atomic_store_n(&enabled, on, __ATOMIC_RELAXED);
+        }
+        if (!on)
                 return;
         va_start(ap, format);
         fputs("libaetask-sd: ", stderr);
