@@ -31,14 +31,7 @@ static worker_conn *conn_ref(worker_conn *w) {
         return w;
 }
 
-static void conn_unref(worker_conn *w) {
-        if (--w->n_ref > 0)
-                return;
-        aetask_log_unref(w->done_log);
-        buffer_done(&w->in);
-        buffer_done(&w->out);
-        free(w);
-}
+static void conn_unref(worker_conn *w);
 DEFINE_TRIVIAL_CLEANUP_FUNC(worker_conn *, conn_unref);
 
 /* Closes the connection; the memory goes when the last holder lets go. */
@@ -306,6 +299,15 @@ static void conn_handle_message(worker_conn *w, const char *s, size_t len) {
         }
 }
 
+static void conn_unref(worker_conn *w) {
+        if (--w->n_ref > 0)
+                return;
+        aetask_log_unref(w->done_log);
+        buffer_done(&w->in);
+        buffer_done(&w->out);
+        free(w);
+}
+
 /* Every way out of here may have run callbacks (a reply's, an error
  * handler), and any of them may drop the last reference to the client,
  * which closes W: both are held from the start, as sd-bus holds its bus
@@ -323,8 +325,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0)
                         error = errno;
                 if (error != 0) {
-                        client_log_debug("Failed to connect to %s: %s", c->address, strerror(error));
-                        c->last_connect_error = error;
+                        c->last_connect_error = error;  /* a timeout message says why no worker came */
                         client_schedule_retry(c);
                         conn_free(w);
                         client_dispatch(c);
