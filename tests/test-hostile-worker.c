@@ -26,6 +26,7 @@ typedef enum greeting {
         GREET,
         GREET_NOT,          /* answers calls without greeting first */
         GREET_GARBAGE,      /* its first message is not JSON */
+        GREET_BUSY,         /* refuses instead of greeting, as a server at its cap does */
 } greeting;
 
 static void fake_write(int fd, const char *s) {
@@ -82,6 +83,12 @@ static _Noreturn void fake_worker(int fd, greeting greet) {
                 fake_write(fd, "{\"parameters\":{\"hello\":{\"version\":1,\"worker\":1,\"pid\":1}}}");
         else if (greet == GREET_GARBAGE)
                 fake_write(fd, "\x01\x02 hello?");
+        else if (greet == GREET_BUSY) {
+                /* After the client's first call, so that it is that call's refusal. */
+                (void) fake_read(fd, call, sizeof(call));
+                fake_write(fd, "{\"error\":\"io.aetask.ServerBusy\",\"parameters\":{\"message\":\"too many workers\"}}");
+                _exit(0);
+        }
         while (fake_read(fd, call, sizeof(call))) {
                 if (strstr(call, "io.aetask.Checkout.Done")) {
                         fake_write(fd, "{\"parameters\":{}}");
@@ -488,4 +495,212 @@ Test(hostile_worker, a_flood_of_log_messages_out_of_order) {
         cr_log_info("100000 log messages merged in %.2f s in order, %.2f s newest first", in_order, newest_first);
         cr_assert_lt(newest_first, 3 * in_order + 0.3,
                      "100000 log messages newest first took %.2f s, in order %.2f s", newest_first, in_order);
+}
+
+/* ---- Freeing the client from inside its callbacks ------------------------ */
+
+/* aetask_client_new(3) lets any callback drop the last reference to the
+ * client.  Each test below drops it from the callback one path runs, most
+ * with a second checkout outstanding (its call is cancelled by the free, so
+ * its error handler runs from inside the first callback), and then runs
+ * the loop on: AddressSanitizer and valgrind see any use of the freed
+ * client or connection. */
+
+typedef struct freeing_case {
+        const char *method;      /* the call whose callback frees the client */
+        bool second;             /* queue an echo behind it on the same checkout */
+        const char *fatal;       /* throw this fatal error before calling */
+        const char *other;       /* a call on a second checkout, or NULL */
+} freeing_case;
+
+typedef struct freeing {
+        outcome first, other;
+        aetask_checkout *co, *co_other;
+} freeing;
+
+static void free_the_client(void) {
+        aetask_client *c = client;
+
+        cr_assert_not_null(c, "a callback ran after the client was freed");
+        client = NULL;  /* first: the free runs more callbacks */
+        aetask_client_unref(c);
+}
+
+static void free_client_on_reply(aetask_checkout *co, json_object *result, void *userdata) {
+        on_reply(co, result, userdata);
+        free_the_client();
+}
+
+static void free_client_on_error(aetask_checkout *co, aetask_error_kind kind, const char *message, void *userdata) {
+        on_error(co, kind, message, userdata);
+        if (kind != AETASK_ERROR_CANCELLED)  /* cancelled: by the free itself */
+                free_the_client();
+}
+
+/* Runs the case until its first callback has freed the client, then a
+ * little longer. */
+static void free_client_from_callback(freeing *f, freeing_case fc) {
+        outcome *one[] = { &f->first };
+
+        *f = (freeing) {};
+        if (fc.other) {
+                cr_assert_eq(aetask_client_checkout(client, &f->co_other), 0);
+                aetask_checkout_set_timeout(f->co_other, 10 * 1000000);
+                aetask_checkout_set_error_handler(f->co_other, on_error, &f->other);
+                cr_assert_eq(aetask_checkout_call(f->co_other, fc.other, NULL, on_reply, &f->other), 0);
+        }
+        cr_assert_eq(aetask_client_checkout(client, &f->co), 0);
+        aetask_checkout_set_error_handler(f->co, free_client_on_error, &f->first);
+        if (fc.fatal)
+                cr_assert_eq(aetask_checkout_throw_fatal_error(f->co, fc.fatal), 1);
+        cr_assert_eq(aetask_checkout_call(f->co, fc.method, NULL, free_client_on_reply, &f->first), 0);
+        if (fc.second)
+                cr_assert_eq(aetask_checkout_call(f->co, "echo", NULL, free_client_on_reply, &f->first), 0);
+
+        run_until_done(one, 1, 10);
+        cr_assert_null(client, "the callback freed the client");
+        test_run_for(event, 0.2);
+}
+
+/* The client is gone: its checkouts were cancelled, the other one's call
+ * with an error. */
+static void expect_freed(freeing *f) {
+        cr_assert_null(aetask_checkout_get_client(f->co));
+        if (f->co_other) {
+                cr_assert_eq(f->other.errors, 1);
+                cr_assert_eq(f->other.kind, AETASK_ERROR_CANCELLED, "%s error: %s",
+                             aetask_error_kind_to_string(f->other.kind), f->other.message);
+                cr_assert_null(aetask_checkout_get_client(f->co_other));
+        }
+        aetask_checkout_unref(f->co);
+        aetask_checkout_unref(f->co_other);
+        json_object_put(f->first.result);
+}
+
+static void expect_freed_by_error(freeing *f, aetask_error_kind kind, const char *message) {
+        cr_assert_eq(f->first.errors, 1, "one error, not %d", f->first.errors);
+        cr_assert_eq(f->first.replies, 0);
+        cr_assert_eq(f->first.kind, kind, "%s error: %s", aetask_error_kind_to_string(f->first.kind), f->first.message);
+        cr_assert(strstr(f->first.message, message), "\"%s\" is not \"%s\"", f->first.message, message);
+        expect_freed(f);
+}
+
+/* Issue 18: a reply over the size limit was reported from on_io() before it
+ * held the connection and the client; the error handler freed both, and
+ * conn_lost() went on with freed memory. */
+Test(hostile_worker, freeing_the_client_when_a_reply_is_over_the_size_limit) {
+        freeing f;
+
+        start(GREET);
+        free_client_from_callback(&f, (freeing_case) { .method = "oversize", .other = "stall" });
+        expect_freed_by_error(&f, AETASK_ERROR_PROTOCOL, "exceeds the message size limit");
+}
+
+Test(hostile_worker, freeing_the_client_in_a_reply_callback) {
+        freeing f;
+
+        start(GREET);
+        free_client_from_callback(&f, (freeing_case) { .method = "echo", .second = true, .other = "stall" });
+        cr_assert_eq(f.first.replies, 1);
+        /* The call queued behind it went out before the callback ran: the
+         * free cancels it. */
+        cr_assert_eq(f.first.errors, 1);
+        cr_assert_eq(f.first.kind, AETASK_ERROR_CANCELLED);
+        expect_freed(&f);
+}
+
+Test(hostile_worker, freeing_the_client_in_the_error_handler_of_an_error_reply) {
+        freeing f;
+
+        start(GREET);
+        free_client_from_callback(&f, (freeing_case) { .method = "weird_error", .second = true, .other = "stall" });
+        expect_freed_by_error(&f, AETASK_ERROR_PROTOCOL, "worker reported org.example.Weird");
+}
+
+Test(hostile_worker, freeing_the_client_when_a_reply_is_garbage) {
+        freeing f;
+
+        start(GREET);
+        free_client_from_callback(&f, (freeing_case) { .method = "garbage", .other = "stall" });
+        expect_freed_by_error(&f, AETASK_ERROR_PROTOCOL, "invalid reply from worker");
+}
+
+Test(hostile_worker, freeing_the_client_when_its_worker_dies) {
+        freeing f;
+
+        start(GREET);
+        free_client_from_callback(&f, (freeing_case) { .method = "close_mid", .other = "stall" });
+        expect_freed_by_error(&f, AETASK_ERROR_WORKER_DIED, "worker connection suddenly died");
+}
+
+Test(hostile_worker, freeing_the_client_on_a_timeout) {
+        freeing f;
+
+        start(GREET);
+        aetask_client_set_timeout(client, 200000);
+        free_client_from_callback(&f, (freeing_case) { .method = "stall", .other = "stall" });
+        expect_freed_by_error(&f, AETASK_ERROR_TIMEOUT, "timed out after 0.2 seconds");
+}
+
+/* A server at its worker cap answers the first call with a refusal instead
+ * of a greeting (each connection is refused: no other checkout). */
+Test(hostile_worker, freeing_the_client_when_the_server_refuses) {
+        freeing f;
+
+        start(GREET_BUSY);
+        free_client_from_callback(&f, (freeing_case) { .method = "echo" });
+        expect_freed_by_error(&f, AETASK_ERROR_REFUSED, "too many workers");
+}
+
+/* Nothing listens: connects fail until the checkout times out. */
+static void expect_freed_after_failed_connects(const char *address) {
+        freeing f;
+
+        start(GREET);
+        client = aetask_client_unref(client);
+        cr_assert_eq(aetask_client_new(&client, address), 0);
+        cr_assert_eq(aetask_client_attach_event(client, event, 0), 0);
+        aetask_client_set_timeout(client, 300000);
+        free_client_from_callback(&f, (freeing_case) { .method = "echo", .other = "echo" });
+        expect_freed_by_error(&f, AETASK_ERROR_TIMEOUT, "no worker: connecting to");
+}
+
+Test(hostile_worker, freeing_the_client_when_connecting_fails) {
+        expect_freed_after_failed_connects("unix:/nonexistent/aetask-nobody-listens.sock");
+}
+
+Test(hostile_worker, freeing_the_client_when_a_tcp_connect_fails) {
+        expect_freed_after_failed_connects("tcp:127.0.0.1:1");
+}
+
+/* An error that sticks to a checkout is reported from the loop for each
+ * later call. */
+Test(hostile_worker, freeing_the_client_in_a_deferred_error_report) {
+        freeing f;
+
+        start(GREET);
+        free_client_from_callback(&f, (freeing_case) { .method = "echo", .fatal = "given up", .other = "stall" });
+        expect_freed_by_error(&f, AETASK_ERROR_ABORTED, "given up");
+}
+
+/* Freeing the client cancels its checkouts one by one; an error handler that
+ * ends the next checkout in line must not leave the free holding it. */
+static void drop_other_checkout(aetask_checkout *co, aetask_error_kind kind, const char *message, void *userdata) {
+        aetask_checkout **other = userdata;
+        *other = aetask_checkout_unref(*other);
+}
+
+Test(hostile_worker, freeing_the_client_whose_error_handler_ends_another_checkout) {
+        aetask_checkout *co, *other;
+
+        start(GREET);
+        cr_assert_eq(aetask_client_checkout(client, &co), 0);
+        cr_assert_eq(aetask_client_checkout(client, &other), 0);
+        aetask_checkout_set_error_handler(co, drop_other_checkout, &other);
+        cr_assert_eq(aetask_checkout_call(co, "stall", NULL, on_reply, NULL), 0);
+        test_run_for(event, 0.1);
+        client = aetask_client_unref(client);
+        cr_assert_null(other, "the error handler ran");
+        test_run_for(event, 0.1);
+        aetask_checkout_unref(co);
 }

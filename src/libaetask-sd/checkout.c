@@ -173,7 +173,12 @@ void checkout_send_next(aetask_checkout *co) {
 }
 
 void checkout_deliver_reply(aetask_checkout *co, json_object *result, json_object *logs) {
-        call *k = checkout_first_call(co);
+        /* Sending the next call may fail and run the error handler, and the
+         * reply callback may drop the last reference to the checkout or to
+         * the client: both are held from the start. */
+        _cleanup_(aetask_checkout_unrefp) aetask_checkout *hold = aetask_checkout_ref(co);
+        _cleanup_(aetask_client_unrefp) aetask_client *c = co->client ? client_hold(co->client) : NULL;
+        _cleanup_(freep) call *k = checkout_first_call(co);
 
         call_trace_done(co, k, logs, NULL);
         list_remove(&k->node);
@@ -189,21 +194,17 @@ void checkout_deliver_reply(aetask_checkout *co, json_object *result, json_objec
         /* Checkouts the callback makes are handed out once it returns and
          * this checkout is released, if it is: its worker is then free for
          * them, and the first call goes out in one write with its Done. */
-        aetask_client *c = aetask_client_ref(co->client);
         if (c)
                 c->in_reply_callback++;
-        aetask_checkout_ref(co);
         if (k->callback)
                 k->callback(co, result, k->userdata);
-        free(k);
         if (c)
                 c->in_reply_callback--;
-        aetask_checkout_unref(co);
+        aetask_checkout_unref(TAKE_PTR(hold));
         if (c && c->dispatch_deferred) {
                 c->dispatch_deferred = false;
                 client_dispatch(c);
         }
-        aetask_client_unref(c);
 }
 
 void checkout_fail_call(aetask_checkout *co, aetask_error_kind kind, const char *message, json_object *logs) {
@@ -215,6 +216,8 @@ void checkout_fail_call(aetask_checkout *co, aetask_error_kind kind, const char 
 }
 
 void checkout_fail(aetask_checkout *co, aetask_error_kind kind, const char *message) {
+        /* The error handler may drop the last reference. */
+        _cleanup_(aetask_checkout_unrefp) aetask_checkout *hold = aetask_checkout_ref(co);
         bool had_calls = !list_is_empty(&co->calls);
         const char *message_id = kind == AETASK_ERROR_WORKER_DIED ? AETASK_MESSAGE_WORKER_DIED :
                                   kind == AETASK_ERROR_TIMEOUT ? AETASK_MESSAGE_CHECKOUT_TIMEOUT : NULL;
@@ -227,7 +230,6 @@ void checkout_fail(aetask_checkout *co, aetask_error_kind kind, const char *mess
         free_calls(co);
         co->deadline = USEC_INFINITY;
 
-        aetask_checkout_ref(co);
         if (kind == AETASK_ERROR_HANDLER)
                 co->had_error = true;
         else if (co->fatal_kind == 0) {
@@ -241,7 +243,6 @@ void checkout_fail(aetask_checkout *co, aetask_error_kind kind, const char *mess
         }
         if (had_calls)
                 checkout_report(co, kind, message);
-        aetask_checkout_unref(co);
 }
 
 void checkout_requeue(aetask_checkout *co) {

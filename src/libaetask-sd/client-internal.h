@@ -122,6 +122,10 @@ struct aetask_checkout {
 
 /* client.c */
 bool client_origin_changed(aetask_client *c);
+/* A reference for a function that runs callbacks and uses C afterwards:
+ * any callback may drop the last one.  None (NULL) while C is being freed
+ * or detached: that is under way already, and holds it. */
+aetask_client *client_hold(aetask_client *c);
 void client_dispatch(aetask_client *c);
 void client_enqueue_checkout(aetask_client *c, aetask_checkout *co, bool front);
 void client_schedule_reports(aetask_client *c, aetask_checkout *co);

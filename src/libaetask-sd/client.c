@@ -16,12 +16,16 @@
 #define RETRY_MAX_USEC (500 * USEC_PER_MSEC)
 
 void client_log_debug(const char *format, ...) {
+        /* Any thread may be first to ask: each that does stores the same answer. */
         static int enabled = -1;
+        int on = __atomic_load_n(&enabled, __ATOMIC_RELAXED);
         va_list ap;
 
-        if (enabled < 0)
-                enabled = !!getenv("AETASK_DEBUG");
-        if (!enabled)
+        if (on < 0) {
+                on = !!getenv("AETASK_DEBUG");
+                __atomic_store_n(&enabled, on, __ATOMIC_RELAXED);
+        }
+        if (!on)
                 return;
         va_start(ap, format);
         fputs("libaetask-sd: ", stderr);
@@ -100,8 +104,10 @@ static void client_drop_pool(aetask_client *c, const char *why) {
         list_node *n, *t;
 
         c->freeing = true;
-        list_for_each_safe(n, t, &c->checkouts)
-                checkout_cancel(list_entry(n, aetask_checkout, client_node), why);
+        /* One at a time from the head: the error handlers may end other
+         * checkouts (and no new one can be made while freeing). */
+        while (!list_is_empty(&c->checkouts))
+                checkout_cancel(list_first_entry(&c->checkouts, aetask_checkout, client_node), why);
         list_node *lists[] = { &c->idle, &c->connecting, &c->assigned };
         for (size_t i = 0; i < ELEMENTSOF(lists); i++)
                 list_for_each_safe(n, t, lists[i])
@@ -125,6 +131,10 @@ _public_ aetask_client *aetask_client_ref(aetask_client *c) {
                 return NULL;
         c->n_ref++;
         return c;
+}
+
+aetask_client *client_hold(aetask_client *c) {
+        return c->freeing ? NULL : aetask_client_ref(c);
 }
 
 _public_ aetask_client *aetask_client_unref(aetask_client *c) {
@@ -231,11 +241,7 @@ static unsigned client_min_workers(aetask_client *c) {
 }
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
-        aetask_client *c = userdata;
-
-        aetask_client_ref(c);
-        client_dispatch(c);
-        aetask_client_unref(c);
+        client_dispatch(userdata);
         return 0;
 }
 
@@ -304,6 +310,9 @@ void client_dispatch(aetask_client *c) {
                 c->dispatch_deferred = true;
                 return;
         }
+        /* A worker handed out sends its checkout's first call, and a failed
+         * send runs that checkout's error handler. */
+        _cleanup_(aetask_client_unrefp) aetask_client *held = client_hold(c);
 
         for (;;) {
                 /* Hand idle workers to waiting checkouts, first come first served. */
@@ -338,8 +347,9 @@ void client_dispatch(aetask_client *c) {
 
 static int on_defer(sd_event_source *s, void *userdata) {
         aetask_client *c = userdata;
+        /* The error handlers may drop the last reference. */
+        _cleanup_(aetask_client_unrefp) aetask_client *held = client_hold(c);
 
-        aetask_client_ref(c);
         while (!list_is_empty(&c->pending_reports)) {
                 aetask_checkout *co = list_first_entry(&c->pending_reports, aetask_checkout, report_node);
                 list_remove(&co->report_node);
@@ -349,7 +359,6 @@ static int on_defer(sd_event_source *s, void *userdata) {
         }
         if (!c->freeing)
                 (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
-        aetask_client_unref(c);
         return 0;
 }
 
@@ -404,7 +413,9 @@ _public_ int aetask_client_detach_event(aetask_client *c) {
                 return 0;
 
         /* Connections and timers live on the loop; without it there is no
-         * pool.  Outstanding checkouts are cancelled as when freeing. */
+         * pool.  Outstanding checkouts are cancelled as when freeing, and
+         * their error handlers may drop the last reference. */
+        _cleanup_(aetask_client_unrefp) aetask_client *held = client_hold(c);
         if (!c->freeing)
                 client_drop_pool(c, "the client was detached from its event loop with the checkout outstanding");
 

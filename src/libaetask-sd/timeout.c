@@ -62,15 +62,15 @@ static void checkout_time_out(aetask_checkout *co) {
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         aetask_client *c = userdata;
+        /* Error handlers run from here may free checkouts, make calls, or
+         * drop the last reference to the client: hold it, and look at the
+         * heap afresh each time. */
+        _cleanup_(aetask_client_unrefp) aetask_client *held = client_hold(c);
         uint64_t now;
 
         if (sd_event_now(c->event, CLOCK_MONOTONIC, &now) < 0)
                 now = usec;
 
-        /* Error handlers run from here may free checkouts, make calls, or
-         * drop the last reference to the client: hold it, and look at the
-         * heap afresh each time. */
-        aetask_client_ref(c);
         for (;;) {
                 heap_node *top = heap_top(&c->timeouts);
                 if (!top || top->key > now)
@@ -91,7 +91,6 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 }
         }
         client_arm_timer(c);
-        aetask_client_unref(c);
         return 0;
 }
 

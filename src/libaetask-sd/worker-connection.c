@@ -24,7 +24,15 @@ static void conn_set_state(worker_conn *w, conn_state state) {
                 list_append(head, &w->node);
 }
 
+/* Holders: the pool (until conn_free()), and any function that runs
+ * callbacks and looks at the connection afterwards. */
+static worker_conn *conn_ref(worker_conn *w) {
+        w->n_ref++;
+        return w;
+}
+
 static void conn_unref(worker_conn *w);
+DEFINE_TRIVIAL_CLEANUP_FUNC(worker_conn *, conn_unref);
 
 /* Closes the connection; the memory goes when the last holder lets go. */
 worker_conn *conn_free(worker_conn *w) {
@@ -49,9 +57,13 @@ static void conn_update_events(worker_conn *w) {
         (void) sd_event_source_set_io_events(w->io, events);
 }
 
-/* The worker is gone, or has said something we cannot accept. */
+/* The worker is gone, or has said something we cannot accept.  The
+ * checkout's error handler may drop the last reference to the client, which
+ * closes W: both are held until the end. */
 static void conn_lost(worker_conn *w, aetask_error_kind kind, const char *message) {
         aetask_client *c = w->client;
+        _cleanup_(aetask_client_unrefp) aetask_client *held = client_hold(c);
+        _cleanup_(conn_unrefp) worker_conn *hold = conn_ref(w);
         aetask_checkout *co = w->checkout;
 
         client_log_debug("Worker connection lost: %s", message);
@@ -166,11 +178,10 @@ void conn_release(worker_conn *w, bool reuse) {
         /* The Done waits for the dispatch: a checkout waiting for a worker
          * gets this one (the most recently used), and its first call goes
          * out in the same write as the Done. */
-        w->n_ref++;
+        _cleanup_(conn_unrefp) worker_conn *hold = conn_ref(w);
         w->corked = true;
         client_dispatch(c);
         conn_uncork(w);
-        conn_unref(w);
 }
 
 static void conn_handle_message(worker_conn *w, const char *s, size_t len) {
@@ -303,9 +314,15 @@ static void conn_unref(worker_conn *w) {
         free(w);
 }
 
+/* Every way out of here may have run callbacks (a reply's, an error
+ * handler), and any of them may drop the last reference to the client,
+ * which closes W: both are held from the start, as sd-bus holds its bus
+ * while it dispatches. */
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         worker_conn *w = userdata;
         aetask_client *c = w->client;
+        _cleanup_(aetask_client_unrefp) aetask_client *held = client_hold(c);
+        _cleanup_(conn_unrefp) worker_conn *hold = conn_ref(w);
         int r;
 
         if (w->state == CONN_CONNECTING) {
@@ -348,10 +365,6 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 return 0;
         }
 
-        /* Callbacks run from here may close W or drop the last reference to
-         * the client: hold both until we are done. */
-        aetask_client_ref(c);
-        w->n_ref++;
         while (!w->closed) {
                 const char *msg;
                 ssize_t len = buffer_next_message(&w->in, &w->scanned, &msg);
@@ -362,8 +375,6 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         if (!w->closed && n <= 0)
                 conn_lost(w, AETASK_ERROR_WORKER_DIED, "worker connection suddenly died");
         buffer_shrink(&w->in);
-        conn_unref(w);
-        aetask_client_unref(c);
         return 0;
 }
 

@@ -15,13 +15,16 @@
 #include "buffer.h"
 #include "macro.h"
 
-static int journal_fd = -1;
-static pid_t journal_pid;
+/* Process-wide, and used from any thread that has a client of its own
+ * (libaetask-sd(3)): the socket and the process it was opened in, packed as
+ * (pid << 32 | fd) so that one atomic load sees both; 0 before the first
+ * entry.  The flags are atomic for the same reason. */
+static uint64_t journal_socket_owner;
 static bool journal_connected;
 static bool journal_blocking;
 
 void journal_set_blocking(bool b) {
-        journal_blocking = b;
+        __atomic_store_n(&journal_blocking, b, __ATOMIC_RELAXED);
 }
 
 static const char *journal_path(void) {
@@ -29,22 +32,37 @@ static const char *journal_path(void) {
         return getenv("AETASK_JOURNAL_SOCKET") ?: "/run/systemd/journal/socket";
 }
 
+static uint64_t pack_owner(pid_t pid, int fd) {
+        return (uint64_t) (uint32_t) pid << 32 | (uint32_t) fd;
+}
+
 static int journal_socket(void) {
-        /* After a fork the number may be closed or reused: never touch it,
-         * just open our own. */
-        if (journal_fd >= 0 && journal_pid == getpid())
-                return journal_fd;
-        journal_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        journal_pid = getpid();
-        if (journal_fd >= 0) {
-                int size = 8 * 1024 * 1024;
-                (void) setsockopt(journal_fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
-        }
-        return journal_fd;
+        pid_t pid = getpid();
+        uint64_t owner = __atomic_load_n(&journal_socket_owner, __ATOMIC_ACQUIRE);
+
+        /* After a fork the number may be closed or reused: never touch the
+         * parent's, just open our own. */
+        if (owner != 0 && (pid_t) (owner >> 32) == pid)
+                return (int) (uint32_t) owner;
+
+        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        int size = 8 * 1024 * 1024;
+        (void) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+
+        /* Threads that get here at once each open one; the first to publish
+         * it wins, the others use it and close theirs.  No lock: a lock
+         * held by another thread at fork() would stay locked in the child. */
+        if (__atomic_compare_exchange_n(&journal_socket_owner, &owner, pack_owner(pid, fd), false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                return fd;
+        safe_close(fd);
+        return (int) (uint32_t) owner;  /* a socket of this process: nobody else publishes one here */
 }
 
 bool journal_is_connected(void) {
-        return journal_connected;
+        return __atomic_load_n(&journal_connected, __ATOMIC_RELAXED);
 }
 
 static int append_field(buffer *b, const char *field, size_t len) {
@@ -120,7 +138,7 @@ static int send_native(const struct iovec *fields, size_t n) {
          * all, then drop the entry rather than stall an event loop. */
         for (int attempt = 0;; attempt++) {
                 sent = sendto(fd, buffer_head(&b), buffer_length(&b),
-                              MSG_NOSIGNAL | (journal_blocking ? 0 : MSG_DONTWAIT),
+                              MSG_NOSIGNAL | (__atomic_load_n(&journal_blocking, __ATOMIC_RELAXED) ? 0 : MSG_DONTWAIT),
                               (struct sockaddr *) &sa, sizeof(sa));
                 if (sent >= 0 || errno != EAGAIN || attempt >= 20)
                         break;
@@ -129,7 +147,7 @@ static int send_native(const struct iovec *fields, size_t n) {
         buffer_done(&b);
         if (sent < 0 && errno == EAGAIN)
                 return 0;  /* journald is far behind: this entry is dropped, not waited for */
-        journal_connected = sent >= 0;
+        __atomic_store_n(&journal_connected, sent >= 0, __ATOMIC_RELAXED);
         return sent < 0 ? -ENOTCONN : 0;
 }
 
