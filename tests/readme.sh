@@ -1,27 +1,27 @@
 #!/bin/bash
 # README's command blocks, taken as they are written, so that tests run them
 # and they cannot drift.  Plain bash: the booted container has no awk.
-#   readme.sh block README HEADING LANG
-#       prints the first ```LANG block under the section "## HEADING"
+#   readme.sh block README HEADING LANG [N]
+#       prints the Nth (default first) ```LANG block under the section "## HEADING"
 #   readme.sh check BLOCK OUTPUT
 #       checks that the output lines the block shows as comments ("# 42",
 #       "..." matching anything) appear in OUTPUT in that order
 set -euo pipefail
 
 block() {
-        local readme=$1 heading=$2 lang=$3 state=before line
+        local readme=$1 heading=$2 lang=$3 n=${4:-1} state=before line
         while IFS= read -r line; do
                 case $state in
                 before) [ "$line" = "## $heading" ] && state=section ;;
                 section)
                         [[ "$line" == "## "* ]] && break
-                        [ "$line" = '```'"$lang" ] && state=block ;;
+                        [ "$line" = '```'"$lang" ] && n=$((n - 1)) && [ "$n" = 0 ] && state=block ;;
                 block)
                         [ "$line" = '```' ] && return 0
                         printf '%s\n' "$line" ;;
                 esac
         done <"$readme"
-        echo "readme.sh: no \`\`\`$lang block under \"## $heading\" in $readme" >&2
+        echo "readme.sh: no \`\`\`$lang block number ${4:-1} under \"## $heading\" in $readme" >&2
         return 1
 }
 

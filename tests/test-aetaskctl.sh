@@ -4,9 +4,9 @@
 set -uo pipefail
 dir=$(mktemp -d)
 trap 'kill $server 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
-"$AETASKD" --listen "unix:$dir/t.sock" --handler echo &
+"$AETASKD" --listen "unix:$dir/t.sock" --control "unix:$dir/t.control" --handler echo &
 server=$!
-for _ in $(seq 100); do [ -S "$dir/t.sock" ] && break; sleep 0.05; done
+for _ in $(seq 100); do [ -S "$dir/t.sock" ] && [ -S "$dir/t.control" ] && break; sleep 0.05; done
 
 passed=0 failed=0
 check() {  # check NAME EXPECTED ACTUAL
@@ -62,6 +62,36 @@ check status-two-names "2 aetaskctl: status takes one NAME or ADDRESS" "$rc $out
 out=$("$AETASKCTL" status "unix:$dir/t.sock" 2>&1); rc=$?
 check status-of-a-worker-socket "1" "$rc"
 [[ "$out" == "aetaskctl: unix:$dir/t.sock is a worker socket, not a control socket "* ]]; check status-of-a-worker-socket-message 0 $?
+
+# Options anywhere on the line (getopt's permutation, as systemctl), up to
+# call's METHOD: after it, and after "--", every word is an argument.
+export AETASK_RUNTIME_DIR=$dir   # NAME t: unix:$dir/t.sock and t.control
+check option-after-call '"x"' "$("$AETASKCTL" t call --timeout 5 echo x)"
+check option-after-name '"x"' "$("$AETASKCTL" t --raw call echo '"x"' | sed 's/.*/"&"/')"
+check option-last-of-status '{"name":"echo",' "$("$AETASKCTL" status t -j | cut -c1-15)"
+check option-between-name-and-status '{"name":"echo",' "$("$AETASKCTL" t -j status | cut -c1-15)"
+check connect-option-last '{"name":"echo",' "$("$AETASKCTL" status -j --connect "unix:$dir/t.control" | cut -c1-15)"
+check negative-number-after-method -1 "$(ctl call echo -1)"
+check negative-number-for-the-catch-all '[-1,-2.5]' "$(ctl call -1 -2.5)"
+check dash-for-the-catch-all '[-1]' "$(ctl call - -1)"
+check option-words-after-method '["-j","--timeout","x"]' "$(ctl call - -j --timeout x)"
+check double-dash-ends-options '["--raw"]' "$(ctl call -- --raw)"
+check double-dash-then-method '"-j"' "$(ctl -- call echo -j)"
+out=$("$AETASKCTL" t call --bogus echo 1 2>&1); rc=$?
+check unknown-option-before-method "2 $AETASKCTL: unrecognized option '--bogus'" "$rc $out"
+out=$("$AETASKCTL" status t extra -j 2>&1); rc=$?
+check status-two-names-with-option "2 aetaskctl: status takes one NAME or ADDRESS" "$rc $out"
+unset AETASK_RUNTIME_DIR
+
+# --raw: a string result as its bytes, unquoted and unescaped (as jq -r);
+# anything else as JSON.
+check raw-string 'a "quoted" \ line/' "$(ctl -r call echo '"a \"quoted\" \\ line/"')"
+check raw-multiline $'one\ntwo' "$(ctl call --raw echo '"one\ntwo"')"
+check raw-nul 'a\0b' "$(ctl -r call echo '"a\u0000b"' | od -An -c | tr -d ' \n' | sed 's/\\n$//')"
+check raw-number 42 "$(ctl -r call echo 42)"
+check raw-array '["a",1]' "$(ctl -r call - a 1)"
+check raw-null null "$(ctl --raw call echo null)"
+check not-raw '"a\"b"' "$(ctl call echo 'a"b')"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,8 +1,9 @@
 #!/bin/bash
 # README's command blocks that need no systemd, run as they are written from
 # a scratch folder whose build/ is this build tree, their output checked
-# against what README shows.  (The "Under systemd" and "A client in C" blocks
-# run in the booted-systemd suite, tests/systemd/readme-driver.sh.)
+# against what README shows.  (The first "Under systemd" block and "A client
+# in C" run in the booted-systemd suite, tests/systemd/readme-driver.sh; the
+# second, an install into a staging directory, needs no systemd and runs here.)
 #   test-readme.sh SOURCE_ROOT BUILD_ROOT
 set -uo pipefail
 source_root=$1 build_root=$2
@@ -12,9 +13,9 @@ trap 'rm -rf "$dir"' EXIT
 ln -s "$build_root" "$dir/build"
 
 passed=0 failed=0
-run_section() {  # run_section HEADING
-        local name=${1// /-} rc
-        if ! "$source_root/tests/readme.sh" block "$readme" "$1" sh >"$dir/$name.sh"; then
+run_section() {  # run_section HEADING [N]: the Nth sh block of the section
+        local name=${1// /-}${2:-} rc
+        if ! "$source_root/tests/readme.sh" block "$readme" "$1" sh "${2:-1}" >"$dir/$name.sh"; then
                 failed=$((failed + 1)); return
         fi
         # In a session of its own, so that whatever it leaves running is ended.
@@ -33,6 +34,7 @@ run_section() {  # run_section HEADING
 
 run_section "Trying it by hand"
 run_section "The bcrypt and SQLite handlers"
+run_section "Under systemd" 2
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

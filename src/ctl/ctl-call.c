@@ -10,13 +10,19 @@
 
 typedef struct call_state {
         sd_event *event;
+        bool raw;
         int exit_code;
 } call_state;
 
 static void on_reply(aetask_checkout *co, json_object *result, void *userdata) {
         call_state *st = userdata;
 
-        puts(json_object_to_json_string_ext(result, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        /* --raw, as jq -r: a string as its bytes (NULs included), anything else as JSON. */
+        if (st->raw && json_object_is_type(result, json_type_string)) {
+                fwrite(json_object_get_string(result), 1, json_object_get_string_len(result), stdout);
+                putchar('\n');
+        } else
+                puts(json_object_to_json_string_ext(result, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
         st->exit_code = 0;
         sd_event_exit(st->event, 0);
 }
@@ -53,7 +59,7 @@ int ctl_call(ctl_context *ctx, int argc, char **argv) {
         _cleanup_(aetask_client_unrefp) aetask_client *client = NULL;
         _cleanup_(aetask_checkout_unrefp) aetask_checkout *co = NULL;
         _cleanup_(json_object_putp) json_object *args = NULL;
-        call_state st = { .exit_code = CTL_EXIT_CALL_FAILED };
+        call_state st = { .raw = ctx->raw, .exit_code = CTL_EXIT_CALL_FAILED };
         const char *method = NULL;
         int i = 0, r;
 

@@ -15,7 +15,8 @@ typedef struct ctl_context {
         const char *address;           /* --connect */
         const char *name;              /* "aetaskctl NAME VERB": the unit aetask@NAME */
         uint64_t timeout_usec;
-        bool json;
+        bool json;                     /* --json: status as JSON */
+        bool raw;                      /* --raw: call's string result unquoted */
 } ctl_context;
 
 /* The address of unit aetask@NAME's socket with SUFFIX (".sock",

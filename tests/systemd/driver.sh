@@ -339,8 +339,24 @@ equal "the call cut off by the drain limit fails, and says so" "1 aetaskctl: wor
 check "aetaskd logged the drain limit" grep -q "Drain limit of 1.000 s reached" <<<"$(journalctl -q -u aetask@echo.service -o cat)"
 equal "no worker left after the drain limit" 0 "$(workers_of echo)"
 rm /etc/aetask/echo.conf
-systemctl stop aetask@echo.socket aetask-control@echo.socket
+# The control socket is part of the worker socket (PartOf=): stopping the
+# one stops both, else the control socket would listen on, and a connection
+# to it start the service and with it the worker socket again.
+systemctl stop aetask@echo.socket
+equal "stopping aetask@echo.socket stops aetask-control@echo.socket" "inactive inactive" \
+        "$(systemctl is-active aetask@echo.socket aetask-control@echo.socket | tr '\n' ' ' | sed 's/ $//')"
 check "the socket files go with the sockets" test ! -e /run/aetask/echo.sock -a ! -e /run/aetask/echo.control
+systemctl start aetask@echo.socket
+equal "starting aetask@echo.socket starts both again (Wants=)" "active active" \
+        "$(systemctl is-active aetask@echo.socket aetask-control@echo.socket | tr '\n' ' ' | sed 's/ $//')"
+check "both socket files are back" test -S /run/aetask/echo.sock -a -S /run/aetask/echo.control
+control_since=$(prop aetask-control@echo.socket ActiveEnterTimestampMonotonic)
+systemctl restart aetask@echo.socket
+equal "restarting aetask@echo.socket restarts both" "active active" \
+        "$(systemctl is-active aetask@echo.socket aetask-control@echo.socket | tr '\n' ' ' | sed 's/ $//')"
+check "the control socket was restarted too" test "$(prop aetask-control@echo.socket ActiveEnterTimestampMonotonic)" -gt "$control_since"
+systemctl stop aetask@echo.socket
+check "and both stop again" test ! -e /run/aetask/echo.sock -a ! -e /run/aetask/echo.control
 
 echo "== hardening"
 sa=$(systemd-analyze security --no-pager aetask@echo.service 2>&1)
