@@ -77,6 +77,9 @@ static const aetask_handler h_handler = {
 static void small_and_quick(aetask_server *s, void *userdata) {
         aetask_server_set_max_message_size(s, 1000);
         aetask_server_set_hung_timeout(s, 500000);
+        /* One user here plays every stranger: the worker cap is what these
+         * tests meet, not the share of one user (test-fairness). */
+        aetask_server_set_max_workers_per_uid(s, 256);
 }
 
 static logged_server srv;

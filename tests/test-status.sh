@@ -105,9 +105,9 @@ if [ "$(id -u)" = 0 ]; then
         stop
         start --control-group="$group"
         chmod 666 "$dir/t.control"
-        out=$(setpriv --reuid=65534 --regid="$gid" --clear-groups "$AETASKCTL" status t 2>&1)
+        out=$(as_user --reuid=65534 --regid="$gid" --clear-groups -- status t 2>&1)
         match "status allowed to the control group by name ($group)" "^echo: aetaskd pid $server" "$out"
-        out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$AETASKCTL" status t 2>&1)
+        out=$(as_user --reuid=65534 --regid=65534 --clear-groups -- status t 2>&1)
         match "and refused outside it" "PermissionDenied" "$out"
 fi
 
