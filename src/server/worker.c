@@ -23,6 +23,13 @@
 #include "server-internal.h"
 #include "worker-log.h"
 
+/* Large buffers (and the heap a large message's values took) are given
+ * back once the client has paused this long, not after every message: a
+ * client sending large messages back to back would otherwise pay for fresh
+ * pages (a fault and zeroing per page) twice a message, which cost more
+ * than the copies themselves. */
+#define WORKER_SHRINK_AFTER_MSEC 20
+
 /* Answers written before more calls run, past this many bytes. */
 #define WORKER_OUT_PENDING_MAX (64U * 1024U)
 
@@ -579,6 +586,13 @@ static int wait_for_rest(aetask_worker *w, int fd, uint64_t began) {
         return k == 0 ? -ETIMEDOUT : 0;
 }
 
+/* Whether nothing comes from FD for WORKER_SHRINK_AFTER_MSEC (a signal
+ * counts as a pause: the caller looks at it next). */
+static bool client_pauses(int fd) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        return poll(&p, 1, WORKER_SHRINK_AFTER_MSEC) <= 0;
+}
+
 /* Greets the client on CONN_FD and serves it until it leaves. */
 _Noreturn static void worker_serve(aetask_worker *w, int conn_fd) {
         aetask_server *s = w->server;
@@ -598,8 +612,11 @@ _Noreturn static void worker_serve(aetask_worker *w, int conn_fd) {
                         worker_exit(EXIT_SUCCESS);  /* the client is gone */
                 if (r < 0)
                         worker_exit(EXIT_FAILURE);
-                buffer_shrink(&in);
-                buffer_shrink(&out);
+                if (buffer_length(&in) == 0 && (in.alloc > BUFFER_KEEP || out.alloc > BUFFER_KEEP) &&
+                    client_pauses(conn_fd)) {
+                        buffer_shrink(&in);
+                        buffer_shrink(&out);
+                }
 
                 /* Flag first, then check: a SIGTERM landing between the two
                  * is seen by one or the other, never by neither. */
