@@ -66,12 +66,12 @@ void progress(const char *format, ...) {
 
 /* ---- The servers -------------------------------------------------------- */
 
-static void server_start(bench_server *b, const char *handler, unsigned bcrypt_cost) {
+static void server_start(bench_server *b, const char *handler, unsigned bcrypt_cost, unsigned spares) {
         aetask_server *s = NULL;
         char cost[16];
         int r;
 
-        snprintf(b->address, sizeof(b->address), "unix:@aetask-bench-%d-%s", (int) getpid(), handler);
+        snprintf(b->address, sizeof(b->address), "unix:@aetask-bench-%d-%s-%u", (int) getpid(), handler, spares);
         if ((r = aetask_server_new(&s)) < 0 ||
             (r = aetask_server_load_handler(s, handler, arg.handler_dir)) < 0)
                 die("Failed to load the %s handler: %s (set AETASK_HANDLER_DIR or --handler-dir, "
@@ -81,6 +81,8 @@ static void server_start(bench_server *b, const char *handler, unsigned bcrypt_c
                 (void) aetask_server_set_option(s, "cost", cost);
         }
         if ((r = aetask_server_set_max_workers(s, 1024)) < 0 ||
+            (r = aetask_server_set_max_workers_per_uid(s, 1024)) < 0 ||
+            (r = aetask_server_set_spare_workers(s, spares)) < 0 ||
             (r = aetask_server_listen(s, b->address)) < 0 ||
             (r = aetask_server_fork(s, &b->pid, &b->keepalive_fd)) < 0)
                 die("Failed to start the %s server: %s", handler, strerror(-r));
@@ -105,9 +107,11 @@ static void usage(FILE *f) {
                 "  -r, --runs=N          runs of each workload (default 5)\n"
                 "  -d, --duration=SEC    length of a run of a rate workload (default 1)\n"
                 "  -p, --parallel=N      checkouts in flight for parallel (default 8)\n"
-                "      --spawns=N        workers forked per spawn run (default 100000)\n"
+                "      --spawns=N        workers forked per spawn run (default 100000); spawn\n"
+                "                        runs without spares, then with 4 (--spare-workers)\n"
                 "      --queued=N        checkouts queued for memory (default 100000)\n"
-                "      --payload=BYTES   string length for payload (default 65536)\n"
+                "      --payload=BYTES   string length for payload (default 65536), echoed\n"
+                "                        and then 1 MiB, each against a ping-pong that size\n"
                 "      --bcrypt-cost=N   bcrypt cost for offload (default 10)\n"
                 "      --parse-size=BYTES message size for parse (default 16777216)\n"
                 "      --handler-dir=DIR where the echo and bcrypt modules are\n"
@@ -236,16 +240,18 @@ static bool want(const char *name) {
 }
 
 int main(int argc, char **argv) {
-        bench_server echo = {}, bcrypt = {};
+        bench_server echo = {}, echo_spares = {}, bcrypt = {};
 
         parse_args(argc, argv);
         signal(SIGPIPE, SIG_IGN);
         report_begin();
 
         /* The servers first, while this process is small. */
-        server_start(&echo, "echo", 0);
+        server_start(&echo, "echo", 0, 0);
+        if (want("spawn"))
+                server_start(&echo_spares, "echo", 0, 4);
         if (want("offload"))
-                server_start(&bcrypt, "bcrypt", arg.bcrypt_cost);
+                server_start(&bcrypt, "bcrypt", arg.bcrypt_cost, 0);
 
         if (want("floor"))
                 bench_floor();
@@ -257,8 +263,10 @@ int main(int argc, char **argv) {
                 bench_parallel(echo.address);
         if (want("payload"))
                 bench_payload(echo.address);
-        if (want("spawn"))
-                bench_spawn(&echo);
+        if (want("spawn")) {
+                bench_spawn(&echo, "spawn");
+                bench_spawn(&echo_spares, "spares");
+        }
         if (want("offload"))
                 bench_offload(bcrypt.address);
         if (want("memory"))
@@ -273,6 +281,7 @@ int main(int argc, char **argv) {
                 report_print_table();
 
         server_stop(&bcrypt);
+        server_stop(&echo_spares);
         server_stop(&echo);
         return EXIT_SUCCESS;
 }

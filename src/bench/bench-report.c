@@ -117,6 +117,18 @@ static size_t collect_targets(target *t) {
         }
         if (!isnan(payload))
                 t[n++] = (target) { "payload (calls/s)", payload, 1500, true };
+        double payload_floor = figure_median("payload", "floor");
+        if (!isnan(payload) && !isnan(payload_floor))
+                t[n++] = (target) { "payload / its floor", payload / payload_floor, 0.5, true };
+        double big = figure_median("payload", "1m-rate"), big_floor = figure_median("payload", "1m-floor");
+        if (!isnan(big) && !isnan(big_floor))
+                t[n++] = (target) { "payload 1 MiB / its floor", big / big_floor, 0.5, true };
+        /* With spares the fork still happens, in the background: a client
+         * spawning back to back outruns it, and the figure is the fork's.
+         * What spares save is the setup (tests/test-spares). */
+        double spare_last = figure_median("spares", "last");
+        if (!isnan(spare_last))
+                t[n++] = (target) { "spawn with spares (ms)", spare_last / 1000, 1.0, false };
         if (!isnan(one)) {
                 t[n++] = (target) { "offload 2 / 1 workers", two / one, 1.8, true };
                 t[n++] = (target) { "timer p99 lateness (ms)", figure_median("offload", "timer-p99"), 2.0, false };

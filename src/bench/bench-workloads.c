@@ -157,6 +157,7 @@ static void on_reply(aetask_checkout *co, json_object *result, void *userdata) {
 
 typedef struct client_options {
         unsigned min_workers, max_workers, max_checkouts;
+        size_t max_message_size;
 } client_options;
 
 static aetask_client *client_new(sd_event *event, const char *address, const client_options *o) {
@@ -172,6 +173,8 @@ static aetask_client *client_new(sd_event *event, const char *address, const cli
                 aetask_client_set_min_workers(c, o->min_workers);
         if (o && o->max_checkouts)
                 aetask_client_set_max_checkouts(c, o->max_checkouts);
+        if (o && o->max_message_size > 16 * 1024 * 1024)
+                aetask_client_set_max_message_size(c, o->max_message_size);
         aetask_client_set_error_handler(c, on_error, NULL);
         r = aetask_client_attach_event(c, event, 0);
         if (r < 0)
@@ -201,7 +204,7 @@ static uint64_t drive(driver *d, unsigned n_slots, double *ret_rate) {
 }
 
 /* A rate workload: WARM-UP first, then the runs. */
-static void rate_workload(const char *workload, const char *address, const client_options *o,
+static void rate_workload(const char *workload, const char *name, const char *address, const client_options *o,
                           const char *method, json_object *args, bool cycle, unsigned n_slots) {
         sd_event *event;
         driver d = { .method = method, .args = args, .cycle = cycle };
@@ -217,13 +220,26 @@ static void rate_workload(const char *workload, const char *address, const clien
                 progress("%s: run %u of %u", workload, run + 1, arg.runs);
                 d.deadline = now_usec() + (uint64_t) (arg.duration * USEC_PER_SEC);
                 (void) drive(&d, n_slots, &rate);
-                record(workload, "rate", "calls/s", UNIT_RATE, rate);
+                record(workload, name, "calls/s", UNIT_RATE, rate);
         }
         aetask_client_unref(d.client);
         sd_event_unref(event);
 }
 
 /* ---- floor -------------------------------------------------------------- */
+
+static int write_full(int fd, const char *p, size_t n) {
+        while (n > 0) {
+                ssize_t k = write(fd, p, n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        return -1;
+                p += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
 
 static int read_full(int fd, char *p, size_t n) {
         while (n > 0) {
@@ -236,13 +252,19 @@ static int read_full(int fd, char *p, size_t n) {
         return 0;
 }
 
-void bench_floor(void) {
+/* Round trips of SIZE bytes each way over a socketpair to a forked child,
+ * for arg.duration; run 0 is the warm-up.  Records NAME of WORKLOAD. */
+static void ping_pong(const char *workload, const char *name, size_t size) {
+        char *b = malloc(size);
+
+        if (!b)
+                die("out of memory");
+        memset(b, 'x', size);
         for (unsigned run = 0; run < arg.runs + 1; run++) {
                 int sv[2];
-                char b[16] = "0123456789abcde";
                 pid_t pid;
 
-                progress("floor: run %u of %u", run, arg.runs);
+                progress("%s %s: run %u of %u", workload, name, run, arg.runs);
                 if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
                         die("socketpair: %m");
                 pid = fork();
@@ -250,27 +272,32 @@ void bench_floor(void) {
                         die("fork: %m");
                 if (pid == 0) {
                         close(sv[0]);
-                        while (read_full(sv[1], b, sizeof(b)) == 0)
-                                if (write(sv[1], b, sizeof(b)) != sizeof(b))
+                        while (read_full(sv[1], b, size) == 0)
+                                if (write_full(sv[1], b, size) < 0)
                                         break;
                         child_exit(0);
                 }
                 close(sv[1]);
 
-                /* Run 0 is the warm-up. */
                 double duration = run == 0 ? arg.duration / 5 : arg.duration;
                 uint64_t start = now_usec(), end = start + (uint64_t) (duration * USEC_PER_SEC), now, n = 0;
+                unsigned batch = size > 4096 ? 1 : 64;
                 do {
-                        for (int i = 0; i < 64; i++, n++)
-                                if (write(sv[0], b, sizeof(b)) != sizeof(b) || read_full(sv[0], b, sizeof(b)) < 0)
-                                        die("floor ping-pong failed: %m");
+                        for (unsigned i = 0; i < batch; i++, n++)
+                                if (write_full(sv[0], b, size) < 0 || read_full(sv[0], b, size) < 0)
+                                        die("%s ping-pong failed: %m", workload);
                         now = now_usec();
                 } while (now < end);
                 close(sv[0]);
                 waitpid(pid, NULL, 0);
                 if (run > 0)
-                        record("floor", "rate", "round trips/s", UNIT_RATE, (double) n * USEC_PER_SEC / (double) (now - start));
+                        record(workload, name, "round trips/s", UNIT_RATE, (double) n * USEC_PER_SEC / (double) (now - start));
         }
+        free(b);
+}
+
+void bench_floor(void) {
+        ping_pong("floor", "rate", 16);
 }
 
 /* ---- held, cycle, parallel, payload ------------------------------------- */
@@ -296,27 +323,42 @@ static json_object *echo_args(size_t length) {
 
 void bench_held(const char *address) {
         json_object *args = echo_args(0);
-        rate_workload("held", address, NULL, "echo", args, false, 1);
+        rate_workload("held", "rate", address, NULL, "echo", args, false, 1);
         json_object_put(args);
 }
 
 void bench_cycle(const char *address) {
         json_object *args = echo_args(0);
-        rate_workload("cycle", address, NULL, "echo", args, true, 1);
+        rate_workload("cycle", "rate", address, NULL, "echo", args, true, 1);
         json_object_put(args);
 }
 
 void bench_parallel(const char *address) {
         json_object *args = echo_args(0);
         client_options o = { .min_workers = arg.parallel, .max_workers = arg.parallel };
-        rate_workload("parallel", address, &o, "echo", args, true, arg.parallel);
+        rate_workload("parallel", "rate", address, &o, "echo", args, true, arg.parallel);
         json_object_put(args);
 }
 
+/* An echo of a string of arg.payload bytes, and of 1 MiB, each against
+ * its own floor: the same ping-pong carrying that many bytes. */
 void bench_payload(const char *address) {
-        json_object *args = echo_args(arg.payload);
-        rate_workload("payload", address, NULL, "echo", args, true, 1);
-        json_object_put(args);
+        static const struct { size_t size; const char *rate, *floor; } sizes[] = {
+                { 0, "rate", "floor" },
+                { 1024 * 1024, "1m-rate", "1m-floor" },
+        };
+
+        for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+                size_t size = sizes[i].size ?: arg.payload;
+                if (i > 0 && size == arg.payload)
+                        break;
+                json_object *args = echo_args(size);
+                client_options o = { .max_message_size = size + 4096 };
+                rate_workload("payload", sizes[i].rate, address, &o, "echo", args, true, 1);
+                json_object_put(args);
+                if (!arg.no_floor)
+                        ping_pong("payload", sizes[i].floor, size);
+        }
 }
 
 /* ---- spawn -------------------------------------------------------------- */
@@ -335,7 +377,7 @@ static int settled_fd_count(pid_t pid) {
         return last;
 }
 
-void bench_spawn(const bench_server *srv) {
+void bench_spawn(const bench_server *srv, const char *workload) {
         size_t window = arg.spawns >= 10 ? arg.spawns / 10 : 1;
         uint64_t *marks = calloc(arg.spawns / window + 1, sizeof(uint64_t));
         client_options o = { .max_checkouts = 1 };
@@ -349,7 +391,7 @@ void bench_spawn(const bench_server *srv) {
         for (unsigned run = 0; run < arg.runs; run++) {
                 driver d = { .event = event, .method = "echo", .args = args, .cycle = true, .limit = 100 };
 
-                progress("spawn: run %u of %u (%lu spawns)", run + 1, arg.runs, arg.spawns);
+                progress("%s: run %u of %u (%lu spawns)", workload, run + 1, arg.runs, arg.spawns);
                 /* A warm-up first: the server opens some descriptors once,
                  * lazily (its journal connection). */
                 d.client = client_new(event, srv->address, &o);
@@ -366,13 +408,13 @@ void bench_spawn(const bench_server *srv) {
                 int fds_after = settled_fd_count(srv->pid);
 
                 if (d.n_marks < 2)
-                        die("spawn: too few spawns to compare (--spawns)");
+                        die("%s: too few spawns to compare (--spawns)", workload);
                 double first = (double) (marks[0] - d.started) / (double) window;
                 double last = (double) (marks[d.n_marks - 1] - marks[d.n_marks - 2]) / (double) window;
-                record("spawn", "first", "us/spawn", UNIT_TIME, first);
-                record("spawn", "last", "us/spawn", UNIT_TIME, last);
-                record("spawn", "fds-before", "fds", UNIT_COUNT, fds_before);
-                record("spawn", "fds-after", "fds", UNIT_COUNT, fds_after);
+                record(workload, "first", "us/spawn", UNIT_TIME, first);
+                record(workload, "last", "us/spawn", UNIT_TIME, last);
+                record(workload, "fds-before", "fds", UNIT_COUNT, fds_before);
+                record(workload, "fds-after", "fds", UNIT_COUNT, fds_after);
         }
         sd_event_unref(event);
         json_object_put(args);

@@ -66,7 +66,8 @@ void bench_held(const char *address);
 void bench_cycle(const char *address);
 void bench_parallel(const char *address);
 void bench_payload(const char *address);
-void bench_spawn(const bench_server *server);
+/* WORKLOAD: the name its figures go under (the server may keep spares). */
+void bench_spawn(const bench_server *server, const char *workload);
 void bench_offload(const char *address);
 void bench_memory(const char *address);
 

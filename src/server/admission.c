@@ -39,7 +39,8 @@ static unsigned count_workers_of(aetask_server *s, const peer_id *peer) {
         unsigned n = 0;
 
         for (unsigned i = 0; i < s->board.n_slots; i++)
-                n += s->workers[i].pid > 0 && peer_id_compare(&s->workers[i].peer, peer) == 0;
+                n += s->workers[i].pid > 0 && s->workers[i].state == WORKER_SERVING &&
+                     peer_id_compare(&s->workers[i].peer, peer) == 0;
         return n;
 }
 
@@ -47,8 +48,9 @@ int server_admit(aetask_server *s, int fd, peer_id *ret_peer) {
         char who[PEER_ID_STRING_MAX];
         unsigned suppressed;
 
-        /* A full server says so whoever asks (logged each time, as before). */
-        if (s->n_alive >= s->max_workers) {
+        /* A full server says so whoever asks (logged each time, as before);
+         * spares are workers nobody uses yet. */
+        if (s->n_alive >= s->max_workers && !server_spare_find(s)) {
                 log_warning("Refusing a connection: all %u workers are in use", s->max_workers);
                 server_refuse(fd, "the server is at its worker limit, try again later");
                 return -EBUSY;

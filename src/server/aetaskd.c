@@ -39,6 +39,9 @@ static void help(void) {
                "                             fewer if the file descriptor limit is lower)\n"
                "     --max-workers-per-uid N Most workers one user (over TCP, one address)\n"
                "                             may hold (default: half of --max-workers)\n"
+               "     --spare-workers N       Workers kept forked, their setup run, for new\n"
+               "                             connections (default 0; they count in\n"
+               "                             --max-workers)\n"
                "     --drain-timeout SECONDS On SIGTERM, how long busy workers may finish\n"
                "                             their checkouts before they are killed\n"
                "                             (default 90, 0: no limit)\n"
@@ -174,6 +177,7 @@ int main(int argc, char *argv[]) {
                 ARG_MAX_MESSAGE_SIZE,
                 ARG_MAX_WORKERS,
                 ARG_MAX_WORKERS_PER_UID,
+                ARG_SPARE_WORKERS,
                 ARG_DRAIN_TIMEOUT,
                 ARG_CONTROL,
                 ARG_CONTROL_GROUP,
@@ -193,6 +197,7 @@ int main(int argc, char *argv[]) {
                 { "max-message-size", required_argument, NULL, ARG_MAX_MESSAGE_SIZE },
                 { "max-workers",      required_argument, NULL, ARG_MAX_WORKERS      },
                 { "max-workers-per-uid", required_argument, NULL, ARG_MAX_WORKERS_PER_UID },
+                { "spare-workers",    required_argument, NULL, ARG_SPARE_WORKERS    },
                 { "drain-timeout",    required_argument, NULL, ARG_DRAIN_TIMEOUT    },
                 { "control",          required_argument, NULL, ARG_CONTROL          },
                 { "control-group",    required_argument, NULL, ARG_CONTROL_GROUP    },
@@ -317,6 +322,11 @@ int main(int argc, char *argv[]) {
                         if (parse_option_number("--max-workers-per-uid", optarg, 1, MAX_WORKERS_LIMIT, &n) < 0)
                                 return EXIT_USAGE;
                         (void) aetask_server_set_max_workers_per_uid(s, (unsigned) n);
+                        break;
+                case ARG_SPARE_WORKERS:
+                        if (parse_option_number("--spare-workers", optarg, 0, MAX_WORKERS_LIMIT, &n) < 0)
+                                return EXIT_USAGE;
+                        (void) aetask_server_set_spare_workers(s, (unsigned) n);
                         break;
                 case ARG_LOG_LEVEL:
                 case ARG_CALL_LOG_LEVEL: {

@@ -119,7 +119,7 @@ static json_object *users_status(aetask_server *s) {
                 return NULL;
         }
         for (unsigned i = 0; i < s->board.n_slots && n < s->n_alive; i++)
-                if (s->workers[i].pid > 0)
+                if (s->workers[i].pid > 0 && s->workers[i].state == WORKER_SERVING)
                         uses[n++] = (peer_use) { s->workers[i].peer, slot_get_state(&s->board.slots[i]) == SLOT_BUSY };
         qsort(uses, n, sizeof(peer_use), peer_use_compare);
         for (size_t i = 0, j; i < n; i = j) {

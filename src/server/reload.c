@@ -43,6 +43,7 @@ static int on_sighup(sd_event_source *source, const struct signalfd_siginfo *si,
         log_info("Reloading: recycling %u workers (idle ones now, busy ones after their checkout)",
                  server_recycle_workers(s));
         s->n_reloads++;
+        server_spares_refill(s);  /* fresh spares, with the setup run again */
         (void) sd_notify(false, "READY=1");
         return 0;
 }

@@ -21,9 +21,16 @@
  * descriptor budget (admission.c). */
 #define CONTROL_CONNECTIONS_MAX 16
 
+typedef enum worker_state {
+        WORKER_SERVING,                /* has its client's connection */
+        WORKER_SPARE,                  /* set up, waiting to be handed one (spare.c) */
+} worker_state;
+
 typedef struct worker_record {
         pid_t pid;                     /* 0: unused */
+        worker_state state;
         int conn_fd;                   /* the server's copy, to notice the client leaving */
+        int hand_fd;                   /* a spare's: connections go to it over this socket */
         sd_event_source *hangup;
         scoreboard_slot *slot;
         peer_id peer;                  /* whose share it counts in */
@@ -43,6 +50,7 @@ struct aetask_server {
         size_t max_message_size;
         unsigned max_workers;
         unsigned max_workers_per_uid;  /* 0: half of max_workers */
+        unsigned spare_workers;        /* kept forked in advance, counted in max_workers */
         int log_level;                 /* -1: log.c's default */
         int call_log_level;            /* of the worker's entry per call */
         char **options;                /* "key=value" strings, NULL-terminated */
@@ -85,6 +93,8 @@ struct aetask_server {
         unsigned n_reloads;
         unsigned share;                /* workers one user (or address) may hold, while running */
         sd_event_source *resume_timer; /* accepting paused for want of descriptors (admission.c) */
+        sd_event_source *spare_timer;  /* forks the next spare (spare.c) */
+        uint64_t spare_retry_at;       /* after a spare died unused: no new one before */
         log_ratelimit fd_shortage_log, refusal_log;
         struct rlimit nofile_original; /* RLIMIT_NOFILE as it was, for the workers */
         bool nofile_raised;
@@ -132,11 +142,30 @@ bool server_pause_accepting_on(aetask_server *s, int error);
 void server_resume_accepting(aetask_server *s);
 void server_set_accepting(aetask_server *s, bool on);
 
+/* spare.c: warm spares, forked in advance with the handler's setup run. */
+int server_spares_start(aetask_server *s);
+void server_spares_stop(aetask_server *s);
+/* Forks spares up to the number wanted, soon, in the background. */
+void server_spares_refill(aetask_server *s);
+/* A spare that may take a connection, or NULL. */
+worker_record *server_spare_find(aetask_server *s);
+/* Hands connection CONN_FD of PEER to spare REC: it serves from now on. */
+int server_spare_hand_over(aetask_server *s, worker_record *rec, int conn_fd, const peer_id *peer);
+/* Spare REC exited without a connection (its record still filled in). */
+void server_spare_exited(aetask_server *s, worker_record *rec);
+/* server.c: a worker's record filled in, and counted. */
+worker_record *server_add_worker(aetask_server *s, scoreboard_slot *slot, pid_t pid);
+/* server.c: watches REC's connection for the client leaving. */
+void server_watch_client(aetask_server *s, worker_record *rec);
+
 /* worker.c: has the handler check the server's options (its check_options
  * hook); -EINVAL, logged, when it refuses them. */
 int server_check_options(aetask_server *s);
 /* worker.c: runs the worker on CONN_FD in the forked child; never returns. */
 _Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd);
+/* worker.c: runs a spare in the forked child: the handler's setup, then
+ * waits for a connection on HAND_FD and serves it; never returns. */
+_Noreturn void worker_run_spare(aetask_server *s, scoreboard_slot *slot, int hand_fd);
 /* The worker's reading side without a socket, for worker_run() and the
  * fuzzer: handles every complete message in IN, appending the replies to
  * OUT (a Done's answer is written to FD before the next call runs).  Returns

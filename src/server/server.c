@@ -131,6 +131,13 @@ _public_ int aetask_server_set_max_workers(aetask_server *s, unsigned n) {
         return 0;
 }
 
+_public_ int aetask_server_set_spare_workers(aetask_server *s, unsigned n) {
+        assert_return(s, -EINVAL);
+        assert_return(n <= MAX_WORKERS_MAX, -EINVAL);
+        s->spare_workers = n;
+        return 0;
+}
+
 _public_ int aetask_server_set_max_workers_per_uid(aetask_server *s, unsigned n) {
         assert_return(s, -EINVAL);
         assert_return(n <= MAX_WORKERS_MAX, -EINVAL);
@@ -340,15 +347,45 @@ static int on_client_hangup(sd_event_source *source, int fd, uint32_t revents, v
         return 0;
 }
 
+void server_watch_client(aetask_server *s, worker_record *rec) {
+        if (sd_event_add_io(s->event, &rec->hangup, rec->conn_fd, EPOLLRDHUP, on_client_hangup, rec) >= 0)
+                (void) sd_event_source_set_description(rec->hangup, "aetask-worker-hangup");
+}
+
+worker_record *server_add_worker(aetask_server *s, scoreboard_slot *slot, pid_t pid) {
+        worker_record *rec = record_for_slot(s, slot);
+
+        *rec = (worker_record) { .pid = pid, .conn_fd = -1, .hand_fd = -1, .slot = slot };
+        s->n_alive++;
+        return rec;
+}
+
+static void log_worker_started(aetask_server *s, worker_record *rec, const char *how) {
+        char who[PEER_ID_STRING_MAX];
+
+        log_worker_event(LOG_DEBUG, AETASK_MESSAGE_WORKER_STARTED, server_display_name(s), rec->slot->number, rec->pid,
+                         "Worker %u %s (pid %d) for client pid %d, %s", rec->slot->number, how,
+                         rec->pid, rec->peer.pid, peer_id_to_string(&rec->peer, who));
+}
+
 static int spawn_worker(aetask_server *s, int conn_fd) {
         scoreboard_slot *slot;
         worker_record *rec;
-        char who[PEER_ID_STRING_MAX];
         peer_id peer;
         pid_t pid;
 
         if (server_admit(s, conn_fd, &peer) < 0)
                 return -EBUSY;
+        /* A spare first; one that fails to take it is retired, and the next tried. */
+        while ((rec = server_spare_find(s)))
+                if (server_spare_hand_over(s, rec, conn_fd, &peer) >= 0) {
+                        log_worker_started(s, rec, "taken from the spares");
+                        return 0;
+                }
+        if (s->n_alive >= s->max_workers) {
+                server_refuse(conn_fd, "the server is at its worker limit, try again later");
+                return -EBUSY;
+        }
         slot = scoreboard_take(&s->board);
         if (!slot)
                 return log_error_errno(-EBUSY, "Failed to find a free worker slot with %u workers alive", s->n_alive);
@@ -373,14 +410,11 @@ static int spawn_worker(aetask_server *s, int conn_fd) {
                 worker_run(s, slot, conn_fd);
 
         slot->pid = pid;
-        rec = record_for_slot(s, slot);
-        *rec = (worker_record) { .pid = pid, .conn_fd = conn_fd, .slot = slot, .peer = peer };
-        if (sd_event_add_io(s->event, &rec->hangup, conn_fd, EPOLLRDHUP, on_client_hangup, rec) >= 0)
-                (void) sd_event_source_set_description(rec->hangup, "aetask-worker-hangup");
-        s->n_alive++;
-        log_worker_event(LOG_DEBUG, AETASK_MESSAGE_WORKER_STARTED, server_display_name(s), slot->number, pid,
-                         "Worker %u started (pid %d) for client pid %d, %s",
-                         slot->number, pid, peer.pid, peer_id_to_string(&peer, who));
+        rec = server_add_worker(s, slot, pid);
+        rec->conn_fd = conn_fd;
+        rec->peer = peer;
+        server_watch_client(s, rec);
+        log_worker_started(s, rec, "started");
         return 0;
 }
 
@@ -456,19 +490,25 @@ static int on_sigchld(sd_event_source *source, const struct signalfd_siginfo *si
                         worker_record *rec = &s->workers[i];
                         if (rec->pid != pid)
                                 continue;
-                        describe_exit(s, rec, status, &ru);
+                        if (rec->state == WORKER_SPARE)
+                                server_spare_exited(s, rec);
+                        else
+                                describe_exit(s, rec, status, &ru);
                         s->calls_exited += __atomic_load_n(&rec->slot->calls, __ATOMIC_RELAXED);
                         rec->hangup = sd_event_source_disable_unref(rec->hangup);
                         safe_close(rec->conn_fd);
+                        safe_close(rec->hand_fd);
                         scoreboard_release(rec->slot);
-                        *rec = (worker_record) { .conn_fd = -1 };
+                        *rec = (worker_record) { .conn_fd = -1, .hand_fd = -1 };
                         s->n_alive--;
                         reaped = true;
                         break;
                 }
         }
-        if (reaped)
+        if (reaped) {
                 server_resume_accepting(s);  /* a descriptor is free again */
+                server_spares_refill(s);
+        }
         server_notify_status(s);
         server_maybe_exit(s);
         return 0;
@@ -561,6 +601,7 @@ static void server_stop_running(aetask_server *s) {
                 for (unsigned i = 0; i < s->board.n_slots; i++) {
                         sd_event_source_disable_unref(s->workers[i].hangup);
                         safe_close(s->workers[i].conn_fd);
+                        safe_close(s->workers[i].hand_fd);
                 }
         free(s->workers);
         s->workers = NULL;
@@ -568,6 +609,7 @@ static void server_stop_running(aetask_server *s) {
         s->status_timer = sd_event_source_disable_unref(s->status_timer);
         s->drain_timer = sd_event_source_disable_unref(s->drain_timer);
         s->resume_timer = sd_event_source_disable_unref(s->resume_timer);
+        server_spares_stop(s);
         control_stop(s);
         free(s->last_status);
         s->last_status = NULL;
@@ -672,7 +714,10 @@ _public_ int aetask_server_run(aetask_server *s) {
                 goto finish;
         }
         for (unsigned i = 0; i < s->max_workers; i++)
-                s->workers[i].conn_fd = -1;
+                s->workers[i] = (worker_record) { .conn_fd = -1, .hand_fd = -1 };
+        r = server_spares_start(s);
+        if (r < 0)
+                goto finish;
         s->pid = getpid();
         s->started = now_usec(CLOCK_MONOTONIC);
         s->started_realtime = now_usec(CLOCK_REALTIME);

@@ -23,6 +23,13 @@
 #include "server-internal.h"
 #include "worker-log.h"
 
+/* Large buffers (and the heap a large message's values took) are given
+ * back once the client has paused this long, not after every message: a
+ * client sending large messages back to back would otherwise pay for fresh
+ * pages (a fault and zeroing per page) twice a message, which cost more
+ * than the copies themselves. */
+#define WORKER_SHRINK_AFTER_MSEC 20
+
 /* Answers written before more calls run, past this many bytes. */
 #define WORKER_OUT_PENDING_MAX (64U * 1024U)
 
@@ -35,6 +42,8 @@ struct aetask_worker {
         char *error;
         void *userdata;
         bool setup_done;
+        int setup_result;              /* of the handler's setup, once done */
+        char *setup_error;             /* its message, for the first call's answer */
         bool in_checkout;              /* a call came since the last Done */
         worker_log log;
         size_t scanned;                /* of the client's bytes, for framing */
@@ -299,6 +308,27 @@ static bool client_gone(aetask_worker *w) {
                getsockopt(w->fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) >= 0 && domain != AF_UNIX;
 }
 
+/* Runs the handler's setup, once: before the first call, or at once in a
+ * spare.  A failure is answered to the first call, which ends the worker. */
+static void worker_setup(aetask_worker *w) {
+        int r;
+
+        w->setup_done = true;
+        if (!w->handler->setup)
+                return;
+        /* Setup counts as busy, so a hung setup is killed like a hung call. */
+        slot_call_begin(w->slot, "setup");
+        r = w->handler->setup(w);
+        slot_call_end(w->slot, false);
+        if (r >= 0)
+                return;
+        if (asprintf(&w->setup_error, "setup exception: %s", error_message(w, r)) < 0)
+                w->setup_error = NULL;
+        log_error("Worker %u: %s", w->number, w->setup_error ?: "setup exception");
+        clear_error(w);
+        w->setup_result = r;
+}
+
 /* Returns < 0 when the worker must end once the reply is out (-EPIPE: at
  * once, the client is gone). */
 static int run_call(aetask_worker *w, const protocol_call *c, buffer *out) {
@@ -310,24 +340,13 @@ static int run_call(aetask_worker *w, const protocol_call *c, buffer *out) {
         w->method = c->kind == PROTOCOL_CALL_METHOD ? c->method : NULL;
         worker_log_begin(&w->log, c->trace, w->method ?: "->()");
 
-        if (!w->setup_done) {
-                w->setup_done = true;
-                if (w->handler->setup) {
-                        /* Setup counts as busy, so a hung setup is killed like a hung call. */
-                        slot_call_begin(w->slot, "setup");
-                        r = w->handler->setup(w);
-                        slot_call_end(w->slot, false);
-                        if (r < 0) {
-                                _cleanup_(freep) char *m = NULL;
-                                if (asprintf(&m, "setup exception: %s", error_message(w, r)) < 0)
-                                        m = NULL;
-                                log_error("Worker %u: %s", w->number, m ?: "setup exception");
-                                free(w->error);
-                                w->error = TAKE_PTR(m);
-                                (void) append_outcome(w, out, -EPROTO, NULL, PROTOCOL_ERROR_SETUP);
-                                return -EPROTO;
-                        }
-                }
+        if (!w->setup_done)
+                worker_setup(w);
+        if (w->setup_result < 0) {
+                free(w->error);
+                w->error = TAKE_PTR(w->setup_error);
+                (void) append_outcome(w, out, -EPROTO, NULL, PROTOCOL_ERROR_SETUP);
+                return -EPROTO;
         }
 
         fn = c->kind == PROTOCOL_CALL_METHOD ? find_method(w->handler, c->method) : w->handler->call;
@@ -370,7 +389,7 @@ static int run_done(aetask_worker *w, const protocol_call *c, buffer *out) {
 
         w->in_checkout = false;
         worker_log_begin(&w->log, c->trace, "checkout_done");
-        if (w->setup_done && w->handler->checkout_done) {
+        if (w->setup_done && w->setup_result >= 0 && w->handler->checkout_done) {
                 slot_call_begin(w->slot, "checkout_done");
                 r = w->handler->checkout_done(w);
                 slot_call_end(w->slot, false);
@@ -460,6 +479,7 @@ aetask_worker *worker_free(aetask_worker *w) {
                 return NULL;
         json_object_put(worker_log_end(&w->log));
         free(w->error);
+        free(w->setup_error);
         free(w);
         return NULL;
 }
@@ -494,6 +514,12 @@ int worker_handle_input(aetask_worker *w, buffer *in, buffer *out, int fd) {
                         return -EPIPE;
         }
         return 0;
+}
+
+/* Named as the server names itself, so ps shows them together. */
+static void set_title(aetask_worker *w, const char *what) {
+        proctitle_set("%s: %s %u", w->server->name ?: w->server->handler_name ?: w->handler->name ?: "aetask",
+                      what, w->number);
 }
 
 static void setup_process(aetask_worker *w, int conn_fd) {
@@ -538,9 +564,7 @@ static void setup_process(aetask_worker *w, int conn_fd) {
         unsetenv("WATCHDOG_PID");
         unsetenv("WATCHDOG_USEC");
 
-        /* Named as the server names itself, so ps shows them together. */
-        proctitle_set("%s: worker %u", w->server->name ?: w->server->handler_name ?: w->handler->name ?: "aetask",
-                      w->number);
+        set_title(w, "worker");
 }
 
 /* A client that began a message must finish it: a worker waiting for the
@@ -562,16 +586,18 @@ static int wait_for_rest(aetask_worker *w, int fd, uint64_t began) {
         return k == 0 ? -ETIMEDOUT : 0;
 }
 
-_Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd) {
-        aetask_worker *w;
+/* Whether nothing comes from FD for WORKER_SHRINK_AFTER_MSEC (a signal
+ * counts as a pause: the caller looks at it next). */
+static bool client_pauses(int fd) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        return poll(&p, 1, WORKER_SHRINK_AFTER_MSEC) <= 0;
+}
+
+/* Greets the client on CONN_FD and serves it until it leaves. */
+_Noreturn static void worker_serve(aetask_worker *w, int conn_fd) {
+        aetask_server *s = w->server;
         buffer in = {}, out = {};
         uint64_t began = 0;            /* when the message we are reading began */
-
-        w = worker_new(s, slot);
-        if (!w)
-                worker_exit(EXIT_FAILURE);
-        setup_process(w, conn_fd);
-        journal_set_blocking(true);
 
         /* Greet before reading anything: a client that sees the connection
          * end before the greeting knows nothing it sent there ran. */
@@ -586,8 +612,11 @@ _Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd) 
                         worker_exit(EXIT_SUCCESS);  /* the client is gone */
                 if (r < 0)
                         worker_exit(EXIT_FAILURE);
-                buffer_shrink(&in);
-                buffer_shrink(&out);
+                if (buffer_length(&in) == 0 && (in.alloc > BUFFER_KEEP || out.alloc > BUFFER_KEEP) &&
+                    client_pauses(conn_fd)) {
+                        buffer_shrink(&in);
+                        buffer_shrink(&out);
+                }
 
                 /* Flag first, then check: a SIGTERM landing between the two
                  * is seen by one or the other, never by neither. */
@@ -639,4 +668,68 @@ _Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd) 
                         worker_exit(EXIT_SUCCESS);
                 }
         }
+}
+
+_Noreturn void worker_run(aetask_server *s, scoreboard_slot *slot, int conn_fd) {
+        aetask_worker *w = worker_new(s, slot);
+
+        if (!w)
+                worker_exit(EXIT_FAILURE);
+        setup_process(w, conn_fd);
+        journal_set_blocking(true);
+        worker_serve(w, conn_fd);
+}
+
+/* The one descriptor the server sends over HAND_FD, or -1 when it closed
+ * its end (or sent something else). */
+static int receive_connection(int hand_fd) {
+        union {
+                struct cmsghdr header;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        char byte;
+        struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                            .msg_controllen = sizeof(control.buf) };
+        ssize_t n;
+
+        do
+                n = recvmsg(hand_fd, &m, MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&m) : NULL;
+        if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+            c->cmsg_len != CMSG_LEN(sizeof(int)) || (m.msg_flags & MSG_CTRUNC))
+                return -1;
+        int fd;
+        memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+        return fd;
+}
+
+_Noreturn void worker_run_spare(aetask_server *s, scoreboard_slot *slot, int hand_fd) {
+        aetask_worker *w = worker_new(s, slot);
+        int conn_fd;
+
+        if (!w)
+                worker_exit(EXIT_FAILURE);
+        setup_process(w, hand_fd);
+        retire_fd = -1;  /* no client to tell yet */
+        journal_set_blocking(true);
+        set_title(w, "spare");
+
+        worker_log_begin(&w->log, NULL, "setup");
+        worker_setup(w);
+
+        /* Flag first, then check, as between checkouts: a retiring spare
+         * has nobody to tell, and just exits. */
+        idle_between_checkouts = 1;
+        if (retire_requested)
+                worker_exit(EXIT_SUCCESS);
+        conn_fd = receive_connection(hand_fd);
+        idle_between_checkouts = 0;
+        if (conn_fd < 0)
+                worker_exit(EXIT_SUCCESS);
+        retire_fd = conn_fd;
+        safe_close(hand_fd);
+        set_title(w, "worker");
+        worker_serve(w, conn_fd);
 }
