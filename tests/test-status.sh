@@ -79,6 +79,9 @@ if [ "$(id -u)" = 0 ]; then
         # Another user may not enter the build tree (a clone in /root is
         # mode 0700): it runs a copy of aetaskctl and its library from $dir.
         mkdir "$dir/bin"
+        # In a coverage build its counts would go to the build tree, which
+        # that user cannot reach either: they go to a scratch folder.
+        mkdir -m 1777 "$dir/gcov"
         cp "$AETASKCTL" "$dir/bin/aetaskctl"
         cp "$(ldd "$AETASKCTL" | sed -n 's/.*libaetask-sd\.so\.0 => \(.*\) (.*/\1/p')" "$dir/bin/"
         chmod -R a+rX "$dir/bin"
@@ -86,7 +89,7 @@ if [ "$(id -u)" = 0 ]; then
                 local opts=()
                 while [ "$1" != -- ]; do opts+=("$1"); shift; done
                 shift
-                setpriv "${opts[@]}" env LD_LIBRARY_PATH="$dir/bin" "$dir/bin/aetaskctl" "$@"
+                setpriv "${opts[@]}" env LD_LIBRARY_PATH="$dir/bin" GCOV_PREFIX="$dir/gcov" "$dir/bin/aetaskctl" "$@"
         }
         # The socket file lets everyone in: the server's own check refuses.
         chmod 666 "$dir/t.control"
