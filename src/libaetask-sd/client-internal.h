@@ -7,7 +7,8 @@
  *
  * A checkout does not hold a reference on its client: freeing the client
  * cancels its checkouts.  A checkout is kept alive by its users' references
- * and by its unfinished calls. */
+ * and by its unfinished calls.  A call and its slot point at each other until
+ * call_free() cuts the link (as sd-bus's bus_slot_disconnect()). */
 #pragma once
 
 #include <aetask/aetask-client.h>
@@ -21,14 +22,32 @@
 
 typedef struct worker_conn worker_conn;
 
+typedef enum call_state {
+        CALL_QUEUED,                     /* in checkout->calls, not written yet */
+        CALL_SENT,                       /* the head of checkout->calls, written to the worker */
+        CALL_DOOMED,                     /* in checkout->doomed: fails with the sticky error */
+        CALL_ENDING,                     /* on no list of the checkout: its outcome is being delivered */
+} call_state;
+
 typedef struct call {
-        list_node node;                  /* in checkout->calls */
+        list_node node;                  /* in checkout->calls or ->doomed, or a local list */
+        call_state state;
+        bool cancelled;                  /* its slot went: no callback, the reply is discarded */
+        aetask_checkout *checkout;
+        aetask_slot *slot;               /* NULL: none asked for, or gone */
         uint64_t sent_realtime, sent_monotonic;  /* when traced */
         aetask_reply_handler_t callback;
         void *userdata;
+        aetask_destroy_t destroy;
         size_t size;                     /* of message, NUL included */
         char message[];
 } call;
+
+struct aetask_slot {
+        unsigned n_ref;
+        bool floating;                   /* the call holds a reference until it ends */
+        call *call;                      /* NULL once the call has ended */
+};
 
 typedef enum conn_state {
         CONN_CONNECTING,                 /* tcp connect in progress */
@@ -100,7 +119,7 @@ struct aetask_checkout {
         list_node client_node, wait_node, report_node;
         worker_conn *worker;
         list_node calls;
-        unsigned n_pending_reports;
+        list_node doomed;                /* calls made after a fatal error: failed from defer_source */
 
         uint64_t timeout;
         uint64_t deadline;               /* USEC_INFINITY when no call is pending */
@@ -109,6 +128,7 @@ struct aetask_checkout {
         aetask_error_handler_t error_handler;
         void *error_userdata;
         void *userdata;
+        aetask_destroy_t destroy;
 
         bool released;                   /* aetask_checkout_release() was called */
         bool finished;                   /* its worker went back or away for good */
@@ -152,6 +172,15 @@ void checkout_send_next(aetask_checkout *co);
 void checkout_cancel(aetask_checkout *co, const char *why);
 void checkout_report_pending(aetask_checkout *co);
 call *checkout_first_call(aetask_checkout *co);
+/* After a call left the queue: re-arm, send the next, or end the checkout. */
+void checkout_calls_changed(aetask_checkout *co, bool was_first);
+
+/* call.c */
+/* Runs K's reply handler (unless cancelled) with its outcome; returns what
+ * the handler returned, 0 when none ran. */
+int call_deliver(call *k, json_object *result, aetask_error_kind kind, const char *message);
+/* Takes K off its list, cuts its slot's link, runs its destroy callback. */
+void call_free(call *k);
 
 /* timeout.c */
 /* Starts (or restarts) the timeout for the call at the head of the queue. */

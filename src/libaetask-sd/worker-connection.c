@@ -120,6 +120,7 @@ static void conn_write(worker_conn *w, const char *data, size_t size) {
 
 void conn_send_call(worker_conn *w, call *k) {
         w->call_in_flight = true;
+        k->state = CALL_SENT;
         call_trace_sent(w->checkout, k);
         conn_write(w, k->message, k->size);
 }
