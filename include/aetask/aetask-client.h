@@ -32,6 +32,7 @@ typedef enum aetask_error_kind {
         AETASK_ERROR_REFUSED,       /* the server refused the connection (worker cap) */
         AETASK_ERROR_CANCELLED,     /* the call never ran: the client was freed or detached, or an
                                      * earlier call on the checkout failed */
+        AETASK_ERROR_CONNECT,       /* connecting to the server is not permitted (EACCES, EPERM) */
         _AETASK_ERROR_KIND_MAX,
 } aetask_error_kind;
 

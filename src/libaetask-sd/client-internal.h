@@ -96,6 +96,7 @@ struct aetask_client {
         sd_event_source *timeout_source; /* the checkouts' timeouts (timeout.c) */
         unsigned retry_attempt;
         int last_connect_error;          /* errno of the last failed connect, 0 after a success */
+        int connect_denied;              /* EACCES or EPERM: defer_source fails the waiting checkouts */
         heap timeouts;                   /* checkouts by deadline (timeout.c) */
         unsigned n_checkouts;            /* live ones: the heap has room for them all */
         buffer scratch;                  /* where calls are serialized */
@@ -151,6 +152,8 @@ void client_enqueue_checkout(aetask_client *c, aetask_checkout *co, bool front);
 void client_schedule_reports(aetask_client *c, aetask_checkout *co);
 /* Reconnects later, backing off: a connect failed, or was refused. */
 void client_schedule_retry(aetask_client *c);
+/* A connect failed with ERROR (positive errno). */
+void client_connect_failed(aetask_client *c, int error);
 int client_ensure_event(aetask_client *c);
 
 /* worker-connection.c */

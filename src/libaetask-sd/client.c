@@ -334,9 +334,7 @@ void client_dispatch(aetask_client *c) {
                 worker_conn *w;
                 int r = conn_open(c, &w);
                 if (r < 0) {
-                        client_log_debug("Failed to connect to %s: %s", c->address, strerror(-r));
-                        c->last_connect_error = -r;
-                        client_schedule_retry(c);
+                        client_connect_failed(c, -r);
                         return;
                 }
                 /* retry_attempt is reset by the worker's greeting, not here:
@@ -345,10 +343,41 @@ void client_dispatch(aetask_client *c) {
         }
 }
 
+/* The server is there but will not let us in: waiting longer changes
+ * nothing a program can fix by waiting, so the waiting checkouts fail now
+ * (from the loop: the connect may have been tried inside a call), and say
+ * why.  A server not there yet (ENOENT, ECONNREFUSED) is waited for, as
+ * the seed waits: "the client may start before the server". */
+void client_connect_failed(aetask_client *c, int error) {
+        if (error != c->last_connect_error)  /* the first of a run, not every retry */
+                client_log_debug("Failed to connect to %s: %s", c->address, strerror(error));
+        c->last_connect_error = error;
+        client_schedule_retry(c);
+        if (error == EACCES || error == EPERM) {
+                c->connect_denied = error;
+                if (c->defer_source)
+                        (void) sd_event_source_set_enabled(c->defer_source, SD_EVENT_ONESHOT);
+        }
+}
+
+static void client_fail_waiting(aetask_client *c, int error) {
+        char message[512];
+
+        snprintf(message, sizeof(message), "connecting to %s failed: %s", c->address, strerror(error));
+        while (!list_is_empty(&c->waiting) && !c->freeing)
+                checkout_fail(list_first_entry(&c->waiting, aetask_checkout, wait_node), AETASK_ERROR_CONNECT, message);
+}
+
 static int on_defer(sd_event_source *s, void *userdata) {
         aetask_client *c = userdata;
         /* The error handlers may drop the last reference. */
         _cleanup_(aetask_client_unrefp) aetask_client *held = client_hold(c);
+
+        if (c->connect_denied != 0) {
+                int error = c->connect_denied;
+                c->connect_denied = 0;
+                client_fail_waiting(c, error);
+        }
 
         while (!list_is_empty(&c->pending_reports)) {
                 aetask_checkout *co = list_first_entry(&c->pending_reports, aetask_checkout, report_node);
@@ -441,6 +470,7 @@ _public_ const char *aetask_error_kind_to_string(aetask_error_kind kind) {
                 [AETASK_ERROR_PROTOCOL] = "protocol",
                 [AETASK_ERROR_REFUSED] = "refused",
                 [AETASK_ERROR_CANCELLED] = "cancelled",
+                [AETASK_ERROR_CONNECT] = "connect",
         };
         if ((unsigned) kind >= _AETASK_ERROR_KIND_MAX)
                 return NULL;

@@ -332,8 +332,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0)
                         error = errno;
                 if (error != 0) {
-                        c->last_connect_error = error;  /* a timeout message says why no worker came */
-                        client_schedule_retry(c);
+                        client_connect_failed(c, error);  /* a timeout message says why no worker came */
                         conn_free(w);
                         client_dispatch(c);
                         return 0;
