@@ -132,3 +132,36 @@ Test(connect, a_server_not_there_yet_is_waited_for) {
         aetask_client_unref(c);
         sd_event_unref(e);
 }
+
+Test(connect, an_unattached_client_says_so_instead_of_hanging) {
+        sd_event *e = NULL;
+        aetask_client *c;
+        aetask_checkout *co = NULL;
+        outcome o = {};
+
+        test_server_start(&srv, NULL, NULL, NULL);
+        cr_assert_eq(aetask_client_new(&c, srv.address), 0);
+        cr_assert_eq(aetask_client_checkout(c, &co), -ENXIO);
+        cr_assert_null(co);
+        cr_assert_null(aetask_client_get_event(c), "nothing attached it behind the caller's back");
+
+        /* Attached, a checkout made, then detached: the client is unattached again. */
+        cr_assert_eq(sd_event_new(&e), 0);
+        cr_assert_eq(aetask_client_attach_event(c, e, 0), 0);
+        cr_assert_eq(aetask_client_checkout(c, &co), 0);
+        cr_assert_eq(aetask_client_detach_event(c), 1);
+        cr_assert_eq(aetask_checkout_call(co, NULL, "echo", hello(), on_outcome, &o), -ENOTCONN);
+        aetask_checkout_unref(co);
+        co = NULL;
+        cr_assert_eq(aetask_client_checkout(c, &co), -ENXIO);
+
+        /* Attached to the program's own loop, it works there. */
+        cr_assert_eq(aetask_client_attach_event(c, e, 0), 0);
+        cr_assert_eq(aetask_client_checkout(c, &co), 0);
+        cr_assert_eq(aetask_checkout_call(co, NULL, "echo", hello(), on_outcome, &o), 0);
+        test_run_until(e, &o.done, 10);
+        cr_assert_eq(o.kind, 0, "%s", o.message);
+        aetask_checkout_unref(co);
+        aetask_client_unref(c);
+        sd_event_unref(e);
+}

@@ -72,6 +72,7 @@ _public_ int aetask_client_checkout(aetask_client *c, aetask_checkout **ret) {
         assert_return(ret, -EINVAL);
         assert_return(!client_origin_changed(c), -ECHILD);
         assert_return(!c->freeing, -ESTALE);
+        assert_return(c->event, -ENXIO);
 
         /* Room for its timeout now, so arming it later cannot fail. */
         r = heap_reserve(&c->timeouts, c->n_checkouts + 1);
@@ -406,7 +407,10 @@ static int checkout_check_callable(aetask_checkout *co) {
         assert_return(c, -ENOTCONN);
         assert_return(!client_origin_changed(c), -ECHILD);
         assert_return(!co->released && !co->finished, -ESTALE);
-        return client_ensure_event(c);
+        /* Never a loop of our choosing: the default one may not be the one
+         * the program runs, and its calls would never complete. */
+        assert_return(c->event, -ENXIO);
+        return 0;
 }
 
 _public_ int aetask_checkout_call(aetask_checkout *co, aetask_slot **ret_slot, const char *method,

@@ -154,7 +154,6 @@ void client_schedule_reports(aetask_client *c, aetask_checkout *co);
 void client_schedule_retry(aetask_client *c);
 /* A connect failed with ERROR (positive errno). */
 void client_connect_failed(aetask_client *c, int error);
-int client_ensure_event(aetask_client *c);
 
 /* worker-connection.c */
 int conn_open(aetask_client *c, worker_conn **ret);

@@ -430,10 +430,6 @@ fail:
         return r;
 }
 
-int client_ensure_event(aetask_client *c) {
-        return c->event ? 0 : aetask_client_attach_event(c, NULL, 0);
-}
-
 _public_ int aetask_client_detach_event(aetask_client *c) {
         assert_return(c, -EINVAL);
         assert_return(!client_origin_changed(c), -ECHILD);
