@@ -41,8 +41,13 @@ static int t_exit(aetask_worker *w, json_object *args, json_object **ret) {
         _exit(3);
 }
 
+static int t_args(aetask_worker *w, json_object *args, json_object **ret) {
+        *ret = json_object_get(args);
+        return 0;
+}
+
 static const aetask_method t_methods[] = {
-        { "record", t_record }, { "ran", t_ran }, { "fail", t_fail }, { "exit", t_exit }, {}
+        { "args", t_args }, { "record", t_record }, { "ran", t_ran }, { "fail", t_fail }, { "exit", t_exit }, {}
 };
 
 static const aetask_handler recording_handler = {
@@ -382,5 +387,29 @@ Test(slots, a_negative_return_fails_the_checkout) {
         cr_assert_eq(e.n, 1);
         aetask_slot_unref(s1);
         aetask_slot_unref(s2);
+        aetask_checkout_unref(co);
+}
+
+Test(slots, call_format_takes_the_arguments_in_one_line) {
+        aetask_checkout *co;
+        outcome o = {};
+        json_object *obj = json_tokener_parse("{\"k\":[1,2]}");
+
+        cr_assert_eq(aetask_client_checkout(client, &co), 0);
+        cr_assert_eq(aetask_checkout_call_format(co, NULL, "args", on_outcome, &o, "ssiubdnjj", "h\u00e9", NULL,
+                                                 (int64_t) -5, (uint64_t) UINT64_MAX, 1, 0.5, obj,
+                                                 (json_object *) NULL), 0);
+        json_object_put(obj);  /* serialized by the call */
+        wait_for(&o);
+        cr_assert_eq(o.kind, 0, "%s", o.text);
+        cr_assert_str_eq(o.text, "[\"h\u00e9\",null,-5,18446744073709551615,true,0.5,null,{\"k\":[1,2]},null]");
+
+        outcome none = {};
+        cr_assert_eq(aetask_checkout_call_format(co, NULL, "args", on_outcome, &none, ""), 0);
+        wait_for(&none);
+        cr_assert_str_eq(none.text, "[]");
+
+        cr_assert_eq(aetask_checkout_call_format(co, NULL, "args", on_outcome, &none, "x", 1), -EINVAL);
+        cr_assert_eq(aetask_checkout_call_format(co, NULL, "args", on_outcome, &none, NULL), -EINVAL);
         aetask_checkout_unref(co);
 }

@@ -97,6 +97,13 @@ aetask_client *aetask_checkout_get_client(aetask_checkout *checkout);
 int aetask_checkout_call(aetask_checkout *checkout, aetask_slot **ret_slot, const char *method,
                          json_object *args, aetask_reply_handler_t callback, void *userdata);
 
+/* The same, with the arguments given one by one after TYPES, one letter
+ * each: s (const char *, NULL for null), i (int64_t), u (uint64_t),
+ * b (int, a boolean), d (double), n (null, takes no argument), j
+ * (json_object *, borrowed, NULL for null). */
+int aetask_checkout_call_format(aetask_checkout *checkout, aetask_slot **ret_slot, const char *method,
+                                aetask_reply_handler_t callback, void *userdata, const char *types, ...);
+
 /* Slots: one per call asked for.  The last unref of a slot whose call has
  * not ended cancels the call: its reply handler never runs (its destroy
  * callback does, at once).  A call not yet sent is dropped; one already

@@ -1,5 +1,6 @@
 /* A checkout: exclusive use of one worker, a queue of calls run on it in
  * order, a timeout, and the errors that end it. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
@@ -439,6 +440,70 @@ _public_ int aetask_checkout_call(aetask_checkout *co, aetask_slot **ret_slot, c
 
         checkout_queue_call(co, k);
         return 0;
+}
+
+/* TYPES and the arguments after it as a JSON array, as
+ * sd_bus_message_append() reads its signature. */
+static int build_args(const char *types, va_list ap, json_object **ret) {
+        _cleanup_(json_object_putp) json_object *args = json_object_new_array();
+        const char *s;
+        json_object *j;
+
+        if (!args)
+                return -ENOMEM;
+        for (const char *t = types; *t; t++) {
+                json_object *v = NULL;
+                switch (*t) {
+                case 's':
+                        s = va_arg(ap, const char *);
+                        if (s && !(v = json_object_new_string(s)))
+                                return -ENOMEM;
+                        break;
+                case 'i':
+                        v = json_object_new_int64(va_arg(ap, int64_t));
+                        break;
+                case 'u':
+                        v = json_object_new_uint64(va_arg(ap, uint64_t));
+                        break;
+                case 'b':
+                        v = json_object_new_boolean(!!va_arg(ap, int));
+                        break;
+                case 'd':
+                        v = json_object_new_double(va_arg(ap, double));
+                        break;
+                case 'n':
+                        break;
+                case 'j':
+                        j = va_arg(ap, json_object *);
+                        v = json_object_get(j);
+                        break;
+                default:
+                        return -EINVAL;
+                }
+                if (json_object_array_add(args, v) < 0) {
+                        json_object_put(v);
+                        return -ENOMEM;
+                }
+        }
+        *ret = TAKE_PTR(args);
+        return 0;
+}
+
+_public_ int aetask_checkout_call_format(aetask_checkout *co, aetask_slot **ret_slot, const char *method,
+                                         aetask_reply_handler_t callback, void *userdata, const char *types, ...) {
+        _cleanup_(json_object_putp) json_object *args = NULL;
+        va_list ap;
+        int r;
+
+        assert_return(co, -EINVAL);
+        assert_return(types, -EINVAL);
+
+        va_start(ap, types);
+        r = build_args(types, ap, &args);
+        va_end(ap);
+        if (r < 0)
+                return r;
+        return aetask_checkout_call(co, ret_slot, method, args, callback, userdata);
 }
 
 _public_ int aetask_checkout_throw_fatal_error(aetask_checkout *co, const char *message) {
