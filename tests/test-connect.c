@@ -5,6 +5,7 @@
  * without exec (the build tree may sit where nobody cannot enter). */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <grp.h>
 #include <stdio.h>
 #include <string.h>
@@ -162,6 +163,43 @@ Test(connect, an_unattached_client_says_so_instead_of_hanging) {
         test_run_until(e, &o.done, 10);
         cr_assert_eq(o.kind, 0, "%s", o.message);
         aetask_checkout_unref(co);
+        aetask_client_unref(c);
+        sd_event_unref(e);
+}
+
+Test(connect, handler_names_are_addresses) {
+        sd_event *e = NULL;
+        aetask_client *c = NULL;
+        aetask_checkout *co;
+        outcome o = {};
+
+        /* The server listens where the unit aetask@echo's socket would be. */
+        test_server_init(&srv);
+        snprintf(srv.path, sizeof(srv.path), "%s/echo.sock", srv.dir);
+        snprintf(srv.address, sizeof(srv.address), "unix:%s", srv.path);
+        test_server_start(&srv, NULL, NULL, NULL);
+
+        cr_assert_eq(setenv("AETASK_RUNTIME_DIR", srv.dir, 1), 0);
+        cr_assert_eq(aetask_client_new_handler(&c, "echo"), 0);
+        cr_assert_eq(sd_event_new(&e), 0);
+        cr_assert_eq(aetask_client_attach_event(c, e, 0), 0);
+        cr_assert_eq(aetask_client_checkout(c, &co), 0);
+        cr_assert_eq(aetask_checkout_call(co, NULL, "echo", hello(), on_outcome, &o), 0);
+        test_run_until(e, &o.done, 10);
+        cr_assert_eq(o.kind, 0, "%s", o.message);
+        aetask_checkout_unref(co);
+        c = aetask_client_unref(c);
+
+        /* Not handler names. */
+        cr_assert_eq(aetask_client_new_handler(&c, ""), -EINVAL);
+        cr_assert_eq(aetask_client_new_handler(&c, "../x"), -EINVAL);
+        cr_assert_eq(aetask_client_new_handler(&c, "-x"), -EINVAL);
+        cr_assert_eq(aetask_client_new_handler(&c, NULL), -EINVAL);
+        cr_assert_null(c);
+
+        /* Without the variable: the units' directory. */
+        cr_assert_eq(unsetenv("AETASK_RUNTIME_DIR"), 0);
+        cr_assert_eq(aetask_client_new_handler(&c, "bcrypt"), 0);
         aetask_client_unref(c);
         sd_event_unref(e);
 }

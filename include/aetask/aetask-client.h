@@ -58,6 +58,9 @@ typedef void (*aetask_destroy_t)(void *userdata);
 
 /* The client */
 int aetask_client_new(aetask_client **ret, const char *address);
+/* A client of the unit aetask@NAME: unix:$AETASK_RUNTIME_DIR/NAME.sock,
+ * /run/aetask without the variable. */
+int aetask_client_new_handler(aetask_client **ret, const char *name);
 aetask_client *aetask_client_ref(aetask_client *client);
 aetask_client *aetask_client_unref(aetask_client *client);
 

@@ -96,6 +96,19 @@ _public_ int aetask_client_new(aetask_client **ret, const char *address) {
         return 0;
 }
 
+_public_ int aetask_client_new_handler(aetask_client **ret, const char *name) {
+        char address[4096];
+        int r;
+
+        assert_return(ret, -EINVAL);
+        assert_return(unit_name_is_valid(name), -EINVAL);
+
+        r = unit_address(name, ".sock", address, sizeof(address));
+        if (r < 0)
+                return r;
+        return aetask_client_new(ret, address);
+}
+
 /* Cancels what is outstanding (each checkout gets the error once, and
  * forgets its client) and closes every connection.  c->freeing is set
  * throughout, so that nothing dispatches new connections meanwhile. */
