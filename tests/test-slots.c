@@ -413,3 +413,57 @@ Test(slots, call_format_takes_the_arguments_in_one_line) {
         cr_assert_eq(aetask_checkout_call_format(co, NULL, "args", on_outcome, &none, NULL), -EINVAL);
         aetask_checkout_unref(co);
 }
+
+static unsigned count_leak_warnings(aetask_log *log, const char *trace) {
+        unsigned n = 0;
+        for (unsigned i = 0; i < aetask_log_get_n_messages(log); i++) {
+                const char *text;
+                int priority;
+                cr_assert_eq(aetask_log_get_message(log, i, NULL, NULL, &priority, &text), 0);
+                if (strstr(text, "over the leak threshold")) {
+                        cr_assert_eq(priority, 4 /* LOG_WARNING */);
+                        cr_assert(strstr(text, trace), "the warning names the trace id: %s", text);
+                        cr_assert(strstr(text, "held its worker for 0."), "%s", text);
+                        n++;
+                }
+        }
+        return n;
+}
+
+Test(slots, a_checkout_held_too_long_is_warned_about_once) {
+        aetask_checkout *held, *quick;
+        aetask_log *held_log, *quick_log;
+        outcome o = {}, q = {};
+
+        aetask_client_set_max_workers(client, 2);
+        cr_assert_eq(aetask_client_set_leak_threshold(client, 200 * 1000), 0);
+        cr_assert_eq(aetask_log_new(&held_log), 0);
+        cr_assert_eq(aetask_log_new(&quick_log), 0);
+
+        cr_assert_eq(aetask_client_checkout(client, &held), 0);
+        aetask_checkout_set_log(held, held_log);
+        aetask_slot *s1 = call(held, "record", "held", 0, &o);
+        wait_for(&o);
+
+        /* Another checkout comes and goes within the threshold. */
+        cr_assert_eq(aetask_client_checkout(client, &quick), 0);
+        aetask_checkout_set_log(quick, quick_log);
+        aetask_slot *s2 = call(quick, "record", "quick", 0, &q);
+        wait_for(&q);
+        aetask_checkout_release(quick);
+
+        test_run_for(event, 0.15);
+        cr_assert_eq(count_leak_warnings(held_log, aetask_checkout_get_trace_id(held)), 0, "not yet");
+        test_run_for(event, 0.25);
+        cr_assert_eq(count_leak_warnings(held_log, aetask_checkout_get_trace_id(held)), 1);
+        test_run_for(event, 0.4);
+        cr_assert_eq(count_leak_warnings(held_log, aetask_checkout_get_trace_id(held)), 1, "once");
+        cr_assert_eq(count_leak_warnings(quick_log, aetask_checkout_get_trace_id(quick)), 0);
+
+        aetask_slot_unref(s1);
+        aetask_slot_unref(s2);
+        aetask_checkout_unref(held);
+        aetask_checkout_unref(quick);
+        aetask_log_unref(held_log);
+        aetask_log_unref(quick_log);
+}

@@ -72,6 +72,9 @@ int aetask_client_set_max_checkouts(aetask_client *client, unsigned n);
 int aetask_client_set_dont_refork_after_error(aetask_client *client, int b);
 int aetask_client_set_max_message_size(aetask_client *client, size_t size);
 int aetask_client_set_error_handler(aetask_client *client, aetask_error_handler_t callback, void *userdata);
+/* A checkout holding its worker longer than USEC gets one warning (0 or
+ * AETASK_TIMEOUT_INFINITY: off, the default). */
+int aetask_client_set_leak_threshold(aetask_client *client, uint64_t usec);
 
 const char *aetask_client_get_name(aetask_client *client);
 int aetask_client_get_pool(aetask_client *client, unsigned *ret_workers, unsigned *ret_idle, unsigned *ret_queued);

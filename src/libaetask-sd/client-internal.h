@@ -94,6 +94,8 @@ struct aetask_client {
         sd_event_source *retry_source;   /* reconnects after a failed connect */
         sd_event_source *defer_source;   /* reports errors of calls on failed checkouts */
         sd_event_source *timeout_source; /* the checkouts' timeouts (timeout.c) */
+        sd_event_source *leak_source;    /* checkouts held too long (leak.c) */
+        uint64_t leak_threshold;         /* 0: off */
         unsigned retry_attempt;
         int last_connect_error;          /* errno of the last failed connect, 0 after a success */
         int connect_denied;              /* EACCES or EPERM: defer_source fails the waiting checkouts */
@@ -139,6 +141,8 @@ struct aetask_checkout {
         char *fatal_message;
         char trace[65];                  /* empty until first needed */
         aetask_log *log;
+        uint64_t assigned_at;            /* CLOCK_MONOTONIC, when it got its worker (leak.c) */
+        bool leak_warned;
 };
 
 /* client.c */
@@ -196,8 +200,16 @@ bool checkout_is_traced(aetask_checkout *co);
 void checkout_journal(aetask_checkout *co, const char *event, int priority, const char *message_id,
                       const char *method, uint64_t duration, const char *kind, const char *format, ...)
         __attribute__((format(printf, 8, 9)));
+/* The same, whether or not the checkout is traced, for what the caller
+ * asked to hear about (leak warnings). */
+void checkout_journal_text(aetask_checkout *co, const char *event, int priority, const char *message_id,
+                           const char *method, uint64_t duration, const char *kind, const char *text);
 void call_trace_sent(aetask_checkout *co, call *k);
 void call_trace_done(aetask_checkout *co, call *k, json_object *logs, const char *error);
+
+/* leak.c */
+void checkout_leak_watch(aetask_checkout *co);
+void client_stop_leak_watch(aetask_client *c);
 
 /* Debug logging only: the library's users own their logs. */
 void client_log_debug(const char *format, ...) __attribute__((format(printf, 1, 2)));

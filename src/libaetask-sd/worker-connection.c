@@ -131,6 +131,7 @@ void conn_assign(worker_conn *w, aetask_checkout *co) {
         w->n_checkouts++;
         co->worker = w;
         co->answered = false;
+        checkout_leak_watch(co);
         checkout_journal(co, "assigned", LOG_DEBUG, NULL, NULL, UINT64_MAX, NULL,
                          "Worker assigned (checkout %u of this connection)", w->n_checkouts);
         checkout_send_next(co);
