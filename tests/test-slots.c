@@ -6,7 +6,12 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -46,8 +51,18 @@ static int t_args(aetask_worker *w, json_object *args, json_object **ret) {
         return 0;
 }
 
+static int t_deadline(aetask_worker *w, json_object *args, json_object **ret) {
+        uint64_t deadline = aetask_worker_get_deadline(w);
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t now = (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+        *ret = json_object_new_int64(deadline == UINT64_MAX ? -1 : (int64_t) (deadline - now));
+        return 0;
+}
+
 static const aetask_method t_methods[] = {
-        { "args", t_args }, { "record", t_record }, { "ran", t_ran }, { "fail", t_fail }, { "exit", t_exit }, {}
+        { "args", t_args }, { "deadline", t_deadline }, { "record", t_record }, { "ran", t_ran }, { "fail", t_fail }, { "exit", t_exit }, {}
 };
 
 static const aetask_handler recording_handler = {
@@ -466,4 +481,71 @@ Test(slots, a_checkout_held_too_long_is_warned_about_once) {
         aetask_checkout_unref(quick);
         aetask_log_unref(held_log);
         aetask_log_unref(quick_log);
+}
+
+Test(slots, the_deadline_reaches_the_worker) {
+        aetask_checkout *co;
+        outcome o = {}, none = {};
+
+        cr_assert_eq(aetask_client_checkout(client, &co), 0);
+        cr_assert_eq(aetask_checkout_set_timeout(co, 2 * 1000000), 0);
+        aetask_slot *s1 = call(co, "deadline", "", 0, &o);
+        wait_for(&o);
+        cr_assert_eq(o.kind, 0, "%s", o.text);
+        long left = atol(o.text);
+        cr_assert(left > 1500000 && left <= 2000000, "the handler sees %ld us left of 2 s", left);
+
+        cr_assert_eq(aetask_checkout_set_timeout(co, AETASK_TIMEOUT_INFINITY), 0);
+        aetask_slot *s2 = call(co, "deadline", "", 0, &none);
+        wait_for(&none);
+        cr_assert_str_eq(none.text, "-1", "no timeout, no deadline");
+        aetask_slot_unref(s1);
+        aetask_slot_unref(s2);
+        aetask_checkout_unref(co);
+}
+
+static double seconds_now(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Reads one NUL-terminated message from FD into BUF, 5 s at most. */
+static size_t read_message(int fd, char *buf, size_t size) {
+        size_t n = 0;
+        while (n < size - 1 && poll(&(struct pollfd) { .fd = fd, .events = POLLIN }, 1, 5000) > 0) {
+                ssize_t k = read(fd, buf + n, 1);
+                if (k <= 0 || buf[n] == 0)
+                        break;
+                n += (size_t) k;
+        }
+        buf[n] = 0;
+        return n;
+}
+
+Test(slots, a_call_past_its_deadline_and_grace_stops_its_worker) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        static const char call_message[] =
+                "{\"method\":\"io.aetask.Worker.record\",\"parameters\":{\"args\":[\"stuck\",5],\"timeout_usec\":200000}}";
+        char buf[1024];
+
+        cr_assert_lt(strlen(srv.path), sizeof(sa.sun_path));
+        memcpy(sa.sun_path, srv.path, strlen(srv.path) + 1);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        read_message(fd, buf, sizeof(buf));
+        cr_assert(strstr(buf, "hello"), "the worker greets: %s", buf);
+
+        double start = seconds_now();
+        cr_assert_eq(write(fd, call_message, sizeof(call_message)), (ssize_t) sizeof(call_message));
+        read_message(fd, buf, sizeof(buf));
+        double took = seconds_now() - start;
+        cr_assert(strstr(buf, "\"error\":\"io.aetask.DeadlineExceeded\""), "its own error: %s", buf);
+        cr_assert(strstr(buf, "past its deadline (0.200 s) and the grace of 0.250 s"), "%s", buf);
+        /* 0.2 s and 0.25 s of grace: well before the 5 s the handler sleeps. */
+        cr_assert(took >= 0.44 && took < 0.9, "stopped after %.3f s", took);
+        cr_assert_eq(read(fd, buf, sizeof(buf)), 0, "then the worker is gone");
+        close(fd);
+        cr_assert_str_eq(aetask_error_kind_to_string(AETASK_ERROR_DEADLINE), "deadline");
 }

@@ -33,6 +33,7 @@ typedef enum aetask_error_kind {
         AETASK_ERROR_CANCELLED,     /* the call never ran: the client was freed or detached, or an
                                      * earlier call on the checkout failed */
         AETASK_ERROR_CONNECT,       /* connecting to the server is not permitted (EACCES, EPERM) */
+        AETASK_ERROR_DEADLINE,      /* the call ran past its deadline and grace: the worker stopped */
         _AETASK_ERROR_KIND_MAX,
 } aetask_error_kind;
 

@@ -481,6 +481,7 @@ _public_ const char *aetask_error_kind_to_string(aetask_error_kind kind) {
                 [AETASK_ERROR_REFUSED] = "refused",
                 [AETASK_ERROR_CANCELLED] = "cancelled",
                 [AETASK_ERROR_CONNECT] = "connect",
+                [AETASK_ERROR_DEADLINE] = "deadline",
         };
         if ((unsigned) kind >= _AETASK_ERROR_KIND_MAX)
                 return NULL;

@@ -118,6 +118,20 @@ int protocol_append_call(buffer *b, const char *method, json_object *args, const
         return finish(b, saved, r);
 }
 
+int protocol_append_call_with_timeout(buffer *b, const char *message, size_t size, uint64_t usec) {
+        char text[48];
+        int r;
+
+        /* The message ends with the parameters' and its own "}", and a NUL. */
+        if (size < 3 || memcmp(message + size - 3, "}}", 3) != 0)
+                return -EINVAL;
+        int n = snprintf(text, sizeof(text), ",\"timeout_usec\":%llu}}", (unsigned long long) usec);
+        r = buffer_append(b, message, size - 3);
+        if (r >= 0)
+                r = buffer_append(b, text, (size_t) n + 1);  /* the NUL too */
+        return r;
+}
+
 int protocol_append_done(buffer *b, const char *trace) {
         size_t saved = buffer_length(b);
         int r;
@@ -234,6 +248,7 @@ static int read_call_parameters(json_reader *r, protocol_call *call, call_parts 
         /* A later "parameters" replaces an earlier one, as a later key does. */
         put_and_clear(&call->args);
         call->trace = NULL;
+        call->timeout_usec = 0;
         parts->parameters_bad = parts->args_bad = parts->trace_bad = false;
         if (!json_reader_next_is(r, '{')) {
                 parts->parameters_bad = true;
@@ -261,6 +276,13 @@ static int read_call_parameters(json_reader *r, protocol_call *call, call_parts 
                                         call->trace = call->trace_id;
                                 }
                         }
+                } else if (json_key_is(key, key_len, "timeout_usec")) {
+                        /* Advisory: anything but a positive integer means none. */
+                        _cleanup_(json_object_putp) json_object *v = NULL;
+                        call->timeout_usec = 0;
+                        e = json_reader_value(r, &v);
+                        if (e >= 0 && json_object_is_type(v, json_type_int) && json_object_get_int64(v) > 0)
+                                call->timeout_usec = (uint64_t) json_object_get_int64(v);
                 } else
                         e = json_reader_skip(r);
         }
