@@ -50,6 +50,18 @@ static double now(void) {
 
 static test_server srv;
 
+/* One echo call on a new checkout of C, run on E; the outcome must be a result. */
+static void echo_once(aetask_client *c, sd_event *e) {
+        aetask_checkout *co;
+        outcome o = {};
+
+        cr_assert_eq(aetask_client_checkout(c, &co), 0);
+        cr_assert_eq(aetask_checkout_call(co, NULL, "echo", hello(), on_outcome, &o), 0);
+        test_run_until(e, &o.done, 10);
+        cr_assert_eq(o.kind, 0, "%s", o.message);
+        aetask_checkout_unref(co);
+}
+
 static void finish(void) {
         test_server_cleanup(&srv);
 }
@@ -158,11 +170,7 @@ Test(connect, an_unattached_client_says_so_instead_of_hanging) {
 
         /* Attached to the program's own loop, it works there. */
         cr_assert_eq(aetask_client_attach_event(c, e, 0), 0);
-        cr_assert_eq(aetask_client_checkout(c, &co), 0);
-        cr_assert_eq(aetask_checkout_call(co, NULL, "echo", hello(), on_outcome, &o), 0);
-        test_run_until(e, &o.done, 10);
-        cr_assert_eq(o.kind, 0, "%s", o.message);
-        aetask_checkout_unref(co);
+        echo_once(c, e);
         aetask_client_unref(c);
         sd_event_unref(e);
 }
@@ -170,8 +178,6 @@ Test(connect, an_unattached_client_says_so_instead_of_hanging) {
 Test(connect, handler_names_are_addresses) {
         sd_event *e = NULL;
         aetask_client *c = NULL;
-        aetask_checkout *co;
-        outcome o = {};
 
         /* The server listens where the unit aetask@echo's socket would be. */
         test_server_init(&srv);
@@ -183,11 +189,7 @@ Test(connect, handler_names_are_addresses) {
         cr_assert_eq(aetask_client_new_handler(&c, "echo"), 0);
         cr_assert_eq(sd_event_new(&e), 0);
         cr_assert_eq(aetask_client_attach_event(c, e, 0), 0);
-        cr_assert_eq(aetask_client_checkout(c, &co), 0);
-        cr_assert_eq(aetask_checkout_call(co, NULL, "echo", hello(), on_outcome, &o), 0);
-        test_run_until(e, &o.done, 10);
-        cr_assert_eq(o.kind, 0, "%s", o.message);
-        aetask_checkout_unref(co);
+        echo_once(c, e);
         c = aetask_client_unref(c);
 
         /* Not handler names. */

@@ -193,6 +193,9 @@ void call_free(call *k);
 void checkout_arm_timer(aetask_checkout *co);
 void checkout_forget_timer(aetask_checkout *co);
 void client_stop_timeouts(aetask_client *c);
+/* Makes sure *SOURCE (made on first use) fires by WHEN. */
+void client_arm_timer_by(aetask_client *c, sd_event_source **source, uint64_t when, uint64_t accuracy,
+                         sd_event_time_handler_t callback, const char *description);
 
 /* trace.c */
 const char *checkout_trace_id(aetask_checkout *co);

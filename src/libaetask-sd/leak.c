@@ -21,28 +21,7 @@
 static int on_leak_timer(sd_event_source *s, uint64_t usec, void *userdata);
 
 static void client_arm_leak_timer(aetask_client *c, uint64_t when) {
-        int enabled = SD_EVENT_OFF, r;
-        uint64_t armed = 0;
-
-        if (!c->event)
-                return;
-        if (!c->leak_source) {
-                r = sd_event_add_time(c->event, &c->leak_source, CLOCK_MONOTONIC, when, 10 * USEC_PER_MSEC,
-                                      on_leak_timer, c);
-                if (r < 0) {
-                        client_log_debug("Failed to add the leak timer: %s", strerror(-r));
-                        return;
-                }
-                (void) sd_event_source_set_priority(c->leak_source, c->priority);
-                (void) sd_event_source_set_description(c->leak_source, "aetask-client-leaks");
-                return;
-        }
-        (void) sd_event_source_get_enabled(c->leak_source, &enabled);
-        (void) sd_event_source_get_time(c->leak_source, &armed);
-        if (enabled != SD_EVENT_OFF && armed <= when)
-                return;
-        (void) sd_event_source_set_time(c->leak_source, when);
-        (void) sd_event_source_set_enabled(c->leak_source, SD_EVENT_ONESHOT);
+        client_arm_timer_by(c, &c->leak_source, when, 10 * USEC_PER_MSEC, on_leak_timer, "aetask-client-leaks");
 }
 
 static void checkout_warn_leak(aetask_checkout *co, uint64_t held) {
