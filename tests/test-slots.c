@@ -537,12 +537,25 @@ Test(slots, a_call_past_its_deadline_and_grace_stops_its_worker) {
         read_message(fd, buf, sizeof(buf));
         cr_assert(strstr(buf, "hello"), "the worker greets: %s", buf);
 
+        /* The timer is re-armed lazily: armed for a short call that ended,
+         * it fires during a longer one, and must leave that one be. */
+        static const char quick[] =
+                "{\"method\":\"io.aetask.Worker.record\",\"parameters\":{\"args\":[\"quick\",0],\"timeout_usec\":50000}}";
+        static const char longer[] =
+                "{\"method\":\"io.aetask.Worker.record\",\"parameters\":{\"args\":[\"longer\",0.5],\"timeout_usec\":2000000}}";
+        cr_assert_eq(write(fd, quick, sizeof(quick)), (ssize_t) sizeof(quick));
+        read_message(fd, buf, sizeof(buf));
+        cr_assert(strstr(buf, "\"quick\""), "%s", buf);
+        cr_assert_eq(write(fd, longer, sizeof(longer)), (ssize_t) sizeof(longer));
+        read_message(fd, buf, sizeof(buf));
+        cr_assert(strstr(buf, "\"longer\""), "a call within its deadline is not stopped: %s", buf);
+
         double start = seconds_now();
         cr_assert_eq(write(fd, call_message, sizeof(call_message)), (ssize_t) sizeof(call_message));
         read_message(fd, buf, sizeof(buf));
         double took = seconds_now() - start;
         cr_assert(strstr(buf, "\"error\":\"io.aetask.DeadlineExceeded\""), "its own error: %s", buf);
-        cr_assert(strstr(buf, "past its deadline (0.200 s) and the grace of 0.250 s"), "%s", buf);
+        cr_assert(strstr(buf, "past its deadline of 200 ms and the grace of 250 ms: the worker was stopped"), "%s", buf);
         /* 0.2 s and 0.25 s of grace: well before the 5 s the handler sleeps. */
         cr_assert(took >= 0.44 && took < 0.9, "stopped after %.3f s", took);
         cr_assert_eq(read(fd, buf, sizeof(buf)), 0, "then the worker is gone");

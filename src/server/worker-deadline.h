@@ -6,7 +6,7 @@
 #include "buffer.h"
 
 /* How long past its deadline a call may run before its worker stops. */
-#define WORKER_DEADLINE_GRACE_USEC (250ULL * 1000ULL)
+#define WORKER_DEADLINE_GRACE_MS 250
 /* The worker's exit status when it stopped itself, as timeout(1)'s. */
 #define WORKER_EXIT_DEADLINE 124
 

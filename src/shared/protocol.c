@@ -240,6 +240,24 @@ static int read_method(json_reader *r, protocol_call *call, call_parts *parts) {
         return 0;
 }
 
+/* The positive integer in [P, END) (whitespace around it), or 0. */
+static bool is_space(char c) {
+        return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static uint64_t parse_timeout(const char *p, const char *end) {
+        uint64_t v = 0;
+        unsigned digits = 0;
+
+        while (p < end && is_space(*p))
+                p++;
+        for (; p < end && *p >= '0' && *p <= '9'; p++, digits++)
+                v = v * 10 + (uint64_t) (*p - '0');
+        while (p < end && is_space(*p))
+                p++;
+        return p == end && digits > 0 && digits <= 18 ? v : 0;
+}
+
 static int read_call_parameters(json_reader *r, protocol_call *call, call_parts *parts) {
         const char *key;
         size_t key_len;
@@ -277,12 +295,12 @@ static int read_call_parameters(json_reader *r, protocol_call *call, call_parts 
                                 }
                         }
                 } else if (json_key_is(key, key_len, "timeout_usec")) {
-                        /* Advisory: anything but a positive integer means none. */
-                        _cleanup_(json_object_putp) json_object *v = NULL;
-                        call->timeout_usec = 0;
-                        e = json_reader_value(r, &v);
-                        if (e >= 0 && json_object_is_type(v, json_type_int) && json_object_get_int64(v) > 0)
-                                call->timeout_usec = (uint64_t) json_object_get_int64(v);
+                        /* Advisory: anything but a positive integer means
+                         * none.  Read from the skipped text: every call has
+                         * one, and a json-c value per call is not free. */
+                        const char *start = r->p;
+                        e = json_reader_skip(r);
+                        call->timeout_usec = e >= 0 ? parse_timeout(start, r->p) : 0;
                 } else
                         e = json_reader_skip(r);
         }
