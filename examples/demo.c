@@ -7,9 +7,12 @@
 #include <string.h>
 #include <unistd.h>
 
-static void on_reply(aetask_checkout *checkout, json_object *result, void *userdata) {
+static int on_reply(aetask_checkout *checkout, json_object *result, const aetask_error *error, void *userdata) {
+        if (error)
+                return 0;  /* the checkout's error handler has it */
         printf("echo returned %s\n", json_object_to_json_string_ext(result, JSON_C_TO_STRING_NOSLASHESCAPE));
         sd_event_exit(userdata, 0);
+        return 0;
 }
 
 static void on_error(aetask_checkout *checkout, aetask_error_kind kind, const char *message, void *userdata) {
@@ -43,7 +46,7 @@ int main(void) {
         aetask_checkout_set_error_handler(checkout, on_error, event);
 
         json_object *args = json_tokener_parse("[\"h\\u00e9llo from a worker process\"]");
-        r = aetask_checkout_call(checkout, "echo", args, on_reply, event);
+        r = aetask_checkout_call(checkout, NULL, "echo", args, on_reply, event);
         json_object_put(args);
         if (r >= 0)
                 sd_event_loop(event);

@@ -17,12 +17,17 @@ static void on_error(aetask_checkout *checkout, aetask_error_kind kind, const ch
         sd_event_exit(userdata, 1);
 }
 
-static void on_verify(aetask_checkout *checkout, json_object *result, void *userdata) {
+static int on_verify(aetask_checkout *checkout, json_object *result, const aetask_error *error, void *userdata) {
+        if (error)
+                return 0;  /* the checkout's error handler has it */
         printf("Verify result is %d\n", json_object_get_boolean(result));
         sd_event_exit(userdata, 0);
+        return 0;
 }
 
-static void on_hash(aetask_checkout *checkout, json_object *result, void *userdata) {
+static int on_hash(aetask_checkout *checkout, json_object *result, const aetask_error *error, void *userdata) {
+        if (error)
+                return 0;  /* the checkout's error handler has it */
         const char *crypted = json_object_get_string(result);
         json_object *args;
 
@@ -32,9 +37,10 @@ static void on_hash(aetask_checkout *checkout, json_object *result, void *userda
         args = json_object_new_array();
         json_object_array_add(args, json_object_new_string(crypted));
         json_object_array_add(args, json_object_new_string("secret"));
-        if (aetask_checkout_call(checkout, "verify", args, on_verify, userdata) < 0)
+        if (aetask_checkout_call(checkout, NULL, "verify", args, on_verify, userdata) < 0)
                 sd_event_exit(userdata, 1);
         json_object_put(args);
+        return 0;
 }
 
 /* A dedicated server process running the bcrypt handler; it exits when this
@@ -88,7 +94,7 @@ int main(int argc, char *argv[]) {
 
         args = json_object_new_array();
         json_object_array_add(args, json_object_new_string("secret"));
-        r = aetask_checkout_call(checkout, "hash", args, on_hash, event);
+        r = aetask_checkout_call(checkout, NULL, "hash", args, on_hash, event);
         json_object_put(args);
         if (r < 0) {
                 fprintf(stderr, "Failed to call hash: %s\n", strerror(-r));

@@ -23,20 +23,23 @@ static void on_error(aetask_checkout *checkout, aetask_error_kind kind, const ch
         sd_event_exit(userdata, 1);
 }
 
-static void on_user(aetask_checkout *checkout, json_object *user, void *userdata) {
+static int on_user(aetask_checkout *checkout, json_object *user, const aetask_error *error, void *userdata) {
+        if (error)
+                return 0;  /* the checkout's error handler has it */
         const char *username = json_object_get_string(json_object_object_get(user, "username"));
         const char *email = json_object_get_string(json_object_object_get(user, "email"));
 
         /* NULL, like Perl's undef, prints as nothing. */
         printf("username: %s, email: %s\n", username ?: "", email ?: "");
         sd_event_exit(userdata, 0);
+        return 0;
 }
 
 /* Queues METHOD(ARGS...) on the checkout; ARGS is JSON text. */
 static int call(aetask_checkout *checkout, const char *method, const char *args,
                 aetask_reply_handler_t callback, void *userdata) {
         json_object *a = json_tokener_parse(args);
-        int r = aetask_checkout_call(checkout, method, a, callback, userdata);
+        int r = aetask_checkout_call(checkout, NULL, method, a, callback, userdata);
         json_object_put(a);
         return r;
 }

@@ -60,7 +60,9 @@ void test_reply_clear(test_reply *r) {
         memset(r, 0, sizeof(*r));
 }
 
-static void on_reply(aetask_checkout *co, json_object *result, void *userdata) {
+static int on_reply(aetask_checkout *co, json_object *result, const aetask_error *error, void *userdata) {
+        if (error)
+                return 0;  /* the checkout's error handler has it */
         test_reply *r = userdata;
 
         forget(r);
@@ -69,6 +71,7 @@ static void on_reply(aetask_checkout *co, json_object *result, void *userdata) {
         snprintf(r->text, sizeof(r->text), "%s",
                  result ? json_object_to_json_string_ext(result, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
                         : "null");
+        return 0;
 }
 
 /* An error ends the call in flight and drops the calls queued behind it. */
@@ -110,7 +113,7 @@ static void queue_v(test_checkout *t, test_reply *r, const char *method, const c
         t->pending[t->n_pending++] = r;
         r->owner = t;
 
-        k = aetask_checkout_call(t->checkout, method, args, on_reply, r);
+        k = aetask_checkout_call(t->checkout, NULL, method, args, on_reply, r);
         json_object_put(args);
         cr_assert_eq(k, 0, "queueing %s: %s", method, strerror(-k));
 }

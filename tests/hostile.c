@@ -161,8 +161,11 @@ void server_wait_settled(logged_server *s, double max_seconds) {
         }
 }
 
-static void on_serve_reply(aetask_checkout *co, json_object *result, void *userdata) {
+static int on_serve_reply(aetask_checkout *co, json_object *result, const aetask_error *error, void *userdata) {
+        if (error)
+                return 0;  /* the checkout's error handler has it */
         *(int *) userdata = json_object_get_int(json_object_array_get_idx(result, 0)) == 4242 ? 1 : -1;
+        return 0;
 }
 
 static void on_serve_error(aetask_checkout *co, aetask_error_kind kind, const char *message, void *userdata) {
@@ -182,7 +185,7 @@ void server_check_serves(logged_server *s) {
         aetask_checkout_set_error_handler(co, on_serve_error, &answer);
         json_object *args = json_tokener_parse("[4242]");
         /* The catch-all of every test handler here returns its arguments. */
-        cr_assert_eq(aetask_checkout_call(co, NULL, args, on_serve_reply, &answer), 0);
+        cr_assert_eq(aetask_checkout_call(co, NULL, NULL, args, on_serve_reply, &answer), 0);
         json_object_put(args);
         double deadline = now_seconds() + 10;
         while (answer == 0) {

@@ -125,12 +125,15 @@ static void collect_check(collect *c) {
                 c->done = true;
 }
 
-static void on_reply(aetask_checkout *co, json_object *result, void *userdata) {
+static int on_reply(aetask_checkout *co, json_object *result, const aetask_error *error, void *userdata) {
+        if (error)
+                return 0;  /* the checkout's error handler has it */
         collect *c = userdata;
         c->replies++;
         json_object_put(c->last);
         c->last = json_object_get(result);
         collect_check(c);
+        return 0;
 }
 
 static void on_error(aetask_checkout *co, aetask_error_kind kind, const char *message, void *userdata) {
@@ -164,7 +167,7 @@ static json_object *call_once(aetask_checkout *co, const char *method, json_obje
         *c = (collect) {};
         json_object_put(previous);
         aetask_checkout_set_error_handler(co, on_error, c);
-        cr_assert_eq(aetask_checkout_call(co, method, args, on_reply, c), 0);
+        cr_assert_eq(aetask_checkout_call(co, NULL, method, args, on_reply, c), 0);
         test_run_until(event, &c->done, 10);
         return json_object_get(c->last);
 }
@@ -315,9 +318,12 @@ Test(client, setup_failure_is_a_setup_exception) {
 
 static int order[16], n_order;
 
-static void on_ordered_reply(aetask_checkout *co, json_object *result, void *userdata) {
+static int on_ordered_reply(aetask_checkout *co, json_object *result, const aetask_error *error, void *userdata) {
+        if (error)
+                return 0;  /* the checkout's error handler has it */
         order[n_order++] = json_object_get_int(result);
         *(bool *) userdata = n_order == 5;
+        return 0;
 }
 
 Test(client, checkouts_are_served_first_come_first_served) {
@@ -330,7 +336,7 @@ Test(client, checkouts_are_served_first_come_first_served) {
                 json_object *args = json_object_new_array();
                 json_object_array_add(args, json_object_new_int(i));
                 cos[i] = checkout();
-                cr_assert_eq(aetask_checkout_call(cos[i], "echo", args, on_ordered_reply, &done), 0);
+                cr_assert_eq(aetask_checkout_call(cos[i], NULL, "echo", args, on_ordered_reply, &done), 0);
                 json_object_put(args);
                 /* Released as soon as its call is done: the next one gets the worker. */
                 aetask_checkout_unref(cos[i]);
@@ -342,9 +348,12 @@ Test(client, checkouts_are_served_first_come_first_served) {
 
 static int surge_pids[100], n_surge;
 
-static void on_surge_reply(aetask_checkout *co, json_object *result, void *userdata) {
+static int on_surge_reply(aetask_checkout *co, json_object *result, const aetask_error *error, void *userdata) {
+        if (error)
+                return 0;  /* the checkout's error handler has it */
         surge_pids[n_surge++] = json_object_get_int(result);
         *(bool *) userdata = n_surge == 100;
+        return 0;
 }
 
 Test(client, a_surge_of_100_checkouts_over_5_workers_is_all_answered) {
@@ -357,8 +366,8 @@ Test(client, a_surge_of_100_checkouts_over_5_workers_is_all_answered) {
         for (int i = 0; i < 100; i++) {
                 aetask_checkout *co = checkout();
                 json_object *args = json_tokener_parse("[0.01]");
-                cr_assert_eq(aetask_checkout_call(co, "sleep", args, NULL, NULL), 0);
-                cr_assert_eq(aetask_checkout_call(co, "pid", NULL, on_surge_reply, &done), 0);
+                cr_assert_eq(aetask_checkout_call(co, NULL, "sleep", args, NULL, NULL), 0);
+                cr_assert_eq(aetask_checkout_call(co, NULL, "pid", NULL, on_surge_reply, &done), 0);
                 json_object_put(args);
                 aetask_checkout_unref(co);
         }
@@ -389,7 +398,7 @@ Test(client, a_checkout_times_out_while_the_server_is_absent) {
         aetask_checkout_set_timeout(co, 500000);
         aetask_checkout_set_error_handler(co, on_error, &c);
         double t0 = now();
-        cr_assert_eq(aetask_checkout_call(co, "pid", NULL, on_reply, &c), 0);
+        cr_assert_eq(aetask_checkout_call(co, NULL, "pid", NULL, on_reply, &c), 0);
         test_run_until(event, &c.done, 5);
         double elapsed = now() - t0;
         cr_assert_eq(c.kind, AETASK_ERROR_TIMEOUT);
@@ -421,7 +430,7 @@ Test(client, a_tcp_connect_refused_after_it_started_is_retried_and_explained) {
         aetask_checkout *co = checkout();
         aetask_checkout_set_timeout(co, 500000);
         aetask_checkout_set_error_handler(co, on_error, &c);
-        cr_assert_eq(aetask_checkout_call(co, "pid", NULL, on_reply, &c), 0);
+        cr_assert_eq(aetask_checkout_call(co, NULL, "pid", NULL, on_reply, &c), 0);
         test_run_until(event, &c.done, 5);
         cr_assert_eq(c.kind, AETASK_ERROR_TIMEOUT);
         char expected[320];
@@ -443,7 +452,7 @@ Test(client, calls_queued_before_the_server_starts_are_answered_once_it_does) {
         client = test_client_new(&srv, &event);
         aetask_checkout *co = checkout();
         aetask_checkout_set_error_handler(co, on_error, &c);
-        cr_assert_eq(aetask_checkout_call(co, "pid", NULL, on_reply, &c), 0);
+        cr_assert_eq(aetask_checkout_call(co, NULL, "pid", NULL, on_reply, &c), 0);
         test_run_for(event, 0.3);
         cr_assert_eq(c.replies + c.errors, 0);
         test_server_start(&srv, &counting_handler, NULL, NULL);
@@ -481,18 +490,24 @@ Test(client, a_call_in_progress_times_out_and_its_worker_is_stopped) {
 static int chain_pids[2];
 static aetask_checkout *chain_next;
 
-static void on_chain_second(aetask_checkout *co, json_object *result, void *userdata) {
+static int on_chain_second(aetask_checkout *co, json_object *result, const aetask_error *error, void *userdata) {
+        if (error)
+                return 0;  /* the checkout's error handler has it */
         chain_pids[1] = json_object_get_int(result);
         *(bool *) userdata = true;
+        return 0;
 }
 
-static void on_chain_first(aetask_checkout *co, json_object *result, void *userdata) {
+static int on_chain_first(aetask_checkout *co, json_object *result, const aetask_error *error, void *userdata) {
+        if (error)
+                return 0;  /* the checkout's error handler has it */
         chain_pids[0] = json_object_get_int(result);
         /* The next checkout first, then this one's release: the order a
          * caller writes them in does not matter. */
         cr_assert_eq(aetask_client_checkout(client, &chain_next), 0);
-        cr_assert_eq(aetask_checkout_call(chain_next, "pid", NULL, on_chain_second, userdata), 0);
+        cr_assert_eq(aetask_checkout_call(chain_next, NULL, "pid", NULL, on_chain_second, userdata), 0);
         aetask_checkout_unref(co);
+        return 0;
 }
 
 Test(client, a_checkout_made_in_a_reply_callback_gets_the_worker_that_callback_released) {
@@ -501,7 +516,7 @@ Test(client, a_checkout_made_in_a_reply_callback_gets_the_worker_that_callback_r
         start(&counting_handler, NULL, NULL);
         test_run_for(event, 0.3);  /* both standby workers connected and idle */
         aetask_checkout *co = checkout();
-        cr_assert_eq(aetask_checkout_call(co, "pid", NULL, on_chain_first, &done), 0);
+        cr_assert_eq(aetask_checkout_call(co, NULL, "pid", NULL, on_chain_first, &done), 0);
         test_run_until(event, &done, 10);
         cr_assert_eq(chain_pids[1], chain_pids[0], "the released worker (its Done and the next call in one write)");
         chain_next = aetask_checkout_unref(chain_next);
@@ -513,8 +528,11 @@ typedef struct timed {
         double when;
 } timed;
 
-static void on_timed_reply(aetask_checkout *co, json_object *result, void *userdata) {
+static int on_timed_reply(aetask_checkout *co, json_object *result, const aetask_error *error, void *userdata) {
+        if (error)
+                return 0;  /* the checkout's error handler has it */
         ((timed *) userdata)->replies++;
+        return 0;
 }
 
 static void on_timed_error(aetask_checkout *co, aetask_error_kind kind, const char *message, void *userdata) {
@@ -532,7 +550,7 @@ static aetask_checkout *timed_checkout(timed *t, uint64_t timeout_usec, double s
         aetask_checkout_set_timeout(co, timeout_usec);
         aetask_checkout_set_error_handler(co, on_timed_error, t);
         for (int i = 0; i < n_calls; i++)
-                cr_assert_eq(aetask_checkout_call(co, "sleep", args, on_timed_reply, t), 0);
+                cr_assert_eq(aetask_checkout_call(co, NULL, "sleep", args, on_timed_reply, t), 0);
         json_object_put(args);
         return co;
 }
@@ -558,7 +576,7 @@ Test(client, timeouts_run_per_call_and_expire_in_deadline_order) {
         aetask_checkout *b = timed_checkout(&short_one, 200000, 5, 1);
         aetask_checkout_set_timeout(d, 300000);
         json_object *args = json_tokener_parse("[5]");
-        cr_assert_eq(aetask_checkout_call(d, "sleep", args, on_timed_reply, &shortened), 0);
+        cr_assert_eq(aetask_checkout_call(d, NULL, "sleep", args, on_timed_reply, &shortened), 0);
         json_object_put(args);
 
         bool done = false;
@@ -621,7 +639,7 @@ Test(client, fatal_errors_stick_to_the_checkout) {
         cr_assert_str_eq(message, "changed my mind");
         for (int i = 1; i <= 2; i++) {
                 c.done = false;
-                cr_assert_eq(aetask_checkout_call(co, "pid", NULL, on_reply, &c), 0);
+                cr_assert_eq(aetask_checkout_call(co, NULL, "pid", NULL, on_reply, &c), 0);
                 test_run_until(event, &c.done, 5);
                 cr_assert_eq(c.errors, i);
                 cr_assert_eq(c.replies, 0);
@@ -638,9 +656,9 @@ Test(client, an_error_drops_the_calls_queued_behind_it) {
         start(&counting_handler, NULL, NULL);
         aetask_checkout *co = checkout();
         aetask_checkout_set_error_handler(co, on_error, &c);
-        cr_assert_eq(aetask_checkout_call(co, "fail", args, on_reply, &c), 0);
-        cr_assert_eq(aetask_checkout_call(co, "pid", NULL, on_reply, &c), 0);
-        cr_assert_eq(aetask_checkout_call(co, "pid", NULL, on_reply, &c), 0);
+        cr_assert_eq(aetask_checkout_call(co, NULL, "fail", args, on_reply, &c), 0);
+        cr_assert_eq(aetask_checkout_call(co, NULL, "pid", NULL, on_reply, &c), 0);
+        cr_assert_eq(aetask_checkout_call(co, NULL, "pid", NULL, on_reply, &c), 0);
         test_run_for(event, 0.5);
         cr_assert_eq(c.errors, 1, "the error is reported once");
         cr_assert_eq(c.replies, 0, "the queued calls never ran");
@@ -696,7 +714,7 @@ Test(client, a_worker_whose_checkout_done_hook_failed_is_not_pooled_again) {
 
         aetask_checkout *next = checkout();
         aetask_checkout_set_error_handler(next, on_error, &c);
-        cr_assert_eq(aetask_checkout_call(next, "pid", NULL, on_reply, &c), 0);
+        cr_assert_eq(aetask_checkout_call(next, NULL, "pid", NULL, on_reply, &c), 0);
         aetask_checkout_unref(co);  /* the Done and next's call go out together */
         test_run_until(event, &c.done, 10);
         cr_assert_eq(c.replies, 1, "the waiting checkout is served: %s", c.message);
@@ -789,7 +807,7 @@ Test(client, messages_over_the_size_limit_are_errors) {
         start(&counting_handler, small_messages, NULL);
         aetask_client_set_max_message_size(client, 1000);
         aetask_checkout *co = checkout();
-        cr_assert_eq(aetask_checkout_call(co, "echo", args, on_reply, &c), -EMSGSIZE, "the client refuses to send it");
+        cr_assert_eq(aetask_checkout_call(co, NULL, "echo", args, on_reply, &c), -EMSGSIZE, "the client refuses to send it");
         aetask_checkout_unref(co);
 
         /* A client with a larger limit sends it; the server refuses it. */
@@ -810,15 +828,15 @@ Test(client, misuse_returns_errors) {
         cr_assert_eq(aetask_client_new(NULL, "unix:/x"), -EINVAL);
         cr_assert_eq(aetask_client_new(&client, "nonsense"), -EINVAL);
         cr_assert_eq(aetask_client_checkout(NULL, &co), -EINVAL);
-        cr_assert_eq(aetask_checkout_call(NULL, "x", NULL, NULL, NULL), -EINVAL);
+        cr_assert_eq(aetask_checkout_call(NULL, NULL, "x", NULL, NULL, NULL), -EINVAL);
         cr_assert_eq(aetask_client_attach_event(client, event, 0), -EBUSY);
         co = checkout();
-        cr_assert_eq(aetask_checkout_call(co, "bad name", NULL, NULL, NULL), -EINVAL);
+        cr_assert_eq(aetask_checkout_call(co, NULL, "bad name", NULL, NULL, NULL), -EINVAL);
         json_object *not_array = json_object_new_object();
-        cr_assert_eq(aetask_checkout_call(co, "echo", not_array, NULL, NULL), -EINVAL);
+        cr_assert_eq(aetask_checkout_call(co, NULL, "echo", not_array, NULL, NULL), -EINVAL);
         json_object_put(not_array);
         cr_assert_eq(aetask_checkout_release(co), 1);
-        cr_assert_eq(aetask_checkout_call(co, "pid", NULL, NULL, NULL), -ESTALE, "no calls on a released checkout");
+        cr_assert_eq(aetask_checkout_call(co, NULL, "pid", NULL, NULL, NULL), -ESTALE, "no calls on a released checkout");
         aetask_checkout_unref(co);
         cr_assert_null(aetask_client_unref(NULL));
         cr_assert_null(aetask_checkout_unref(NULL));
@@ -841,7 +859,7 @@ Test(client, a_forked_child_cannot_use_the_parents_client) {
         if (pid == 0) {
                 aetask_checkout *other;
                 ok = aetask_client_checkout(client, &other) == -ECHILD &&
-                     aetask_checkout_call(co, "pid", NULL, NULL, NULL) == -ECHILD;
+                     aetask_checkout_call(co, NULL, "pid", NULL, NULL, NULL) == -ECHILD;
                 (void) !write(verdict[1], &ok, 1);
                 _exit(0);
         }
@@ -854,10 +872,13 @@ Test(client, a_forked_child_cannot_use_the_parents_client) {
         aetask_checkout_unref(co);
 }
 
-static void release_in_callback(aetask_checkout *co, json_object *result, void *userdata) {
+static int release_in_callback(aetask_checkout *co, json_object *result, const aetask_error *error, void *userdata) {
+        if (error)
+                return 0;  /* the checkout's error handler has it */
         aetask_checkout_release(co);
         aetask_checkout_unref(co);
         *(bool *) userdata = true;
+        return 0;
 }
 
 Test(client, releasing_a_checkout_inside_its_callback_is_safe) {
@@ -865,14 +886,17 @@ Test(client, releasing_a_checkout_inside_its_callback_is_safe) {
 
         start(&counting_handler, NULL, NULL);
         aetask_checkout *co = checkout();
-        cr_assert_eq(aetask_checkout_call(co, "pid", NULL, release_in_callback, &done), 0);
+        cr_assert_eq(aetask_checkout_call(co, NULL, "pid", NULL, release_in_callback, &done), 0);
         test_run_until(event, &done, 5);
         test_run_for(event, 0.1);
 }
 
-static void free_client_in_callback(aetask_checkout *co, json_object *result, void *userdata) {
+static int free_client_in_callback(aetask_checkout *co, json_object *result, const aetask_error *error, void *userdata) {
+        if (error)
+                return 0;  /* the checkout's error handler has it */
         client = aetask_client_unref(client);
         *(bool *) userdata = true;
+        return 0;
 }
 
 Test(client, freeing_the_client_inside_a_callback_is_safe) {
@@ -880,10 +904,10 @@ Test(client, freeing_the_client_inside_a_callback_is_safe) {
 
         start(&counting_handler, NULL, NULL);
         aetask_checkout *co = checkout();
-        cr_assert_eq(aetask_checkout_call(co, "pid", NULL, free_client_in_callback, &done), 0);
+        cr_assert_eq(aetask_checkout_call(co, NULL, "pid", NULL, free_client_in_callback, &done), 0);
         test_run_until(event, &done, 5);
         cr_assert_null(aetask_checkout_get_client(co), "the checkout outlives its client, detached");
-        cr_assert_eq(aetask_checkout_call(co, "pid", NULL, NULL, NULL), -ENOTCONN);
+        cr_assert_eq(aetask_checkout_call(co, NULL, "pid", NULL, NULL, NULL), -ENOTCONN);
         aetask_checkout_unref(co);
 }
 
@@ -895,10 +919,10 @@ Test(client, freeing_the_client_cancels_outstanding_checkouts) {
         aetask_client_set_max_workers(client, 1);
         aetask_checkout *co = checkout();
         aetask_checkout_set_error_handler(co, on_error, &c);
-        cr_assert_eq(aetask_checkout_call(co, "sleep", args, on_reply, &c), 0);
+        cr_assert_eq(aetask_checkout_call(co, NULL, "sleep", args, on_reply, &c), 0);
         aetask_checkout *waiting = checkout();
         aetask_checkout_set_error_handler(waiting, on_error, &c);
-        cr_assert_eq(aetask_checkout_call(waiting, "pid", NULL, on_reply, &c), 0);
+        cr_assert_eq(aetask_checkout_call(waiting, NULL, "pid", NULL, on_reply, &c), 0);
         aetask_checkout_unref(waiting);  /* only its call holds it now */
         test_run_for(event, 0.1);
         client = aetask_client_unref(client);
@@ -920,7 +944,7 @@ Test(client, a_call_in_the_backlog_of_a_server_that_dies_is_answered_by_the_next
         cr_assert_eq(kill(srv.pid, SIGSTOP), 0);
         aetask_checkout *co = checkout();
         aetask_checkout_set_error_handler(co, on_error, &c);
-        cr_assert_eq(aetask_checkout_call(co, "pid", NULL, on_reply, &c), 0);
+        cr_assert_eq(aetask_checkout_call(co, NULL, "pid", NULL, on_reply, &c), 0);
         test_run_for(event, 0.2);
         /* It dies with the connection unaccepted: no worker ever greeted us,
          * so nothing ran, and the client may send the call elsewhere. */

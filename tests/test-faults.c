@@ -94,7 +94,9 @@ static lane *lane_of(load *l, aetask_checkout *co) {
         return NULL;
 }
 
-static void on_work(aetask_checkout *co, json_object *result, void *userdata) {
+static int on_work(aetask_checkout *co, json_object *result, const aetask_error *error, void *userdata) {
+        if (error)
+                return 0;  /* the checkout's error handler has it */
         load *l = load_of(co);
         lane *ln = lane_of(l, co);
 
@@ -102,6 +104,7 @@ static void on_work(aetask_checkout *co, json_object *result, void *userdata) {
                 l->wrong++;  /* an answer to some other call */
         l->answered++;
         lane_done(l, ln, false);
+        return 0;
 }
 
 static void on_work_error(aetask_checkout *co, aetask_error_kind kind, const char *message, void *userdata) {
@@ -130,7 +133,7 @@ static void lane_call(load *l, lane *ln) {
         json_object *args = json_object_new_array();
         ln->seq = l->next_seq++;
         json_object_array_add(args, json_object_new_int64(ln->seq));
-        cr_assert_eq(aetask_checkout_call(ln->co, "work", args, on_work, NULL), 0);
+        cr_assert_eq(aetask_checkout_call(ln->co, NULL, "work", args, on_work, NULL), 0);
         json_object_put(args);
         ln->sent = now_seconds();
         ln->pending = true;
@@ -376,8 +379,11 @@ typedef struct refusal {
         char message[256];
 } refusal;
 
-static void on_refusal_reply(aetask_checkout *co, json_object *result, void *userdata) {
+static int on_refusal_reply(aetask_checkout *co, json_object *result, const aetask_error *error, void *userdata) {
+        if (error)
+                return 0;  /* the checkout's error handler has it */
         ((refusal *) userdata)->replies++;
+        return 0;
 }
 
 static void on_refusal_error(aetask_checkout *co, aetask_error_kind kind, const char *message, void *userdata) {
@@ -404,7 +410,7 @@ Test(faults, the_worker_cap_refuses_clearly_and_the_client_backs_off) {
         for (int i = 0; i < 2; i++) {
                 cr_assert_eq(aetask_client_checkout(c, &busy[i]), 0);
                 aetask_checkout_set_error_handler(busy[i], on_refusal_error, &held);
-                cr_assert_eq(aetask_checkout_call(busy[i], "sleep", args, on_refusal_reply, &held), 0);
+                cr_assert_eq(aetask_checkout_call(busy[i], NULL, "sleep", args, on_refusal_reply, &held), 0);
         }
         json_object_put(args);
         test_run_for(event, 0.3);
@@ -413,7 +419,7 @@ Test(faults, the_worker_cap_refuses_clearly_and_the_client_backs_off) {
         int refusals = log_count(&srv, "Refusing a connection");
         cr_assert_eq(aetask_client_checkout(c, &third), 0);
         aetask_checkout_set_error_handler(third, on_refusal_error, &r);
-        cr_assert_eq(aetask_checkout_call(third, NULL, NULL, on_refusal_reply, &r), 0);
+        cr_assert_eq(aetask_checkout_call(third, NULL, NULL, NULL, on_refusal_reply, &r), 0);
         double deadline = now_seconds() + 5;
         while (r.errors + r.replies == 0) {
                 cr_assert_lt(now_seconds(), deadline);

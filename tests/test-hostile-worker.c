@@ -208,12 +208,15 @@ typedef struct outcome {
         json_object *result;
 } outcome;
 
-static void on_reply(aetask_checkout *co, json_object *result, void *userdata) {
+static int on_reply(aetask_checkout *co, json_object *result, const aetask_error *error, void *userdata) {
+        if (error)
+                return 0;  /* the checkout's error handler has it */
         outcome *o = userdata;
         o->replies++;
         json_object_put(o->result);
         o->result = json_object_get(result);
         o->done = true;
+        return 0;
 }
 
 static void on_error(aetask_checkout *co, aetask_error_kind kind, const char *message, void *userdata) {
@@ -258,7 +261,7 @@ static aetask_checkout *call(aetask_client *c, const char *method, const char *a
         *o = (outcome) {};
         cr_assert_eq(aetask_client_checkout(c, &co), 0);
         aetask_checkout_set_error_handler(co, on_error, o);
-        cr_assert_eq(aetask_checkout_call(co, method, a, on_reply, o), 0);
+        cr_assert_eq(aetask_checkout_call(co, NULL, method, a, on_reply, o), 0);
         json_object_put(a);
         return co;
 }
@@ -302,7 +305,7 @@ static void expect_only_it_fails(const char *method, aetask_error_kind kind, con
         cr_assert_eq(aetask_checkout_get_error(co_good, NULL, NULL), -ENODATA);
         json_object *a = json_tokener_parse("[\"again\"]");
         good.done = false;
-        cr_assert_eq(aetask_checkout_call(co_good, "echo", a, on_reply, &good), 0);
+        cr_assert_eq(aetask_checkout_call(co_good, NULL, "echo", a, on_reply, &good), 0);
         json_object_put(a);
         outcome *one[] = { &good };
         run_until_done(one, 1, 10);
@@ -365,7 +368,7 @@ static void expect_answered_then_lost(const char *method, aetask_error_kind kind
         cr_assert_str_eq(text, message);
 
         o = (outcome) {};
-        cr_assert_eq(aetask_checkout_call(co, "echo", NULL, on_reply, &o), 0);
+        cr_assert_eq(aetask_checkout_call(co, NULL, "echo", NULL, on_reply, &o), 0);
         run_until_done(one, 1, 10);
         cr_assert_eq(o.replies, 0, "%s: a later call on that checkout is not run elsewhere", method);
         cr_assert_eq(o.kind, kind);
@@ -420,7 +423,7 @@ Test(hostile_worker, a_reply_nobody_asked_for) {
         test_run_for(event, 0.3);  /* the second answer comes */
         cr_assert_eq(good.replies, 1, "a checkout on another connection is not affected");
         o.done = false;
-        cr_assert_eq(aetask_checkout_call(co, "echo", NULL, on_reply, &o), 0);
+        cr_assert_eq(aetask_checkout_call(co, NULL, "echo", NULL, on_reply, &o), 0);
         run_until_done(one, 1, 10);
         cr_assert_eq(o.errors, 1);
         cr_assert_eq(o.kind, AETASK_ERROR_PROTOCOL);
@@ -526,9 +529,12 @@ static void free_the_client(void) {
         aetask_client_unref(c);
 }
 
-static void free_client_on_reply(aetask_checkout *co, json_object *result, void *userdata) {
-        on_reply(co, result, userdata);
+static int free_client_on_reply(aetask_checkout *co, json_object *result, const aetask_error *error, void *userdata) {
+        if (error)
+                return 0;  /* the checkout's error handler has it */
+        on_reply(co, result, error, userdata);
         free_the_client();
+        return 0;
 }
 
 static void free_client_on_error(aetask_checkout *co, aetask_error_kind kind, const char *message, void *userdata) {
@@ -547,15 +553,15 @@ static void free_client_from_callback(freeing *f, freeing_case fc) {
                 cr_assert_eq(aetask_client_checkout(client, &f->co_other), 0);
                 aetask_checkout_set_timeout(f->co_other, 10 * 1000000);
                 aetask_checkout_set_error_handler(f->co_other, on_error, &f->other);
-                cr_assert_eq(aetask_checkout_call(f->co_other, fc.other, NULL, on_reply, &f->other), 0);
+                cr_assert_eq(aetask_checkout_call(f->co_other, NULL, fc.other, NULL, on_reply, &f->other), 0);
         }
         cr_assert_eq(aetask_client_checkout(client, &f->co), 0);
         aetask_checkout_set_error_handler(f->co, free_client_on_error, &f->first);
         if (fc.fatal)
                 cr_assert_eq(aetask_checkout_throw_fatal_error(f->co, fc.fatal), 1);
-        cr_assert_eq(aetask_checkout_call(f->co, fc.method, NULL, free_client_on_reply, &f->first), 0);
+        cr_assert_eq(aetask_checkout_call(f->co, NULL, fc.method, NULL, free_client_on_reply, &f->first), 0);
         if (fc.second)
-                cr_assert_eq(aetask_checkout_call(f->co, "echo", NULL, free_client_on_reply, &f->first), 0);
+                cr_assert_eq(aetask_checkout_call(f->co, NULL, "echo", NULL, free_client_on_reply, &f->first), 0);
 
         run_until_done(one, 1, 10);
         cr_assert_null(client, "the callback freed the client");
@@ -697,7 +703,7 @@ Test(hostile_worker, freeing_the_client_whose_error_handler_ends_another_checkou
         cr_assert_eq(aetask_client_checkout(client, &co), 0);
         cr_assert_eq(aetask_client_checkout(client, &other), 0);
         aetask_checkout_set_error_handler(co, drop_other_checkout, &other);
-        cr_assert_eq(aetask_checkout_call(co, "stall", NULL, on_reply, NULL), 0);
+        cr_assert_eq(aetask_checkout_call(co, NULL, "stall", NULL, on_reply, NULL), 0);
         test_run_for(event, 0.1);
         client = aetask_client_unref(client);
         cr_assert_null(other, "the error handler ran");

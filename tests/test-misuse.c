@@ -83,11 +83,11 @@ static const aetask_handler no_methods = { .abi_version = AETASK_HANDLER_ABI_VER
         X(0, aetask_checkout_set_userdata(NULL, &c))                                            \
         X(0, aetask_checkout_get_userdata(NULL))                                                \
         X(0, aetask_checkout_get_client(NULL))                                                  \
-        X(-EINVAL, aetask_checkout_call(NULL, "x", NULL, NULL, NULL))                           \
-        X(-EINVAL, aetask_checkout_call(co, "", NULL, NULL, NULL))                              \
-        X(-EINVAL, aetask_checkout_call(co, "bad name", NULL, NULL, NULL))                      \
-        X(-EINVAL, aetask_checkout_call(co, "io.aetask.Worker.x", NULL, NULL, NULL))            \
-        X(-EINVAL, aetask_checkout_call(co, "x", not_an_array, NULL, NULL))                     \
+        X(-EINVAL, aetask_checkout_call(NULL, NULL, "x", NULL, NULL, NULL))                           \
+        X(-EINVAL, aetask_checkout_call(co, NULL, "", NULL, NULL, NULL))                              \
+        X(-EINVAL, aetask_checkout_call(co, NULL, "bad name", NULL, NULL, NULL))                      \
+        X(-EINVAL, aetask_checkout_call(co, NULL, "io.aetask.Worker.x", NULL, NULL, NULL))            \
+        X(-EINVAL, aetask_checkout_call(co, NULL, "x", not_an_array, NULL, NULL))                     \
         X(-EINVAL, aetask_checkout_throw_fatal_error(NULL, "x"))                                \
         X(-EINVAL, aetask_checkout_get_error(NULL, NULL, NULL))                                 \
         X(-ENODATA, aetask_checkout_get_error(co, NULL, NULL))                                  \
@@ -307,12 +307,15 @@ typedef struct seen {
         bool done;
 } seen;
 
-static void on_reply(aetask_checkout *checkout, json_object *result, void *userdata) {
+static int on_reply(aetask_checkout *checkout, json_object *result, const aetask_error *error, void *userdata) {
+        if (error)
+                return 0;  /* the checkout's error handler has it */
         seen *s = userdata;
         s->replies++;
         json_object_put(s->result);
         s->result = json_object_get(result);
         s->done = true;
+        return 0;
 }
 
 static void on_error(aetask_checkout *checkout, aetask_error_kind kind, const char *message, void *userdata) {
@@ -331,7 +334,7 @@ Test(misuse, handler_api_checks_inside_a_worker) {
         client = test_client_new(&srv, &event);
         cr_assert_eq(aetask_client_checkout(client, &k), 0);
         aetask_checkout_set_error_handler(k, on_error, &s);
-        cr_assert_eq(aetask_checkout_call(k, "checks", NULL, on_reply, &s), 0);
+        cr_assert_eq(aetask_checkout_call(k, NULL, "checks", NULL, on_reply, &s), 0);
         test_run_until(event, &s.done, 10);
         cr_assert_eq(s.replies, 1);
         const long expected[] = { -EINVAL, -EINVAL, -EINVAL, -EINVAL, -EINVAL, -EINVAL, -EINVAL, 0, -EINVAL, -EINVAL, 1, 1 };
@@ -354,17 +357,17 @@ Test(misuse, a_released_checkout) {
         start();
         cr_assert_eq(aetask_client_checkout(client, &k), 0);
         aetask_checkout_set_error_handler(k, on_error, &s);
-        cr_assert_eq(aetask_checkout_call(k, "sleep", args, on_reply, &s), 0);
-        cr_assert_eq(aetask_checkout_call(k, "sleep", args, on_reply, &s), 0);
+        cr_assert_eq(aetask_checkout_call(k, NULL, "sleep", args, on_reply, &s), 0);
+        cr_assert_eq(aetask_checkout_call(k, NULL, "sleep", args, on_reply, &s), 0);
         cr_assert_eq(aetask_checkout_release(k), 1);
         cr_assert_eq(aetask_checkout_release(k), 0, "a second release does nothing");
-        cr_assert_eq(aetask_checkout_call(k, "sleep", args, on_reply, &s), -ESTALE);
-        cr_assert_eq(aetask_checkout_call(k, NULL, NULL, NULL, NULL), -ESTALE);
+        cr_assert_eq(aetask_checkout_call(k, NULL, "sleep", args, on_reply, &s), -ESTALE);
+        cr_assert_eq(aetask_checkout_call(k, NULL, NULL, NULL, NULL, NULL), -ESTALE);
         cr_assert_eq(aetask_checkout_set_trace_id(k, "late"), -EBUSY);
         test_run_for(event, 0.5);
         cr_assert_eq(s.replies, 2, "calls made before the release are answered");
         cr_assert_eq(s.errors, 0);
-        cr_assert_eq(aetask_checkout_call(k, "sleep", args, on_reply, &s), -ESTALE);
+        cr_assert_eq(aetask_checkout_call(k, NULL, "sleep", args, on_reply, &s), -ESTALE);
         cr_assert_eq(aetask_checkout_get_error(k, NULL, NULL), -ENODATA);
         cr_assert_not_null(aetask_checkout_get_client(k));
         aetask_checkout_unref(k);
@@ -377,7 +380,7 @@ static void release_in_error(aetask_checkout *k, aetask_error_kind kind, const c
         seen *s = userdata;
         on_error(k, kind, message, s);
         cr_assert_eq(aetask_checkout_release(k), 1);
-        cr_assert_eq(aetask_checkout_call(k, "sleep", NULL, NULL, NULL), -ESTALE);
+        cr_assert_eq(aetask_checkout_call(k, NULL, "sleep", NULL, NULL, NULL), -ESTALE);
         aetask_checkout_unref(k);  /* the test's own reference, given up here */
 }
 
@@ -388,8 +391,8 @@ Test(misuse, releasing_a_checkout_inside_its_error_callback) {
         start();
         cr_assert_eq(aetask_client_checkout(client, &k), 0);
         aetask_checkout_set_error_handler(k, release_in_error, &s);
-        cr_assert_eq(aetask_checkout_call(k, "fail", NULL, on_reply, &s), 0);
-        cr_assert_eq(aetask_checkout_call(k, "sleep", NULL, on_reply, &s), 0);  /* dropped by the error */
+        cr_assert_eq(aetask_checkout_call(k, NULL, "fail", NULL, on_reply, &s), 0);
+        cr_assert_eq(aetask_checkout_call(k, NULL, "sleep", NULL, on_reply, &s), 0);  /* dropped by the error */
         test_run_until(event, &s.done, 10);
         test_run_for(event, 0.1);
         cr_assert_eq(s.errors, 1);
@@ -417,10 +420,10 @@ Test(misuse, freeing_the_client_inside_an_error_callback_with_others_outstanding
         aetask_checkout_set_error_handler(k, free_client_in_error, &s);
         aetask_checkout_set_error_handler(k2, on_error, &others);
         aetask_checkout_set_error_handler(k3, on_error, &others);
-        cr_assert_eq(aetask_checkout_call(k2, "sleep", args, on_reply, &others), 0);   /* running */
-        cr_assert_eq(aetask_checkout_call(k3, "sleep", args, on_reply, &others), 0);   /* waiting */
+        cr_assert_eq(aetask_checkout_call(k2, NULL, "sleep", args, on_reply, &others), 0);   /* running */
+        cr_assert_eq(aetask_checkout_call(k3, NULL, "sleep", args, on_reply, &others), 0);   /* waiting */
         test_run_for(event, 0.2);
-        cr_assert_eq(aetask_checkout_call(k, "fail", NULL, on_reply, &s), 0);          /* waiting too */
+        cr_assert_eq(aetask_checkout_call(k, NULL, "fail", NULL, on_reply, &s), 0);          /* waiting too */
         aetask_checkout_unref(k3);  /* held by its call alone */
         cr_assert_eq(aetask_checkout_throw_fatal_error(k, "stop"), 1);
         cr_assert_null(client, "freed in the callback");
@@ -429,7 +432,7 @@ Test(misuse, freeing_the_client_inside_an_error_callback_with_others_outstanding
         cr_assert_eq(others.errors, 2, "the other checkouts are cancelled");
         cr_assert_eq(others.kinds[0], AETASK_ERROR_CANCELLED);
         cr_assert_eq(others.kinds[1], AETASK_ERROR_CANCELLED);
-        cr_assert_eq(aetask_checkout_call(k2, "sleep", args, on_reply, &others), -ENOTCONN);
+        cr_assert_eq(aetask_checkout_call(k2, NULL, "sleep", args, on_reply, &others), -ENOTCONN);
         test_run_for(event, 0.1);  /* nothing left to fire */
         cr_assert_eq(others.errors, 2);
         aetask_checkout_unref(k);
@@ -454,28 +457,28 @@ Test(misuse, freeing_the_client_cancels_checkouts_in_every_state) {
 
         cr_assert_eq(aetask_client_checkout(client, &k_idle), 0);
         aetask_checkout_set_error_handler(k_idle, on_error, &idle);
-        cr_assert_eq(aetask_checkout_call(k_idle, NULL, NULL, on_reply, &idle), 0);
+        cr_assert_eq(aetask_checkout_call(k_idle, NULL, NULL, NULL, on_reply, &idle), 0);
         test_run_until(event, &idle.done, 10);  /* answered: it holds an idle worker */
 
         cr_assert_eq(aetask_client_checkout(client, &k_running), 0);
         aetask_checkout_set_error_handler(k_running, on_error, &running);
         aetask_checkout_set_log(k_running, log);
-        cr_assert_eq(aetask_checkout_call(k_running, "sleep", args, on_reply, &running), 0);
+        cr_assert_eq(aetask_checkout_call(k_running, NULL, "sleep", args, on_reply, &running), 0);
 
         cr_assert_eq(aetask_client_checkout(client, &k_released), 0);
         aetask_checkout_set_error_handler(k_released, on_error, &released);
-        cr_assert_eq(aetask_checkout_call(k_released, "sleep", args, on_reply, &released), 0);
+        cr_assert_eq(aetask_checkout_call(k_released, NULL, "sleep", args, on_reply, &released), 0);
         cr_assert_eq(aetask_checkout_release(k_released), 1);
 
         cr_assert_eq(aetask_client_checkout(client, &k_waiting), 0);
         aetask_checkout_set_error_handler(k_waiting, on_error, &waiting);
-        cr_assert_eq(aetask_checkout_call(k_waiting, "sleep", args, on_reply, &waiting), 0);
-        cr_assert_eq(aetask_checkout_call(k_waiting, "sleep", args, on_reply, &waiting), 0);
+        cr_assert_eq(aetask_checkout_call(k_waiting, NULL, "sleep", args, on_reply, &waiting), 0);
+        cr_assert_eq(aetask_checkout_call(k_waiting, NULL, "sleep", args, on_reply, &waiting), 0);
 
         cr_assert_eq(aetask_client_checkout(client, &k_failed), 0);
         aetask_checkout_set_error_handler(k_failed, on_error, &failed);
         cr_assert_eq(aetask_checkout_throw_fatal_error(k_failed, "failed first"), 1);
-        cr_assert_eq(aetask_checkout_call(k_failed, NULL, NULL, on_reply, &failed), 0);  /* a report pending */
+        cr_assert_eq(aetask_checkout_call(k_failed, NULL, NULL, NULL, on_reply, &failed), 0);  /* a report pending */
 
         test_run_for(event, 0.2);
         unsigned workers, queued;
@@ -498,7 +501,7 @@ Test(misuse, freeing_the_client_cancels_checkouts_in_every_state) {
         aetask_checkout *all[] = { k_waiting, k_running, k_idle, k_failed };
         for (size_t i = 0; i < 4; i++) {
                 cr_assert_null(aetask_checkout_get_client(all[i]));
-                cr_assert_eq(aetask_checkout_call(all[i], NULL, NULL, NULL, NULL), -ENOTCONN);
+                cr_assert_eq(aetask_checkout_call(all[i], NULL, NULL, NULL, NULL, NULL), -ENOTCONN);
                 aetask_checkout_unref(all[i]);
         }
         cr_assert_null(aetask_checkout_get_client(k_released));
@@ -519,7 +522,7 @@ Test(misuse, detaching_the_event_loop_cancels_and_the_client_works_again) {
         start();
         cr_assert_eq(aetask_client_checkout(client, &k), 0);
         aetask_checkout_set_error_handler(k, on_error, &s);
-        cr_assert_eq(aetask_checkout_call(k, "sleep", args, on_reply, &s), 0);
+        cr_assert_eq(aetask_checkout_call(k, NULL, "sleep", args, on_reply, &s), 0);
         test_run_for(event, 0.2);
         cr_assert_eq(aetask_client_detach_event(client), 1);
         cr_assert_eq(aetask_client_detach_event(client), 0);
@@ -530,7 +533,7 @@ Test(misuse, detaching_the_event_loop_cancels_and_the_client_works_again) {
         cr_assert_eq(aetask_client_attach_event(client, event, 0), 0);
         cr_assert_eq(aetask_client_checkout(client, &k), 0);
         aetask_checkout_set_error_handler(k, on_error, &again);
-        cr_assert_eq(aetask_checkout_call(k, NULL, NULL, on_reply, &again), 0);
+        cr_assert_eq(aetask_checkout_call(k, NULL, NULL, NULL, on_reply, &again), 0);
         test_run_until(event, &again.done, 10);
         cr_assert_eq(again.replies, 1);
         aetask_checkout_unref(k);
@@ -547,7 +550,7 @@ Test(misuse, a_forked_child_is_refused) {
         start();
         cr_assert_eq(aetask_client_checkout(client, &k), 0);
         aetask_checkout_set_error_handler(k, on_error, &s);
-        cr_assert_eq(aetask_checkout_call(k, NULL, NULL, on_reply, &s), 0);
+        cr_assert_eq(aetask_checkout_call(k, NULL, NULL, NULL, on_reply, &s), 0);
         test_run_until(event, &s.done, 10);
 
         /* The child's verdict comes down a pipe: its exit status is not
@@ -561,7 +564,7 @@ Test(misuse, a_forked_child_is_refused) {
                 aetask_checkout *k2;
                 char bad = 0;
                 bad += aetask_client_checkout(client, &k2) != -ECHILD;
-                bad += aetask_checkout_call(k, NULL, NULL, NULL, NULL) != -ECHILD;
+                bad += aetask_checkout_call(k, NULL, NULL, NULL, NULL, NULL) != -ECHILD;
                 bad += aetask_client_set_min_workers(client, 3) != -ECHILD;
                 bad += aetask_checkout_release(k) != -ECHILD;
                 aetask_client_unref(client);
@@ -577,7 +580,7 @@ Test(misuse, a_forked_child_is_refused) {
 
         /* The parent's checkout still works. */
         s.done = false;
-        cr_assert_eq(aetask_checkout_call(k, NULL, NULL, on_reply, &s), 0);
+        cr_assert_eq(aetask_checkout_call(k, NULL, NULL, NULL, on_reply, &s), 0);
         test_run_until(event, &s.done, 10);
         cr_assert_eq(s.replies, 2);
         aetask_checkout_unref(k);

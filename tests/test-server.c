@@ -71,9 +71,12 @@ TestSuite(server, .fini = finish);
 static bool reply_seen;
 static int reply_pid;
 
-static void on_pid(aetask_checkout *co, json_object *result, void *userdata) {
+static int on_pid(aetask_checkout *co, json_object *result, const aetask_error *error, void *userdata) {
+        if (error)
+                return 0;  /* the checkout's error handler has it */
         reply_pid = json_object_get_int(result);
         reply_seen = true;
+        return 0;
 }
 
 static void on_error(aetask_checkout *co, aetask_error_kind kind, const char *message, void *userdata) {
@@ -83,7 +86,7 @@ static void on_error(aetask_checkout *co, aetask_error_kind kind, const char *me
 /* Calls METHOD on CO and waits for its answer (or error). */
 static void call_and_wait(aetask_checkout *co, const char *method) {
         reply_seen = false;
-        aetask_checkout_call(co, method, NULL, on_pid, NULL);
+        aetask_checkout_call(co, NULL, method, NULL, on_pid, NULL);
         test_run_until(event, &reply_seen, 10);
 }
 
@@ -98,7 +101,7 @@ static int pid_from(const char *address) {
         aetask_client_attach_event(c, e, 0);
         aetask_client_checkout(c, &co);
         reply_seen = false;
-        cr_assert_eq(aetask_checkout_call(co, "pid", NULL, on_pid, NULL), 0);
+        cr_assert_eq(aetask_checkout_call(co, NULL, "pid", NULL, on_pid, NULL), 0);
         test_run_until(e, &reply_seen, 10);
         aetask_checkout_unref(co);
         aetask_client_unref(c);
@@ -166,7 +169,7 @@ Test(server, worker_titles_carry_their_number) {
         aetask_client_set_error_handler(client, on_error, NULL);
         aetask_client_checkout(client, &co);
         reply_seen = false;
-        aetask_checkout_call(co, "pid", NULL, on_pid, NULL);
+        aetask_checkout_call(co, NULL, "pid", NULL, on_pid, NULL);
         test_run_until(event, &reply_seen, 10);
         snprintf(path, sizeof(path), "/proc/%d/cmdline", reply_pid);
         read_file(path, cmdline, sizeof(cmdline));
@@ -238,9 +241,12 @@ static void listen_extra(aetask_server *s, void *userdata) {
 static int n_whoami;
 static json_object *whoami[2];
 
-static void on_whoami(aetask_checkout *co, json_object *result, void *userdata) {
+static int on_whoami(aetask_checkout *co, json_object *result, const aetask_error *error, void *userdata) {
+        if (error)
+                return 0;  /* the checkout's error handler has it */
         json_object_put(whoami[n_whoami % 2]);
         whoami[n_whoami++ % 2] = json_object_get(result);
+        return 0;
 }
 
 static int field(json_object *o, const char *key) {
@@ -261,8 +267,8 @@ Test(server, worker_accessors_in_real_workers) {
         cr_assert_eq(aetask_client_checkout(client, &b), 0);
         for (int round = 0; round < 2; round++) {
                 n_whoami = 0;
-                cr_assert_eq(aetask_checkout_call(a, "whoami", NULL, on_whoami, NULL), 0);
-                cr_assert_eq(aetask_checkout_call(b, "whoami", NULL, on_whoami, NULL), 0);
+                cr_assert_eq(aetask_checkout_call(a, NULL, "whoami", NULL, on_whoami, NULL), 0);
+                cr_assert_eq(aetask_checkout_call(b, NULL, "whoami", NULL, on_whoami, NULL), 0);
                 for (int i = 0; i < 200 && n_whoami < 2; i++)
                         test_run_for(event, 0.01);
                 cr_assert_eq(n_whoami, 2);

@@ -728,3 +728,38 @@ Test(parse_number, seconds_are_finite_and_in_range) {
                 cr_assert_eq(parse_seconds(invalid[i], 1000000000, &usec), -EINVAL, "%s", invalid[i]);
         cr_assert_eq(usec, 3000000, "untouched on failure");
 }
+
+Test(protocol, a_call_carries_its_timeout) {
+        static const struct {
+                const char *timeout;
+                uint64_t expected;
+        } cases[] = {
+                { "200000", 200000 }, { " 7 ", 7 }, { "0", 0 }, { "-5", 0 }, { "1.5", 0 }, { "1e6", 0 },
+                { "\"9\"", 0 }, { "null", 0 }, { "[1]", 0 }, { "1234567890123456789", 0 },
+        };
+        char text[256];
+        const char *reason;
+        protocol_call c;
+        buffer b = {};
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                snprintf(text, sizeof(text), "{\"method\":\"io.aetask.Worker.x\",\"parameters\":{\"timeout_usec\":%s}}",
+                         cases[i].timeout);
+                cr_assert_eq(protocol_parse_call(text, strlen(text), &c, &reason), 0, "%s", text);
+                cr_assert_eq(c.timeout_usec, cases[i].expected, "%s", text);
+                protocol_call_done(&c);
+        }
+
+        /* What the client adds at send time to a call made earlier. */
+        cr_assert_eq(protocol_append_call(&b, "x", NULL, "t-1"), 0);
+        buffer scratch = {};
+        cr_assert_eq(protocol_append_call_with_timeout(&scratch, buffer_head(&b), buffer_length(&b), 1500), 0);
+        cr_assert_str_eq(buffer_head(&scratch),
+                         "{\"method\":\"io.aetask.Worker.x\",\"parameters\":{\"args\":[],\"trace\":\"t-1\",\"timeout_usec\":1500}}");
+        cr_assert_eq(buffer_length(&scratch), strlen(buffer_head(&scratch)) + 1);
+        cr_assert_eq(protocol_parse_call(buffer_head(&scratch), buffer_length(&scratch) - 1, &c, &reason), 0);
+        cr_assert_eq(c.timeout_usec, 1500);
+        protocol_call_done(&c);
+        buffer_done(&b);
+        buffer_done(&scratch);
+}

@@ -91,6 +91,17 @@ if [ "$(id -u)" = 0 ]; then
                 shift
                 setpriv "${opts[@]}" env LD_LIBRARY_PATH="$dir/bin" GCOV_PREFIX="$dir/gcov" "$dir/bin/aetaskctl" "$@"
         }
+        # A worker socket only root may open: call fails at once, with the
+        # errno, as its own kind (not after the 30 s timeout).
+        chmod 600 "$dir/t.sock"
+        t0=$(date +%s%N)
+        out=$(AETASK_RUNTIME_DIR="$dir" as_user --reuid=65534 --regid=65534 --clear-groups -- t call echo hi 2>&1); rc=$?
+        ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+        check "call on a socket nobody may open: exit" 1 "$rc"
+        check "call on a socket nobody may open: error" "aetaskctl: connect error: connecting to unix:$dir/t.sock failed: Permission denied" "$out"
+        if [ "$ms" -lt 1000 ]; then passed=$((passed + 1)); else
+                failed=$((failed + 1)); echo "FAIL call on a socket nobody may open took $ms ms"; fi
+        chmod 666 "$dir/t.sock"
         # The socket file lets everyone in: the server's own check refuses.
         chmod 666 "$dir/t.control"
         out=$(as_user --reuid=65534 --regid=65534 --clear-groups -- status t 2>&1); rc=$?

@@ -60,7 +60,9 @@ static void fail(worker_thread *t, const char *what, int r) {
                 snprintf(t->failure, sizeof(t->failure), "thread %d: %s: %s", t->index, what, strerror(-r));
 }
 
-static void on_reply(aetask_checkout *co, json_object *result, void *userdata) {
+static int on_reply(aetask_checkout *co, json_object *result, const aetask_error *error, void *userdata) {
+        if (error)
+                return 0;  /* the checkout's error handler has it */
         call_state *s = userdata;
 
         /* The echo handler returns its arguments: a double goes through the
@@ -69,6 +71,7 @@ static void on_reply(aetask_checkout *co, json_object *result, void *userdata) {
                 s->t->wrong++;
         s->t->replies++;
         s->done = true;
+        return 0;
 }
 
 static void on_error(aetask_checkout *co, aetask_error_kind kind, const char *message, void *userdata) {
@@ -124,7 +127,7 @@ static void *run_thread(void *userdata) {
                 aetask_checkout_set_error_handler(co, on_error, &calls[i]);
                 json_object *args = json_object_new_array();
                 json_object_array_add(args, json_object_new_double(calls[i].sent));
-                r = aetask_checkout_call(co, NULL, args, on_reply, &calls[i]);
+                r = aetask_checkout_call(co, NULL, NULL, args, on_reply, &calls[i]);
                 json_object_put(args);
                 aetask_checkout_release(co);
                 aetask_checkout_unref(co);

@@ -17,6 +17,7 @@ extern "C" {
 typedef struct aetask_client aetask_client;
 typedef struct aetask_checkout aetask_checkout;
 typedef struct aetask_log aetask_log;
+typedef struct aetask_slot aetask_slot;
 
 /* A timeout that never expires. */
 #define AETASK_TIMEOUT_INFINITY UINT64_MAX
@@ -29,18 +30,38 @@ typedef enum aetask_error_kind {
         AETASK_ERROR_ABORTED,       /* aetask_checkout_throw_fatal_error() */
         AETASK_ERROR_PROTOCOL,      /* the worker sent something we cannot read */
         AETASK_ERROR_REFUSED,       /* the server refused the connection (worker cap) */
-        AETASK_ERROR_CANCELLED,     /* the client was freed with the checkout outstanding */
+        AETASK_ERROR_CANCELLED,     /* the call never ran: the client was freed or detached, or an
+                                     * earlier call on the checkout failed */
+        AETASK_ERROR_CONNECT,       /* connecting to the server is not permitted (EACCES, EPERM) */
+        AETASK_ERROR_DEADLINE,      /* the call ran past its deadline and grace: the worker stopped */
         _AETASK_ERROR_KIND_MAX,
 } aetask_error_kind;
 
-/* RESULT is borrowed for the duration of the callback (json_object_get() it
- * to keep it); NULL stands for JSON null. */
-typedef void (*aetask_reply_handler_t)(aetask_checkout *checkout, json_object *result, void *userdata);
+/* How a call failed, as its reply handler sees it (borrowed for the callback). */
+typedef struct aetask_error {
+        aetask_error_kind kind;
+        const char *message;
+} aetask_error;
+
+/* The outcome of one call: ERROR is NULL and RESULT the result (borrowed for
+ * the duration of the callback, json_object_get() it to keep it; NULL stands
+ * for JSON null), or ERROR says how the call failed and RESULT is NULL.
+ * Returns: negative errno to fail the checkout (kind AETASK_ERROR_ABORTED,
+ * its worker is not pooled again); 0 to go on as the seed does (an error
+ * also goes to the checkout's error handler); positive on an error to say it
+ * was handled here (the checkout's error handler is not run for it). */
+typedef int (*aetask_reply_handler_t)(aetask_checkout *checkout, json_object *result,
+                                      const aetask_error *error, void *userdata);
 typedef void (*aetask_error_handler_t)(aetask_checkout *checkout, aetask_error_kind kind,
                                        const char *message, void *userdata);
+/* Frees userdata: runs exactly once. */
+typedef void (*aetask_destroy_t)(void *userdata);
 
 /* The client */
 int aetask_client_new(aetask_client **ret, const char *address);
+/* A client of the unit aetask@NAME: unix:$AETASK_RUNTIME_DIR/NAME.sock,
+ * /run/aetask without the variable. */
+int aetask_client_new_handler(aetask_client **ret, const char *name);
 aetask_client *aetask_client_ref(aetask_client *client);
 aetask_client *aetask_client_unref(aetask_client *client);
 
@@ -52,6 +73,9 @@ int aetask_client_set_max_checkouts(aetask_client *client, unsigned n);
 int aetask_client_set_dont_refork_after_error(aetask_client *client, int b);
 int aetask_client_set_max_message_size(aetask_client *client, size_t size);
 int aetask_client_set_error_handler(aetask_client *client, aetask_error_handler_t callback, void *userdata);
+/* A checkout holding its worker longer than USEC gets one warning (0 or
+ * AETASK_TIMEOUT_INFINITY: off, the default). */
+int aetask_client_set_leak_threshold(aetask_client *client, uint64_t usec);
 
 const char *aetask_client_get_name(aetask_client *client);
 int aetask_client_get_pool(aetask_client *client, unsigned *ret_workers, unsigned *ret_idle, unsigned *ret_queued);
@@ -69,12 +93,38 @@ int aetask_checkout_set_timeout(aetask_checkout *checkout, uint64_t usec);
 int aetask_checkout_set_error_handler(aetask_checkout *checkout, aetask_error_handler_t callback, void *userdata);
 void *aetask_checkout_set_userdata(aetask_checkout *checkout, void *userdata);
 void *aetask_checkout_get_userdata(aetask_checkout *checkout);
+/* Runs once with the checkout's userdata when the checkout is freed. */
+int aetask_checkout_set_destroy_callback(aetask_checkout *checkout, aetask_destroy_t callback);
 aetask_client *aetask_checkout_get_client(aetask_checkout *checkout);
 
 /* Queues a call of METHOD (NULL: the handler's catch-all) with ARGS, a JSON
- * array or NULL for none.  ARGS stays the caller's: it is serialized now. */
-int aetask_checkout_call(aetask_checkout *checkout, const char *method, json_object *args,
-                         aetask_reply_handler_t callback, void *userdata);
+ * array or NULL for none.  ARGS stays the caller's: it is serialized now.
+ * With RET_SLOT the caller gets the call's slot: unreffing it cancels the
+ * call (see aetask_slot_unref()); without, the call is floating. */
+int aetask_checkout_call(aetask_checkout *checkout, aetask_slot **ret_slot, const char *method,
+                         json_object *args, aetask_reply_handler_t callback, void *userdata);
+
+/* The same, with the arguments given one by one after TYPES, one letter
+ * each: s (const char *, NULL for null), i (int64_t), u (uint64_t),
+ * b (int, a boolean), d (double), n (null, takes no argument), j
+ * (json_object *, borrowed, NULL for null). */
+int aetask_checkout_call_format(aetask_checkout *checkout, aetask_slot **ret_slot, const char *method,
+                                aetask_reply_handler_t callback, void *userdata, const char *types, ...);
+
+/* Slots: one per call asked for.  The last unref of a slot whose call has
+ * not ended cancels the call: its reply handler never runs (its destroy
+ * callback does, at once).  A call not yet sent is dropped; one already
+ * sent runs to its end in the worker (the worker is not stopped) and its
+ * reply is discarded on arrival; the checkout stays usable. */
+aetask_slot *aetask_slot_ref(aetask_slot *slot);
+aetask_slot *aetask_slot_unref(aetask_slot *slot);
+/* Runs once with the call's userdata when the call ends: after its reply
+ * handler returned, when it is cancelled, or when the client is freed. */
+int aetask_slot_set_destroy_callback(aetask_slot *slot, aetask_destroy_t callback);
+/* A floating slot is held by its call until the call ends, as sd-bus's. */
+int aetask_slot_set_floating(aetask_slot *slot, int b);
+void *aetask_slot_get_userdata(aetask_slot *slot);
+aetask_checkout *aetask_slot_get_checkout(aetask_slot *slot);
 
 int aetask_checkout_throw_fatal_error(aetask_checkout *checkout, const char *message);
 int aetask_checkout_get_error(aetask_checkout *checkout, aetask_error_kind *ret_kind, const char **ret_message);
@@ -135,6 +185,10 @@ static inline void aetask_client_unrefp(aetask_client **p) {
 static inline void aetask_checkout_unrefp(aetask_checkout **p) {
         if (*p)
                 aetask_checkout_unref(*p);
+}
+static inline void aetask_slot_unrefp(aetask_slot **p) {
+        if (*p)
+                aetask_slot_unref(*p);
 }
 static inline void aetask_log_unrefp(aetask_log **p) {
         if (*p)

@@ -84,6 +84,13 @@ int aetask_worker_timer_stop(aetask_worker *worker, int timer);
 /* Records KEY = VALUE; takes ownership of VALUE (as json_object_object_add). */
 int aetask_worker_log_data(aetask_worker *worker, const char *key, json_object *value);
 
+/* When the call running must be done by, CLOCK_MONOTONIC microseconds (as
+ * sd_event_now() and clock_gettime() give them): the time the client gave
+ * it, from when it arrived.  UINT64_MAX when the client gave none.  Past it
+ * plus a grace (250 ms), the worker stops, and the client gets
+ * AETASK_ERROR_DEADLINE. */
+uint64_t aetask_worker_get_deadline(aetask_worker *worker);
+
 /* The trace id of the checkout being served, or NULL. */
 const char *aetask_worker_get_trace_id(aetask_worker *worker);
 

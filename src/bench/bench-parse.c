@@ -138,8 +138,11 @@ static void worker_reads(const logged *l, const buffer *message, long *ret_kib, 
 
 /* ---- The client's side ---------------------------------------------------- */
 
-static void on_reply(aetask_checkout *co, json_object *result, void *userdata) {
+static int on_reply(aetask_checkout *co, json_object *result, const aetask_error *error, void *userdata) {
+        if (error)
+                return 0;  /* the checkout's error handler has it */
         *(bool *) userdata = true;
+        return 0;
 }
 
 static void on_error(aetask_checkout *co, aetask_error_kind kind, const char *message, void *userdata) {
@@ -187,7 +190,7 @@ static void client_reads(const buffer *reply, long *ret_kib, double *ret_cpu) {
                 die("/proc/self/clear_refs: %m");
         long base = status_kib(getpid(), "VmRSS");
         double cpu = thread_cpu();
-        if (aetask_checkout_call(co, NULL, NULL, on_reply, &done) < 0)
+        if (aetask_checkout_call(co, NULL, NULL, NULL, on_reply, &done) < 0)
                 die("parse: call failed");
         while (!done)
                 if (sd_event_run(e, UINT64_MAX) < 0)

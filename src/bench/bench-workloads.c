@@ -111,7 +111,7 @@ static void on_error(aetask_checkout *co, aetask_error_kind kind, const char *me
         die("%s error during the benchmark: %s", aetask_error_kind_to_string(kind), message);
 }
 
-static void on_reply(aetask_checkout *co, json_object *result, void *userdata);
+static int on_reply(aetask_checkout *co, json_object *result, const aetask_error *error, void *userdata);
 
 static void issue(slot *sl) {
         driver *d = sl->d;
@@ -124,7 +124,7 @@ static void issue(slot *sl) {
                 aetask_checkout_set_error_handler(sl->co, on_error, NULL);
         }
         d->issued++;
-        r = aetask_checkout_call(sl->co, d->method, d->args, on_reply, sl);
+        r = aetask_checkout_call(sl->co, NULL, d->method, d->args, on_reply, sl);
         if (r < 0)
                 die("Failed to call: %s", strerror(-r));
 }
@@ -137,7 +137,9 @@ static bool driver_may_issue(driver *d) {
         return true;
 }
 
-static void on_reply(aetask_checkout *co, json_object *result, void *userdata) {
+static int on_reply(aetask_checkout *co, json_object *result, const aetask_error *error, void *userdata) {
+        if (error)
+                return 0;  /* the checkout's error handler has it */
         slot *sl = userdata;
         driver *d = sl->d;
 
@@ -149,10 +151,11 @@ static void on_reply(aetask_checkout *co, json_object *result, void *userdata) {
                 sl->co = aetask_checkout_unref(sl->co);
         if (driver_may_issue(d)) {
                 issue(sl);
-                return;
+                return 0;
         }
         if (--d->in_flight == 0)
                 d->finished = now_usec();
+        return 0;
 }
 
 typedef struct client_options {
@@ -527,14 +530,14 @@ static void memory_child(const char *address, int fd) {
         /* One checkout first, so the connection and the loop's own
          * allocations are not counted. */
         aetask_checkout *first;
-        if (aetask_client_checkout(c, &first) < 0 || aetask_checkout_call(first, "echo", args, NULL, NULL) < 0)
+        if (aetask_client_checkout(c, &first) < 0 || aetask_checkout_call(first, NULL, "echo", args, NULL, NULL) < 0)
                 child_exit(EXIT_FAILURE);
 
         long rss_before = self_rss_bytes();
         size_t heap_before = mallinfo2().uordblks;
         for (unsigned long i = 0; i < arg.queued; i++)
                 if (aetask_client_checkout(c, &cos[i]) < 0 ||
-                    aetask_checkout_call(cos[i], "echo", args, NULL, NULL) < 0)
+                    aetask_checkout_call(cos[i], NULL, "echo", args, NULL, NULL) < 0)
                         child_exit(EXIT_FAILURE);
         long rss_after = self_rss_bytes();
         size_t heap_after = mallinfo2().uordblks;
@@ -546,8 +549,11 @@ static void memory_child(const char *address, int fd) {
         child_exit(EXIT_SUCCESS);
 }
 
-static void on_pid(aetask_checkout *co, json_object *result, void *userdata) {
+static int on_pid(aetask_checkout *co, json_object *result, const aetask_error *error, void *userdata) {
+        if (error)
+                return 0;  /* the checkout's error handler has it */
         *(pid_t *) userdata = json_object_get_int(result);
+        return 0;
 }
 
 /* A worker of the server at ADDRESS, after a few calls: its RSS and PSS. */
@@ -561,8 +567,8 @@ static void worker_memory(const char *address, const char *method, json_object *
         aetask_client_checkout(c, &co);
         aetask_checkout_set_error_handler(co, on_error, NULL);
         for (int i = 0; i < 3 && method; i++)
-                aetask_checkout_call(co, method, args, NULL, NULL);
-        aetask_checkout_call(co, "pid", NULL, on_pid, &pid);
+                aetask_checkout_call(co, NULL, method, args, NULL, NULL);
+        aetask_checkout_call(co, NULL, "pid", NULL, on_pid, &pid);
         while (pid == 0)
                 if (sd_event_run(event, UINT64_MAX) < 0)
                         die("Event loop failed");

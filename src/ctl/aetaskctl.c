@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "address.h"
 #include "ctl.h"
 #include "macro.h"
 #include "parse-number.h"
@@ -16,14 +17,14 @@ enum { ARG_VERSION = 0x100 };
 static void help(void) {
         printf("Usage: aetaskctl [OPTIONS...] [NAME] COMMAND ...\n\n"
                "Talk to an aetask server: the one given with --connect, or unit aetask@NAME\n"
-               "(its sockets in " CTL_RUNTIME_DIR ").\n\n"
+               "(its sockets in " UNIT_RUNTIME_DIR ").\n\n"
                "Commands:\n"
                "  call [METHOD|-] [ARG...]   Check out a worker, call METHOD (\"-\": the\n"
                "                             handler's catch-all) with the ARGs, print the\n"
                "                             result as JSON.  An ARG that is not valid JSON is\n"
                "                             taken as a string.\n"
                "  status [NAME|ADDRESS]      Show the server's workers, from its control\n"
-               "                             socket (" CTL_RUNTIME_DIR "/NAME.control)\n\n"
+               "                             socket (" UNIT_RUNTIME_DIR "/NAME.control)\n\n"
                "Options go anywhere before call's METHOD; after it, and after \"--\", every\n"
                "word is an argument.\n\n"
                "Options:\n"
@@ -42,17 +43,8 @@ static bool is_verb(const char *word) {
 
 const char *ctl_unit_address(const char *name, const char *suffix) {
         static char address[4096];
-        const char *dir = getenv("AETASK_RUNTIME_DIR") ?: CTL_RUNTIME_DIR;
 
-        /* Handler names: what aetaskd accepts for --handler. */
-        if (!*name || *name == '-' || strlen(name) > 64)
-                return NULL;
-        for (const char *p = name; *p; p++)
-                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-                      *p == '_' || *p == '-'))
-                        return NULL;
-        snprintf(address, sizeof(address), "unix:%s/%s%s", dir, name, suffix);
-        return address;
+        return unit_address(name, suffix, address, sizeof(address)) < 0 ? NULL : address;
 }
 
 /* A word that is never an option: a negative number (aetaskctl has no

@@ -14,7 +14,9 @@ typedef struct call_state {
         int exit_code;
 } call_state;
 
-static void on_reply(aetask_checkout *co, json_object *result, void *userdata) {
+static int on_reply(aetask_checkout *co, json_object *result, const aetask_error *error, void *userdata) {
+        if (error)
+                return 0;  /* the checkout's error handler has it */
         call_state *st = userdata;
 
         /* --raw, as jq -r: a string as its bytes (NULs included), anything else as JSON. */
@@ -25,6 +27,7 @@ static void on_reply(aetask_checkout *co, json_object *result, void *userdata) {
                 puts(json_object_to_json_string_ext(result, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
         st->exit_code = 0;
         sd_event_exit(st->event, 0);
+        return 0;
 }
 
 static void on_error(aetask_checkout *co, aetask_error_kind kind, const char *message, void *userdata) {
@@ -98,7 +101,7 @@ int ctl_call(ctl_context *ctx, int argc, char **argv) {
         if (r >= 0)
                 r = aetask_client_checkout(client, &co);
         if (r >= 0)
-                r = aetask_checkout_call(co, method, args, on_reply, &st);
+                r = aetask_checkout_call(co, NULL, method, args, on_reply, &st);
         if (r < 0) {
                 fprintf(stderr, "aetaskctl: failed to call: %s\n", strerror(-r));
                 st.exit_code = CTL_EXIT_CALL_FAILED;

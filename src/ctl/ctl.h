@@ -7,10 +7,7 @@
 #define CTL_EXIT_CALL_FAILED 1
 #define CTL_EXIT_USAGE 2
 
-/* Where the units' sockets are: NAME.sock and NAME.control
- * (aetask@.socket, aetask-control@.socket); $AETASK_RUNTIME_DIR overrides. */
-#define CTL_RUNTIME_DIR "/run/aetask"
-
+/* The address of unit NAME's socket (address.h's unit_address()), or NULL. */
 typedef struct ctl_context {
         const char *address;           /* --connect */
         const char *name;              /* "aetaskctl NAME VERB": the unit aetask@NAME */
@@ -21,6 +18,7 @@ typedef struct ctl_context {
 
 /* The address of unit aetask@NAME's socket with SUFFIX (".sock",
  * ".control"), in a static buffer; NULL if NAME is not a valid name. */
+/* The address of unit NAME's socket (address.h's unit_address()), or NULL. */
 const char *ctl_unit_address(const char *name, const char *suffix);
 
 int ctl_call(ctl_context *ctx, int argc, char **argv);

@@ -1,5 +1,6 @@
 /* A checkout: exclusive use of one worker, a queue of calls run on it in
  * order, a timeout, and the errors that end it. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
@@ -22,15 +23,9 @@ static void checkout_free(aetask_checkout *co) {
         }
         aetask_log_unref(co->log);
         free(co->fatal_message);
+        if (co->destroy)
+                co->destroy(co->userdata);
         free(co);
-}
-
-static void free_calls(aetask_checkout *co) {
-        list_node *n, *t;
-        list_for_each_safe(n, t, &co->calls) {
-                list_remove(n);
-                free(list_entry(n, call, node));
-        }
 }
 
 call *checkout_first_call(aetask_checkout *co) {
@@ -61,7 +56,7 @@ static void checkout_finish(aetask_checkout *co) {
 
 /* Ends the checkout once nobody can add calls and none are left. */
 static void checkout_maybe_end(aetask_checkout *co) {
-        if (!list_is_empty(&co->calls) || co->n_pending_reports > 0)
+        if (!list_is_empty(&co->calls) || !list_is_empty(&co->doomed))
                 return;
         if (co->n_ref > 0 && !co->released)
                 return;
@@ -78,6 +73,7 @@ _public_ int aetask_client_checkout(aetask_client *c, aetask_checkout **ret) {
         assert_return(ret, -EINVAL);
         assert_return(!client_origin_changed(c), -ECHILD);
         assert_return(!c->freeing, -ESTALE);
+        assert_return(c->event, -ENXIO);
 
         /* Room for its timeout now, so arming it later cannot fail. */
         r = heap_reserve(&c->timeouts, c->n_checkouts + 1);
@@ -95,6 +91,7 @@ _public_ int aetask_client_checkout(aetask_client *c, aetask_checkout **ret) {
         list_init(&co->wait_node);
         list_init(&co->report_node);
         list_init(&co->calls);
+        list_init(&co->doomed);
         list_append(&c->checkouts, &co->client_node);
 
         *ret = co;
@@ -142,6 +139,12 @@ _public_ void *aetask_checkout_get_userdata(aetask_checkout *co) {
         return co->userdata;
 }
 
+_public_ int aetask_checkout_set_destroy_callback(aetask_checkout *co, aetask_destroy_t callback) {
+        assert_return(co, -EINVAL);
+        co->destroy = callback;
+        return 0;
+}
+
 _public_ aetask_client *aetask_checkout_get_client(aetask_checkout *co) {
         assert_return(co, NULL);
         return co->client;
@@ -172,16 +175,43 @@ void checkout_send_next(aetask_checkout *co) {
                 conn_send_call(w, k);
 }
 
+void checkout_calls_changed(aetask_checkout *co, bool was_first) {
+        if (list_is_empty(&co->calls)) {
+                co->deadline = USEC_INFINITY;
+                /* Nothing left to run: a waiting checkout does not need a worker. */
+                if (co->client && !co->worker)
+                        checkout_leave_queue(co);
+                checkout_maybe_end(co);
+                return;
+        }
+        if (was_first) {
+                checkout_arm_timer(co);
+                checkout_send_next(co);
+        }
+}
+
+/* What a reply handler's return value asks for, after the call ended. */
+static void checkout_after_handler(aetask_checkout *co, int r) {
+        char text[128];
+
+        if (r >= 0 || co->fatal_kind != 0)
+                return;
+        snprintf(text, sizeof(text), "the reply handler failed: %s", strerror(-r));
+        checkout_fail(co, AETASK_ERROR_ABORTED, text);
+}
+
 void checkout_deliver_reply(aetask_checkout *co, json_object *result, json_object *logs) {
         /* Sending the next call may fail and run the error handler, and the
          * reply callback may drop the last reference to the checkout or to
          * the client: both are held from the start. */
         _cleanup_(aetask_checkout_unrefp) aetask_checkout *hold = aetask_checkout_ref(co);
         _cleanup_(aetask_client_unrefp) aetask_client *c = co->client ? client_hold(co->client) : NULL;
-        _cleanup_(freep) call *k = checkout_first_call(co);
+        call *k = checkout_first_call(co);
+        int r;
 
         call_trace_done(co, k, logs, NULL);
         list_remove(&k->node);
+        k->state = CALL_ENDING;
         if (list_is_empty(&co->calls))
                 co->deadline = USEC_INFINITY;
         else {
@@ -196,10 +226,11 @@ void checkout_deliver_reply(aetask_checkout *co, json_object *result, json_objec
          * them, and the first call goes out in one write with its Done. */
         if (c)
                 c->in_reply_callback++;
-        if (k->callback)
-                k->callback(co, result, k->userdata);
+        r = call_deliver(k, result, 0, NULL);
+        call_free(k);
         if (c)
                 c->in_reply_callback--;
+        checkout_after_handler(co, r);
         aetask_checkout_unref(TAKE_PTR(hold));
         if (c && c->dispatch_deferred) {
                 c->dispatch_deferred = false;
@@ -212,22 +243,38 @@ void checkout_fail_call(aetask_checkout *co, aetask_error_kind kind, const char 
 
         if (k)
                 call_trace_done(co, k, logs, message);
+        /* The caller cancelled this call: its handler's error is nobody's
+         * business, and the calls behind it go on. */
+        if (k && k->cancelled && kind == AETASK_ERROR_HANDLER) {
+                checkout_deliver_reply(co, NULL, NULL);
+                return;
+        }
         checkout_fail(co, kind, message);
 }
 
 void checkout_fail(aetask_checkout *co, aetask_error_kind kind, const char *message) {
-        /* The error handler may drop the last reference. */
+        /* The handlers may drop the last reference. */
         _cleanup_(aetask_checkout_unrefp) aetask_checkout *hold = aetask_checkout_ref(co);
-        bool had_calls = !list_is_empty(&co->calls);
+        bool had_calls = !list_is_empty(&co->calls), handled = false;
         const char *message_id = kind == AETASK_ERROR_WORKER_DIED ? AETASK_MESSAGE_WORKER_DIED :
                                   kind == AETASK_ERROR_TIMEOUT ? AETASK_MESSAGE_CHECKOUT_TIMEOUT : NULL;
+        list_node failed;
+        int r = 0;
 
         if (had_calls || kind != AETASK_ERROR_CANCELLED)
                 checkout_journal(co, "error", kind == AETASK_ERROR_HANDLER ? LOG_NOTICE : LOG_WARNING, message_id,
                                  NULL, UINT64_MAX, aetask_error_kind_to_string(kind),
                                  "Checkout failed (%s): %s", aetask_error_kind_to_string(kind), message);
 
-        free_calls(co);
+        /* The seed's rule: an error clears the queue.  The calls leave it
+         * before any handler runs, so calls those make start a new one. */
+        list_init(&failed);
+        while (!list_is_empty(&co->calls)) {
+                call *k = checkout_first_call(co);
+                list_remove(&k->node);
+                k->state = CALL_ENDING;
+                list_append(&failed, &k->node);
+        }
         co->deadline = USEC_INFINITY;
 
         if (kind == AETASK_ERROR_HANDLER)
@@ -241,8 +288,23 @@ void checkout_fail(aetask_checkout *co, aetask_error_kind kind, const char *mess
                 if (co->worker)
                         conn_release(co->worker, false);
         }
-        if (had_calls)
+
+        /* The failed call learns why; those behind it that they never ran. */
+        for (bool first = true; !list_is_empty(&failed); first = false) {
+                call *k = list_first_entry(&failed, call, node);
+                if (first) {
+                        r = call_deliver(k, NULL, kind, message);
+                        handled = r > 0 && !k->cancelled;
+                } else if (kind == AETASK_ERROR_CANCELLED)
+                        (void) call_deliver(k, NULL, kind, message);
+                else
+                        (void) call_deliver(k, NULL, AETASK_ERROR_CANCELLED,
+                                            "not run: an earlier call on the checkout failed");
+                call_free(k);
+        }
+        if (had_calls && !handled)
                 checkout_report(co, kind, message);
+        checkout_after_handler(co, r);
 }
 
 void checkout_requeue(aetask_checkout *co) {
@@ -252,10 +314,17 @@ void checkout_requeue(aetask_checkout *co) {
 
 void checkout_report_pending(aetask_checkout *co) {
         aetask_checkout_ref(co);
-        while (co->n_pending_reports > 0) {
-                co->n_pending_reports--;
-                checkout_report(co, co->fatal_kind, co->fatal_message ?: "");
+        while (!list_is_empty(&co->doomed)) {
+                call *k = list_first_entry(&co->doomed, call, node);
+                list_remove(&k->node);
+                k->state = CALL_ENDING;
+                int r = call_deliver(k, NULL, co->fatal_kind, co->fatal_message ?: "");
+                bool handled = r > 0 && !k->cancelled;
+                call_free(k);
+                if (!handled)
+                        checkout_report(co, co->fatal_kind, co->fatal_message ?: "");
         }
+        checkout_maybe_end(co);
         aetask_checkout_unref(co);
 }
 
@@ -272,52 +341,54 @@ void checkout_cancel(aetask_checkout *co, const char *why) {
         aetask_checkout_unref(co);
 }
 
-_public_ int aetask_checkout_call(aetask_checkout *co, const char *method, json_object *args,
-                                  aetask_reply_handler_t callback, void *userdata) {
-        aetask_client *c;
-        call *k = NULL;
-        int r;
+/* Makes the call for a message serialized in the client's scratch buffer:
+ * copied into a call of just its size, so a queued call costs its message,
+ * not the room a growing buffer leaves. */
+static int checkout_new_call(aetask_checkout *co, aetask_slot **ret_slot, aetask_reply_handler_t callback,
+                             void *userdata, call **ret) {
+        aetask_client *c = co->client;
+        size_t size = buffer_length(&c->scratch);  /* the NUL included */
+        _cleanup_(freep) aetask_slot *slot = NULL;
+        call *k;
 
-        assert_return(co, -EINVAL);
-        assert_return(!method || protocol_method_name_is_valid(method), -EINVAL);
-        assert_return(!args || json_object_is_type(args, json_type_array), -EINVAL);
-        c = co->client;
-        assert_return(c, -ENOTCONN);
-        assert_return(!client_origin_changed(c), -ECHILD);
-        assert_return(!co->released && !co->finished, -ESTALE);
+        if (size - 1 > c->max_message_size)
+                return -EMSGSIZE;
+        if (ret_slot) {
+                slot = calloc(1, sizeof(*slot));
+                if (!slot)
+                        return -ENOMEM;
+                slot->n_ref = 1;
+        }
+        k = malloc(offsetof(call, message) + size);
+        if (!k)
+                return -ENOMEM;
+        *k = (call) { .checkout = co, .callback = callback, .userdata = userdata, .size = size };
+        list_init(&k->node);
+        memcpy(k->message, buffer_head(&c->scratch), size);
+        if (slot) {
+                slot->call = k;
+                k->slot = slot;
+                *ret_slot = TAKE_PTR(slot);
+        }
+        *ret = k;
+        return 0;
+}
 
-        r = client_ensure_event(c);
-        if (r < 0)
-                return r;
+/* Queues K, made for CO: sends it, or waits for a worker, or fails it with
+ * the error that stuck. */
+static void checkout_queue_call(aetask_checkout *co, call *k) {
+        aetask_client *c = co->client;
 
         if (co->fatal_kind != 0) {
-                /* Fails at once, through the error handler like any error. */
-                co->n_pending_reports++;
+                /* Fails at once, through its handler like any error. */
+                k->state = CALL_DOOMED;
+                list_append(&co->doomed, &k->node);
                 client_schedule_reports(c, co);
-                return 0;
+                return;
         }
-
-        /* Serialized in the client's scratch buffer, then copied into a
-         * call of just its size: a queued call costs its message, not the
-         * room a growing buffer leaves. */
-        buffer_clear(&c->scratch);
-        r = protocol_append_call(&c->scratch, method, args, checkout_trace_id(co));
-        size_t size = buffer_length(&c->scratch);  /* the NUL included */
-        if (r >= 0 && size - 1 > c->max_message_size)
-                r = -EMSGSIZE;
-        if (r >= 0 && !(k = malloc(offsetof(call, message) + size)))
-                r = -ENOMEM;
-        if (r >= 0) {
-                *k = (call) { .callback = callback, .userdata = userdata, .size = size };
-                memcpy(k->message, buffer_head(&c->scratch), size);
-        }
-        /* What a rare large call needed is not kept. */
-        if (c->scratch.alloc > CALL_SCRATCH_KEEP)
-                buffer_done(&c->scratch);
-        if (r < 0)
-                return r;
 
         bool first = list_is_empty(&co->calls);
+        k->state = CALL_QUEUED;
         list_append(&co->calls, &k->node);
         if (first) {
                 checkout_arm_timer(co);
@@ -329,7 +400,110 @@ _public_ int aetask_checkout_call(aetask_checkout *co, const char *method, json_
                         client_dispatch(c);
                 }
         }
+}
+
+static int checkout_check_callable(aetask_checkout *co) {
+        aetask_client *c = co->client;
+
+        assert_return(c, -ENOTCONN);
+        assert_return(!client_origin_changed(c), -ECHILD);
+        assert_return(!co->released && !co->finished, -ESTALE);
+        /* Never a loop of our choosing: the default one may not be the one
+         * the program runs, and its calls would never complete. */
+        assert_return(c->event, -ENXIO);
         return 0;
+}
+
+_public_ int aetask_checkout_call(aetask_checkout *co, aetask_slot **ret_slot, const char *method,
+                                  json_object *args, aetask_reply_handler_t callback, void *userdata) {
+        aetask_client *c;
+        call *k = NULL;
+        int r;
+
+        assert_return(co, -EINVAL);
+        assert_return(!method || protocol_method_name_is_valid(method), -EINVAL);
+        assert_return(!args || json_object_is_type(args, json_type_array), -EINVAL);
+        r = checkout_check_callable(co);
+        if (r < 0)
+                return r;
+        c = co->client;
+
+        buffer_clear(&c->scratch);
+        r = protocol_append_call(&c->scratch, method, args, checkout_trace_id(co));
+        if (r >= 0)
+                r = checkout_new_call(co, ret_slot, callback, userdata, &k);
+        /* What a rare large call needed is not kept. */
+        if (c->scratch.alloc > CALL_SCRATCH_KEEP)
+                buffer_done(&c->scratch);
+        if (r < 0)
+                return r;
+
+        checkout_queue_call(co, k);
+        return 0;
+}
+
+/* TYPES and the arguments after it as a JSON array, as
+ * sd_bus_message_append() reads its signature. */
+static int build_args(const char *types, va_list ap, json_object **ret) {
+        _cleanup_(json_object_putp) json_object *args = json_object_new_array();
+        const char *s;
+        json_object *j;
+
+        if (!args)
+                return -ENOMEM;
+        for (const char *t = types; *t; t++) {
+                json_object *v = NULL;
+                switch (*t) {
+                case 's':
+                        s = va_arg(ap, const char *);
+                        if (s && !(v = json_object_new_string(s)))
+                                return -ENOMEM;
+                        break;
+                case 'i':
+                        v = json_object_new_int64(va_arg(ap, int64_t));
+                        break;
+                case 'u':
+                        v = json_object_new_uint64(va_arg(ap, uint64_t));
+                        break;
+                case 'b':
+                        v = json_object_new_boolean(!!va_arg(ap, int));
+                        break;
+                case 'd':
+                        v = json_object_new_double(va_arg(ap, double));
+                        break;
+                case 'n':
+                        break;
+                case 'j':
+                        j = va_arg(ap, json_object *);
+                        v = json_object_get(j);
+                        break;
+                default:
+                        return -EINVAL;
+                }
+                if (json_object_array_add(args, v) < 0) {
+                        json_object_put(v);
+                        return -ENOMEM;
+                }
+        }
+        *ret = TAKE_PTR(args);
+        return 0;
+}
+
+_public_ int aetask_checkout_call_format(aetask_checkout *co, aetask_slot **ret_slot, const char *method,
+                                         aetask_reply_handler_t callback, void *userdata, const char *types, ...) {
+        _cleanup_(json_object_putp) json_object *args = NULL;
+        va_list ap;
+        int r;
+
+        assert_return(co, -EINVAL);
+        assert_return(types, -EINVAL);
+
+        va_start(ap, types);
+        r = build_args(types, ap, &args);
+        va_end(ap);
+        if (r < 0)
+                return r;
+        return aetask_checkout_call(co, ret_slot, method, args, callback, userdata);
 }
 
 _public_ int aetask_checkout_throw_fatal_error(aetask_checkout *co, const char *message) {

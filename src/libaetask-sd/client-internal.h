@@ -7,7 +7,8 @@
  *
  * A checkout does not hold a reference on its client: freeing the client
  * cancels its checkouts.  A checkout is kept alive by its users' references
- * and by its unfinished calls. */
+ * and by its unfinished calls.  A call and its slot point at each other until
+ * call_free() cuts the link (as sd-bus's bus_slot_disconnect()). */
 #pragma once
 
 #include <aetask/aetask-client.h>
@@ -21,14 +22,32 @@
 
 typedef struct worker_conn worker_conn;
 
+typedef enum call_state {
+        CALL_QUEUED,                     /* in checkout->calls, not written yet */
+        CALL_SENT,                       /* the head of checkout->calls, written to the worker */
+        CALL_DOOMED,                     /* in checkout->doomed: fails with the sticky error */
+        CALL_ENDING,                     /* on no list of the checkout: its outcome is being delivered */
+} call_state;
+
 typedef struct call {
-        list_node node;                  /* in checkout->calls */
+        list_node node;                  /* in checkout->calls or ->doomed, or a local list */
+        call_state state;
+        bool cancelled;                  /* its slot went: no callback, the reply is discarded */
+        aetask_checkout *checkout;
+        aetask_slot *slot;               /* NULL: none asked for, or gone */
         uint64_t sent_realtime, sent_monotonic;  /* when traced */
         aetask_reply_handler_t callback;
         void *userdata;
+        aetask_destroy_t destroy;
         size_t size;                     /* of message, NUL included */
         char message[];
 } call;
+
+struct aetask_slot {
+        unsigned n_ref;
+        bool floating;                   /* the call holds a reference until it ends */
+        call *call;                      /* NULL once the call has ended */
+};
 
 typedef enum conn_state {
         CONN_CONNECTING,                 /* tcp connect in progress */
@@ -75,8 +94,11 @@ struct aetask_client {
         sd_event_source *retry_source;   /* reconnects after a failed connect */
         sd_event_source *defer_source;   /* reports errors of calls on failed checkouts */
         sd_event_source *timeout_source; /* the checkouts' timeouts (timeout.c) */
+        sd_event_source *leak_source;    /* checkouts held too long (leak.c) */
+        uint64_t leak_threshold;         /* 0: off */
         unsigned retry_attempt;
         int last_connect_error;          /* errno of the last failed connect, 0 after a success */
+        int connect_denied;              /* EACCES or EPERM: defer_source fails the waiting checkouts */
         heap timeouts;                   /* checkouts by deadline (timeout.c) */
         unsigned n_checkouts;            /* live ones: the heap has room for them all */
         buffer scratch;                  /* where calls are serialized */
@@ -100,7 +122,7 @@ struct aetask_checkout {
         list_node client_node, wait_node, report_node;
         worker_conn *worker;
         list_node calls;
-        unsigned n_pending_reports;
+        list_node doomed;                /* calls made after a fatal error: failed from defer_source */
 
         uint64_t timeout;
         uint64_t deadline;               /* USEC_INFINITY when no call is pending */
@@ -109,6 +131,7 @@ struct aetask_checkout {
         aetask_error_handler_t error_handler;
         void *error_userdata;
         void *userdata;
+        aetask_destroy_t destroy;
 
         bool released;                   /* aetask_checkout_release() was called */
         bool finished;                   /* its worker went back or away for good */
@@ -118,6 +141,8 @@ struct aetask_checkout {
         char *fatal_message;
         char trace[65];                  /* empty until first needed */
         aetask_log *log;
+        uint64_t assigned_at;            /* CLOCK_MONOTONIC, when it got its worker (leak.c) */
+        bool leak_warned;
 };
 
 /* client.c */
@@ -131,7 +156,8 @@ void client_enqueue_checkout(aetask_client *c, aetask_checkout *co, bool front);
 void client_schedule_reports(aetask_client *c, aetask_checkout *co);
 /* Reconnects later, backing off: a connect failed, or was refused. */
 void client_schedule_retry(aetask_client *c);
-int client_ensure_event(aetask_client *c);
+/* A connect failed with ERROR (positive errno). */
+void client_connect_failed(aetask_client *c, int error);
 
 /* worker-connection.c */
 int conn_open(aetask_client *c, worker_conn **ret);
@@ -152,12 +178,24 @@ void checkout_send_next(aetask_checkout *co);
 void checkout_cancel(aetask_checkout *co, const char *why);
 void checkout_report_pending(aetask_checkout *co);
 call *checkout_first_call(aetask_checkout *co);
+/* After a call left the queue: re-arm, send the next, or end the checkout. */
+void checkout_calls_changed(aetask_checkout *co, bool was_first);
+
+/* call.c */
+/* Runs K's reply handler (unless cancelled) with its outcome; returns what
+ * the handler returned, 0 when none ran. */
+int call_deliver(call *k, json_object *result, aetask_error_kind kind, const char *message);
+/* Takes K off its list, cuts its slot's link, runs its destroy callback. */
+void call_free(call *k);
 
 /* timeout.c */
 /* Starts (or restarts) the timeout for the call at the head of the queue. */
 void checkout_arm_timer(aetask_checkout *co);
 void checkout_forget_timer(aetask_checkout *co);
 void client_stop_timeouts(aetask_client *c);
+/* Makes sure *SOURCE (made on first use) fires by WHEN. */
+void client_arm_timer_by(aetask_client *c, sd_event_source **source, uint64_t when, uint64_t accuracy,
+                         sd_event_time_handler_t callback, const char *description);
 
 /* trace.c */
 const char *checkout_trace_id(aetask_checkout *co);
@@ -165,8 +203,16 @@ bool checkout_is_traced(aetask_checkout *co);
 void checkout_journal(aetask_checkout *co, const char *event, int priority, const char *message_id,
                       const char *method, uint64_t duration, const char *kind, const char *format, ...)
         __attribute__((format(printf, 8, 9)));
+/* The same, whether or not the checkout is traced, for what the caller
+ * asked to hear about (leak warnings). */
+void checkout_journal_text(aetask_checkout *co, const char *event, int priority, const char *message_id,
+                           const char *method, uint64_t duration, const char *kind, const char *text);
 void call_trace_sent(aetask_checkout *co, call *k);
 void call_trace_done(aetask_checkout *co, call *k, json_object *logs, const char *error);
+
+/* leak.c */
+void checkout_leak_watch(aetask_checkout *co);
+void client_stop_leak_watch(aetask_client *c);
 
 /* Debug logging only: the library's users own their logs. */
 void client_log_debug(const char *format, ...) __attribute__((format(printf, 1, 2)));

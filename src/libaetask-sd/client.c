@@ -96,6 +96,19 @@ _public_ int aetask_client_new(aetask_client **ret, const char *address) {
         return 0;
 }
 
+_public_ int aetask_client_new_handler(aetask_client **ret, const char *name) {
+        char address[4096];
+        int r;
+
+        assert_return(ret, -EINVAL);
+        assert_return(unit_name_is_valid(name), -EINVAL);
+
+        r = unit_address(name, ".sock", address, sizeof(address));
+        if (r < 0)
+                return r;
+        return aetask_client_new(ret, address);
+}
+
 /* Cancels what is outstanding (each checkout gets the error once, and
  * forgets its client) and closes every connection.  c->freeing is set
  * throughout, so that nothing dispatches new connections meanwhile. */
@@ -334,9 +347,7 @@ void client_dispatch(aetask_client *c) {
                 worker_conn *w;
                 int r = conn_open(c, &w);
                 if (r < 0) {
-                        client_log_debug("Failed to connect to %s: %s", c->address, strerror(-r));
-                        c->last_connect_error = -r;
-                        client_schedule_retry(c);
+                        client_connect_failed(c, -r);
                         return;
                 }
                 /* retry_attempt is reset by the worker's greeting, not here:
@@ -345,10 +356,41 @@ void client_dispatch(aetask_client *c) {
         }
 }
 
+/* The server is there but will not let us in: waiting longer changes
+ * nothing a program can fix by waiting, so the waiting checkouts fail now
+ * (from the loop: the connect may have been tried inside a call), and say
+ * why.  A server not there yet (ENOENT, ECONNREFUSED) is waited for, as
+ * the seed waits: "the client may start before the server". */
+void client_connect_failed(aetask_client *c, int error) {
+        if (error != c->last_connect_error)  /* the first of a run, not every retry */
+                client_log_debug("Failed to connect to %s: %s", c->address, strerror(error));
+        c->last_connect_error = error;
+        client_schedule_retry(c);
+        if (error == EACCES || error == EPERM) {
+                c->connect_denied = error;
+                if (c->defer_source)
+                        (void) sd_event_source_set_enabled(c->defer_source, SD_EVENT_ONESHOT);
+        }
+}
+
+static void client_fail_waiting(aetask_client *c, int error) {
+        char message[512];
+
+        snprintf(message, sizeof(message), "connecting to %s failed: %s", c->address, strerror(error));
+        while (!list_is_empty(&c->waiting) && !c->freeing)
+                checkout_fail(list_first_entry(&c->waiting, aetask_checkout, wait_node), AETASK_ERROR_CONNECT, message);
+}
+
 static int on_defer(sd_event_source *s, void *userdata) {
         aetask_client *c = userdata;
         /* The error handlers may drop the last reference. */
         _cleanup_(aetask_client_unrefp) aetask_client *held = client_hold(c);
+
+        if (c->connect_denied != 0) {
+                int error = c->connect_denied;
+                c->connect_denied = 0;
+                client_fail_waiting(c, error);
+        }
 
         while (!list_is_empty(&c->pending_reports)) {
                 aetask_checkout *co = list_first_entry(&c->pending_reports, aetask_checkout, report_node);
@@ -401,10 +443,6 @@ fail:
         return r;
 }
 
-int client_ensure_event(aetask_client *c) {
-        return c->event ? 0 : aetask_client_attach_event(c, NULL, 0);
-}
-
 _public_ int aetask_client_detach_event(aetask_client *c) {
         assert_return(c, -EINVAL);
         assert_return(!client_origin_changed(c), -ECHILD);
@@ -422,6 +460,7 @@ _public_ int aetask_client_detach_event(aetask_client *c) {
         c->retry_source = sd_event_source_disable_unref(c->retry_source);
         c->defer_source = sd_event_source_disable_unref(c->defer_source);
         client_stop_timeouts(c);
+        client_stop_leak_watch(c);
         c->event = sd_event_unref(c->event);
         return 1;
 }
@@ -441,6 +480,8 @@ _public_ const char *aetask_error_kind_to_string(aetask_error_kind kind) {
                 [AETASK_ERROR_PROTOCOL] = "protocol",
                 [AETASK_ERROR_REFUSED] = "refused",
                 [AETASK_ERROR_CANCELLED] = "cancelled",
+                [AETASK_ERROR_CONNECT] = "connect",
+                [AETASK_ERROR_DEADLINE] = "deadline",
         };
         if ((unsigned) kind >= _AETASK_ERROR_KIND_MAX)
                 return NULL;

@@ -14,33 +14,39 @@
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata);
 
-/* Makes sure the client's timer fires by the earliest deadline filed. */
-static void client_arm_timer(aetask_client *c) {
-        heap_node *top = heap_top(&c->timeouts);
+void client_arm_timer_by(aetask_client *c, sd_event_source **source, uint64_t when, uint64_t accuracy,
+                         sd_event_time_handler_t callback, const char *description) {
         int enabled = SD_EVENT_OFF, r;
         uint64_t armed = 0;
 
-        if (!top || !c->event)
+        if (!c->event)
                 return;
-        if (!c->timeout_source) {
-                r = sd_event_add_time(c->event, &c->timeout_source, CLOCK_MONOTONIC, top->key,
-                                      USEC_PER_MSEC, on_timer, c);
+        if (!*source) {
+                r = sd_event_add_time(c->event, source, CLOCK_MONOTONIC, when, accuracy, callback, c);
                 if (r < 0) {
-                        client_log_debug("Failed to add the timeout timer: %s", strerror(-r));
+                        client_log_debug("Failed to add the %s timer: %s", description, strerror(-r));
                         return;
                 }
-                (void) sd_event_source_set_priority(c->timeout_source, c->priority);
-                (void) sd_event_source_set_description(c->timeout_source, "aetask-client-timeouts");
+                (void) sd_event_source_set_priority(*source, c->priority);
+                (void) sd_event_source_set_description(*source, description);
                 return;
         }
-        (void) sd_event_source_get_enabled(c->timeout_source, &enabled);
-        (void) sd_event_source_get_time(c->timeout_source, &armed);
+        (void) sd_event_source_get_enabled(*source, &enabled);
+        (void) sd_event_source_get_time(*source, &armed);
         /* Armed for earlier (for a checkout since gone): it fires early
-         * once, and on_timer() re-arms it. */
-        if (enabled != SD_EVENT_OFF && armed <= top->key)
+         * once, and its callback re-arms it. */
+        if (enabled != SD_EVENT_OFF && armed <= when)
                 return;
-        (void) sd_event_source_set_time(c->timeout_source, top->key);
-        (void) sd_event_source_set_enabled(c->timeout_source, SD_EVENT_ONESHOT);
+        (void) sd_event_source_set_time(*source, when);
+        (void) sd_event_source_set_enabled(*source, SD_EVENT_ONESHOT);
+}
+
+/* Makes sure the client's timer fires by the earliest deadline filed. */
+static void client_arm_timer(aetask_client *c) {
+        heap_node *top = heap_top(&c->timeouts);
+
+        if (top)
+                client_arm_timer_by(c, &c->timeout_source, top->key, USEC_PER_MSEC, on_timer, "aetask-client-timeouts");
 }
 
 static void checkout_time_out(aetask_checkout *co) {

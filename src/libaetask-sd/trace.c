@@ -74,18 +74,24 @@ static bool checkout_journals(aetask_checkout *co) {
 
 void checkout_journal(aetask_checkout *co, const char *event, int priority, const char *message_id,
                       const char *method, uint64_t duration, const char *kind, const char *format, ...) {
-        char message[1024], prio[32], trace[128], ev[64], meth[192], dur[64], kd[64], mid[64], client[160], ident[128];
-        const char *fields[12];
-        size_t n = 0;
+        char text[1016];
         va_list ap;
 
         if (!checkout_journals(co))
                 return;
-
         va_start(ap, format);
-        snprintf(message, sizeof(message), "MESSAGE=");
-        vsnprintf(message + 8, sizeof(message) - 8, format, ap);
+        vsnprintf(text, sizeof(text), format, ap);
         va_end(ap);
+        checkout_journal_text(co, event, priority, message_id, method, duration, kind, text);
+}
+
+void checkout_journal_text(aetask_checkout *co, const char *event, int priority, const char *message_id,
+                           const char *method, uint64_t duration, const char *kind, const char *text) {
+        char message[1024], prio[32], trace[128], ev[64], meth[192], dur[64], kd[64], mid[64], client[160], ident[128];
+        const char *fields[12];
+        size_t n = 0;
+
+        snprintf(message, sizeof(message), "MESSAGE=%s", text);
 
         snprintf(prio, sizeof(prio), "PRIORITY=%d", priority);
         snprintf(trace, sizeof(trace), "AETASK_TRACE=%s", checkout_trace_id(co) ?: "");

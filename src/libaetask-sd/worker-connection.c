@@ -119,8 +119,23 @@ static void conn_write(worker_conn *w, const char *data, size_t size) {
 }
 
 void conn_send_call(worker_conn *w, call *k) {
+        aetask_checkout *co = w->checkout;
+        aetask_client *c = w->client;
+        uint64_t now;
+
         w->call_in_flight = true;
-        call_trace_sent(w->checkout, k);
+        k->state = CALL_SENT;
+        call_trace_sent(co, k);
+        /* The time the call has left goes with it, for the worker's handler
+         * and for the worker to stop at (aetask_worker_get_deadline()). */
+        if (co->deadline != USEC_INFINITY && sd_event_now(c->event, CLOCK_MONOTONIC, &now) >= 0) {
+                buffer_clear(&c->scratch);
+                if (protocol_append_call_with_timeout(&c->scratch, k->message, k->size,
+                                                      co->deadline > now ? co->deadline - now : 1) >= 0) {
+                        conn_write(w, buffer_head(&c->scratch), buffer_length(&c->scratch));
+                        return;
+                }
+        }
         conn_write(w, k->message, k->size);
 }
 
@@ -130,6 +145,7 @@ void conn_assign(worker_conn *w, aetask_checkout *co) {
         w->n_checkouts++;
         co->worker = w;
         co->answered = false;
+        checkout_leak_watch(co);
         checkout_journal(co, "assigned", LOG_DEBUG, NULL, NULL, UINT64_MAX, NULL,
                          "Worker assigned (checkout %u of this connection)", w->n_checkouts);
         checkout_send_next(co);
@@ -292,6 +308,8 @@ static void conn_handle_message(worker_conn *w, const char *s, size_t len) {
                 checkout_fail_call(co, AETASK_ERROR_SETUP, reply.message, reply.logs);
         else if (strcmp(reply.error, PROTOCOL_ERROR_SERVER_BUSY) == 0)
                 checkout_fail_call(co, AETASK_ERROR_REFUSED, reply.message, reply.logs);
+        else if (strcmp(reply.error, PROTOCOL_ERROR_DEADLINE) == 0)
+                checkout_fail_call(co, AETASK_ERROR_DEADLINE, reply.message, reply.logs);
         else if (strcmp(reply.error, PROTOCOL_ERROR_HANDLER) == 0 ||
                  strcmp(reply.error, PROTOCOL_ERROR_METHOD_NOT_FOUND) == 0)
                 checkout_fail_call(co, AETASK_ERROR_HANDLER, reply.message, reply.logs);
@@ -331,8 +349,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0)
                         error = errno;
                 if (error != 0) {
-                        c->last_connect_error = error;  /* a timeout message says why no worker came */
-                        client_schedule_retry(c);
+                        client_connect_failed(c, error);  /* a timeout message says why no worker came */
                         conn_free(w);
                         client_dispatch(c);
                         return 0;

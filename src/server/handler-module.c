@@ -7,17 +7,8 @@
 #include <string.h>
 
 #include "log.h"
+#include "address.h"
 #include "server-internal.h"
-
-static bool handler_name_is_valid(const char *name) {
-        if (!name || !*name || strlen(name) > 64)
-                return false;
-        for (const char *p = name; *p; p++)
-                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-                      *p == '_' || *p == '-'))
-                        return false;
-        return true;
-}
 
 /* The part of struct aetask_handler each ABI version has. */
 static size_t handler_size(unsigned abi_version) {
@@ -48,7 +39,7 @@ int handler_module_load(const char *name, const char *dir, void **ret_module, co
         void *module;
         const aetask_handler *const *h;
 
-        if (!handler_name_is_valid(name))
+        if (!unit_name_is_valid(name))
                 return log_error_errno(-EINVAL, "Invalid handler name '%s'", name ?: "");
 
         if (!dir)

@@ -21,6 +21,7 @@
 #include "proctitle.h"
 #include "protocol.h"
 #include "server-internal.h"
+#include "worker-deadline.h"
 #include "worker-log.h"
 
 /* Large buffers (and the heap a large message's values took) are given
@@ -45,6 +46,7 @@ struct aetask_worker {
         int setup_result;              /* of the handler's setup, once done */
         char *setup_error;             /* its message, for the first call's answer */
         bool in_checkout;              /* a call came since the last Done */
+        uint64_t deadline;             /* of the call running (CLOCK_MONOTONIC), or UINT64_MAX */
         worker_log log;
         size_t scanned;                /* of the client's bytes, for framing */
         int fd;                        /* the client's connection */
@@ -329,9 +331,24 @@ static void worker_setup(aetask_worker *w) {
         w->setup_result = r;
 }
 
+static int run_call_armed(aetask_worker *w, const protocol_call *c, buffer *out);
+
 /* Returns < 0 when the worker must end once the reply is out (-EPIPE: at
- * once, the client is gone). */
+ * once, the client is gone).  The call's deadline covers setup too. */
 static int run_call(aetask_worker *w, const protocol_call *c, buffer *out) {
+        w->deadline = worker_deadline_arm(w->fd, out, now_usec(CLOCK_MONOTONIC), c->timeout_usec);
+        int r = run_call_armed(w, c, out);
+        worker_deadline_disarm(w->deadline);
+        w->deadline = UINT64_MAX;
+        return r;
+}
+
+_public_ uint64_t aetask_worker_get_deadline(aetask_worker *w) {
+        assert_return(w, UINT64_MAX);
+        return w->deadline;
+}
+
+static int run_call_armed(aetask_worker *w, const protocol_call *c, buffer *out) {
         json_object *result = NULL, *args;
         aetask_method_t fn;
         int r;
@@ -465,6 +482,7 @@ aetask_worker *worker_new(aetask_server *s, scoreboard_slot *slot) {
                 .handler = s->handler,
                 .slot = slot,
                 .number = slot->number,
+                .deadline = UINT64_MAX,
                 .log = {
                         .handler = s->handler_name ?: s->handler->name,
                         .number = slot->number,

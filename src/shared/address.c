@@ -6,6 +6,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -170,4 +172,26 @@ int socket_address_listen(const socket_address *a, int backlog) {
         if (listen(fd, backlog) < 0)
                 return -errno;
         return TAKE_FD(fd);
+}
+
+bool unit_name_is_valid(const char *name) {
+        if (!name || !*name || strlen(name) > 64)
+                return false;
+        for (const char *p = name; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                      *p == '_' || *p == '-'))
+                        return false;
+        return true;
+}
+
+int unit_address(const char *name, const char *suffix, char *buf, size_t size) {
+        const char *dir = getenv("AETASK_RUNTIME_DIR") ?: UNIT_RUNTIME_DIR;
+
+        /* A leading '-' would read as an option in aetaskctl. */
+        if (!unit_name_is_valid(name) || name[0] == '-')
+                return -EINVAL;
+        int n = snprintf(buf, size, "unix:%s/%s%s", dir, name, suffix);
+        if (n < 0 || (size_t) n >= size)
+                return -ENAMETOOLONG;
+        return 0;
 }

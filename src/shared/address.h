@@ -25,5 +25,17 @@ int socket_address_connect_blocking(const socket_address *a);
  * replaced; a live one is -EADDRINUSE. */
 int socket_address_listen(const socket_address *a, int backlog);
 
+/* Where the units' sockets are: NAME.sock and NAME.control (aetask@.socket,
+ * aetask-control@.socket); $AETASK_RUNTIME_DIR overrides. */
+#define UNIT_RUNTIME_DIR "/run/aetask"
+
+/* A handler name, as aetaskd takes for --handler and units for their
+ * instance: 1 to 64 ASCII letters, digits, '_' and '-'. */
+bool unit_name_is_valid(const char *name);
+
+/* "unix:DIR/NAME" SUFFIX into BUF: -EINVAL for a NAME that is not a handler
+ * name, -ENAMETOOLONG if it does not fit. */
+int unit_address(const char *name, const char *suffix, char *buf, size_t size);
+
 /* The path of a unix socket file, or NULL for abstract and tcp sockets. */
 const char *socket_address_path(const socket_address *a);

@@ -118,6 +118,20 @@ int protocol_append_call(buffer *b, const char *method, json_object *args, const
         return finish(b, saved, r);
 }
 
+int protocol_append_call_with_timeout(buffer *b, const char *message, size_t size, uint64_t usec) {
+        char text[48];
+        int r;
+
+        /* The message ends with the parameters' and its own "}", and a NUL. */
+        if (size < 3 || memcmp(message + size - 3, "}}", 3) != 0)
+                return -EINVAL;
+        int n = snprintf(text, sizeof(text), ",\"timeout_usec\":%llu}}", (unsigned long long) usec);
+        r = buffer_append(b, message, size - 3);
+        if (r >= 0)
+                r = buffer_append(b, text, (size_t) n + 1);  /* the NUL too */
+        return r;
+}
+
 int protocol_append_done(buffer *b, const char *trace) {
         size_t saved = buffer_length(b);
         int r;
@@ -226,6 +240,24 @@ static int read_method(json_reader *r, protocol_call *call, call_parts *parts) {
         return 0;
 }
 
+/* The positive integer in [P, END) (whitespace around it), or 0. */
+static bool is_space(char c) {
+        return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static uint64_t parse_timeout(const char *p, const char *end) {
+        uint64_t v = 0;
+        unsigned digits = 0;
+
+        while (p < end && is_space(*p))
+                p++;
+        for (; p < end && *p >= '0' && *p <= '9'; p++, digits++)
+                v = v * 10 + (uint64_t) (*p - '0');
+        while (p < end && is_space(*p))
+                p++;
+        return p == end && digits > 0 && digits <= 18 ? v : 0;
+}
+
 static int read_call_parameters(json_reader *r, protocol_call *call, call_parts *parts) {
         const char *key;
         size_t key_len;
@@ -234,6 +266,7 @@ static int read_call_parameters(json_reader *r, protocol_call *call, call_parts 
         /* A later "parameters" replaces an earlier one, as a later key does. */
         put_and_clear(&call->args);
         call->trace = NULL;
+        call->timeout_usec = 0;
         parts->parameters_bad = parts->args_bad = parts->trace_bad = false;
         if (!json_reader_next_is(r, '{')) {
                 parts->parameters_bad = true;
@@ -261,6 +294,13 @@ static int read_call_parameters(json_reader *r, protocol_call *call, call_parts 
                                         call->trace = call->trace_id;
                                 }
                         }
+                } else if (json_key_is(key, key_len, "timeout_usec")) {
+                        /* Advisory: anything but a positive integer means
+                         * none.  Read from the skipped text: every call has
+                         * one, and a json-c value per call is not free. */
+                        const char *start = r->p;
+                        e = json_reader_skip(r);
+                        call->timeout_usec = e >= 0 ? parse_timeout(start, r->p) : 0;
                 } else
                         e = json_reader_skip(r);
         }

@@ -23,6 +23,7 @@
 #define PROTOCOL_ERROR_SERVER_BUSY      "io.aetask.ServerBusy"
 #define PROTOCOL_ERROR_RETIRING         "io.aetask.Retiring"
 #define PROTOCOL_ERROR_PERMISSION_DENIED "io.aetask.PermissionDenied"
+#define PROTOCOL_ERROR_DEADLINE         "io.aetask.DeadlineExceeded"
 
 #define PROTOCOL_METHOD_NAME_MAX 128
 #define PROTOCOL_DEFAULT_MESSAGE_SIZE_MAX (16U * 1024U * 1024U)
@@ -49,6 +50,11 @@ bool protocol_trace_is_valid(const char *trace);
 int protocol_append_call(buffer *b, const char *method, json_object *args, const char *trace);
 int protocol_append_done(buffer *b, const char *trace);
 
+/* A call message (as protocol_append_call() made it, SIZE with its NUL)
+ * with ,"timeout_usec":USEC added to its parameters, appended to B: the
+ * time left is known when the call is sent, not when it is made. */
+int protocol_append_call_with_timeout(buffer *b, const char *message, size_t size, uint64_t usec);
+
 /* Worker side: the greeting a worker writes before it reads anything, so a
  * client knows a worker has its connection.  A connection that ends before
  * the greeting never reached a worker: nothing sent on it ran. */
@@ -70,6 +76,7 @@ typedef struct protocol_call {
         const char *method;       /* PROTOCOL_CALL_METHOD: the handler's name for it */
         json_object *args;        /* an array, or NULL when the call has none; owned */
         const char *trace;        /* the checkout's trace id, or NULL */
+        uint64_t timeout_usec;    /* the time the client gives the call from sending it, or 0 */
         /* where METHOD and TRACE point */
         char method_name[PROTOCOL_METHOD_NAME_MAX + 1];
         char trace_id[PROTOCOL_TRACE_MAX + 1];

@@ -46,8 +46,11 @@ static const aetask_handler handler = {
 
 static int pending;
 
-static void on_reply(aetask_checkout *co, json_object *result, void *userdata) {
+static int on_reply(aetask_checkout *co, json_object *result, const aetask_error *error, void *userdata) {
+        if (error)
+                return 0;  /* the checkout's error handler has it */
         pending--;
+        return 0;
 }
 
 static void on_error(aetask_checkout *co, aetask_error_kind kind, const char *message, void *userdata) {
@@ -62,10 +65,10 @@ static void checkout_with(aetask_client *client, const char *trace, const char *
         aetask_client_checkout(client, &co);
         aetask_checkout_set_trace_id(co, trace);
         aetask_checkout_set_error_handler(co, on_error, NULL);
-        aetask_checkout_call(co, "work", args, on_reply, NULL);
+        aetask_checkout_call(co, NULL, "work", args, on_reply, NULL);
         pending++;
         if (fail) {
-                aetask_checkout_call(co, "fail", NULL, on_reply, NULL);
+                aetask_checkout_call(co, NULL, "fail", NULL, on_reply, NULL);
                 pending++;
         }
         aetask_checkout_unref(co);
@@ -80,7 +83,7 @@ static void bcrypt_call(aetask_client *client) {
         aetask_client_checkout(client, &co);
         aetask_checkout_set_trace_id(co, "aetask-journal-bcrypt");
         aetask_checkout_set_error_handler(co, on_error, NULL);
-        aetask_checkout_call(co, "hash", args, on_reply, NULL);
+        aetask_checkout_call(co, NULL, "hash", args, on_reply, NULL);
         pending++;
         aetask_checkout_unref(co);
         json_object_put(args);

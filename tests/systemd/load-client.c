@@ -59,7 +59,9 @@ static void lane_finish(lane *n) {
                 sd_event_exit(l->event, 0);
 }
 
-static void on_reply(aetask_checkout *co, json_object *result, void *userdata) {
+static int on_reply(aetask_checkout *co, json_object *result, const aetask_error *error, void *userdata) {
+        if (error)
+                return 0;  /* the checkout's error handler has it */
         pending_call *p = userdata;
         lane *n = p->lane;
         load *l = n->l;
@@ -77,6 +79,7 @@ static void on_reply(aetask_checkout *co, json_object *result, void *userdata) {
         free(p);
         if (--n->pending == 0)
                 lane_finish(n);
+        return 0;
 }
 
 static void on_error(aetask_checkout *co, aetask_error_kind kind, const char *message, void *userdata) {
@@ -116,7 +119,7 @@ static void lane_start(lane *n) {
                 if (strcmp(l->method, "record") == 0)
                         json_object_array_add(args, json_object_new_double(
                                 l->sleep_ms > 0 ? (double) (rand() % (l->sleep_ms + 1)) / 1000.0 : 0));
-                r = aetask_checkout_call(n->co, l->method, args, on_reply, p);
+                r = aetask_checkout_call(n->co, NULL, l->method, args, on_reply, p);
                 json_object_put(args);
                 if (r < 0) {
                         fprintf(stderr, "aetask-load: call: %s\n", strerror(-r));
