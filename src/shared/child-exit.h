@@ -8,14 +8,19 @@
 #include <unistd.h>
 
 #ifdef AETASK_COVERAGE
+#include <signal.h>
 void __gcov_dump(void);
 #endif
 
-/* Async-signal-safe in a normal build.  In a coverage build it is not
- * (gcov writes files), which is acceptable there: the one caller in a
- * signal handler runs only while the worker is blocked in read(). */
+/* Not for signal handlers: in a coverage build it writes files.  The
+ * signals are blocked first there, so that no handler interrupts the
+ * write-out (a SIGTERM landing in it left workers stuck on gcov's locks,
+ * and every other process of the suite waiting on their count files). */
 _Noreturn static inline void child_exit(int status) {
 #ifdef AETASK_COVERAGE
+        sigset_t all;
+        sigfillset(&all);
+        sigprocmask(SIG_BLOCK, &all, NULL);
         __gcov_dump();
 #endif
         _exit(status);
