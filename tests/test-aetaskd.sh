@@ -77,6 +77,43 @@ usage_error control-tcp "Refusing tcp:127.0.0.1:0 as the control socket: it must
 usage_error allow-tcp "Refusing to serve a TCP socket with --allow-user or --allow-group" \
         --allow-user root --listen tcp:127.0.0.1:0
 usage_error allow-unknown-user "Failed to find user no-such-user-here for --allow-user" --allow-user no-such-user-here
+usage_error allow-unknown-group "Failed to find group no-such-group-here for --allow-group" --allow-group no-such-group-here
+usage_error log-level-bogus "Invalid --log-level: loud: expected emerg, alert, crit, err, warning, notice, info, debug or 0 to 7" \
+        --log-level loud
+usage_error call-log-level-range "Invalid --call-log-level: 8: expected emerg" --call-log-level 8
+usage_error spare-workers-bogus "Invalid --spare-workers: many: expected an integer from 0 to 65536" --spare-workers many
+usage_error option-without-value "Invalid --option, expected KEY=VALUE: cost" -o cost
+usage_error listen-bogus "Invalid address 'nowhere': expected unix:/PATH, unix:@NAME or tcp:HOST:PORT" --listen nowhere
+"$AETASKD" --version >"$dir/version.out"; check version-exit 0 $?
+check version-output 1 "$(grep -cE '^aetaskd [0-9]+\.[0-9]+\.[0-9]+$' "$dir/version.out")"
+
+# The server's options, each seen in what it does.
+serve() {  # serve NAME ARGS...: an echo server on $dir/NAME.sock, its stderr in $dir/NAME.log
+        local name=$1
+        shift
+        "$AETASKD" --handler echo --listen "unix:$dir/$name.sock" "$@" 2>"$dir/$name.log" &
+        pids+=($!)
+        wait_for_socket "$dir/$name.sock"
+}
+ctl_on() { local name=$1; shift; "$AETASKCTL" --connect "unix:$dir/$name.sock" "$@" 2>&1; }
+serve hung --hung-timeout=0.3
+check hung-timeout "aetaskctl: worker-died error: worker connection suddenly died" "$(ctl_on hung call sleep 3)"
+grep -q "killed as hung: a call ran longer than 0.300 s" "$dir/hung.log"; check hung-timeout-logged 0 $?
+serve small --max-message-size=200
+check max-message-size "aetaskctl: protocol error: worker reported io.aetask.MessageTooLarge: message exceeds the size limit" \
+        "$(ctl_on small call echo "\"$(printf 'x%.0s' $(seq 300))\"")"
+# Root is in group root (gid 0): allowed; the allow list is checked.
+serve group --allow-group=root
+check allow-group-root 7 "$(ctl_on group call echo 7)"
+# At --log-level=err nothing of a normal run is said; at info a worker's
+# calls are told, one line each, with --call-log-level=info.
+serve quiet --log-level=err --call-log-level=info
+check quiet-call 1 "$(ctl_on quiet call echo 1)"
+check quiet-log "" "$(cat "$dir/quiet.log")"
+serve told --log-level=info --call-log-level=info
+check told-call 2 "$(ctl_on told call echo 2)"
+sleep 0.2
+check told-call-logged 1 "$(grep -c "echo answered" "$dir/told.log")"
 
 # Handler options are checked at start: a bad value or an unknown key is
 # "not configured" (6), before READY=1, with the option named; good ones serve.
