@@ -199,6 +199,30 @@ void server_check_serves(logged_server *s) {
         cr_assert(done, "another client's call failed");
 }
 
+int raw_listen(raw_listener *l, const char *prefix, int backlog) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd;
+
+        snprintf(l->dir, sizeof(l->dir), "/tmp/%s-XXXXXX", prefix);
+        cr_assert_not_null(mkdtemp(l->dir));
+        snprintf(l->path, sizeof(l->path), "%s/peer.sock", l->dir);
+        snprintf(l->address, sizeof(l->address), "unix:%s", l->path);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", l->path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        cr_assert_eq(listen(fd, backlog), 0);
+        return fd;
+}
+
+void raw_listener_remove(raw_listener *l) {
+        if (!l->dir[0])
+                return;
+        unlink(l->path);
+        rmdir(l->dir);
+        l->dir[0] = 0;
+}
+
 int raw_connect(const char *path, bool skip_greeting) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         char buf[512];

@@ -54,6 +54,16 @@ void server_check_serves(logged_server *s);
 /* A raw connection: connects, and reads the worker's greeting unless
  * SKIP_GREETING. */
 int raw_connect(const char *path, bool skip_greeting);
+
+/* A listening unix socket in a temporary folder of its own, for a fake
+ * peer (a fake worker or server) the test forks. */
+typedef struct raw_listener {
+        char dir[64], path[100], address[128];   /* address: "unix:PATH" */
+} raw_listener;
+/* Returns the listening socket; the folder is /tmp/PREFIX-XXXXXX. */
+int raw_listen(raw_listener *l, const char *prefix, int backlog);
+/* Removes the socket file and its folder, once; a zeroed L is left alone. */
+void raw_listener_remove(raw_listener *l);
 /* Reads one NUL-terminated message (without the NUL) into BUF; returns its
  * length, 0 on end of file, or -ETIMEDOUT after MAX_SECONDS. */
 ssize_t raw_read_message(int fd, char *buf, size_t size, double max_seconds);

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -140,23 +139,12 @@ static _Noreturn void fake_worker(int fd, greeting greet) {
 }
 
 typedef struct fake_server {
-        char dir[64], path[100], address[128];
+        raw_listener socket;
         pid_t pid;
 } fake_server;
 
 static void fake_server_start(fake_server *f, greeting greet) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int fd;
-
-        snprintf(f->dir, sizeof(f->dir), "/tmp/aetask-fake-XXXXXX");
-        cr_assert_not_null(mkdtemp(f->dir));
-        snprintf(f->path, sizeof(f->path), "%s/fake.sock", f->dir);
-        snprintf(f->address, sizeof(f->address), "unix:%s", f->path);
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        cr_assert_geq(fd, 0);
-        cr_assert_eq(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
-        cr_assert_eq(listen(fd, 64), 0);
+        int fd = raw_listen(&f->socket, "aetask-fake", 64);
 
         f->pid = fork();
         cr_assert_geq(f->pid, 0);
@@ -186,11 +174,7 @@ static void fake_server_stop(fake_server *f) {
                 waitpid(f->pid, NULL, 0);
                 f->pid = 0;
         }
-        if (f->dir[0]) {
-                unlink(f->path);
-                rmdir(f->dir);
-                f->dir[0] = 0;
-        }
+        raw_listener_remove(&f->socket);
 }
 
 /* ---- The test's clients -------------------------------------------------- */
@@ -231,7 +215,7 @@ static void on_error(aetask_checkout *co, aetask_error_kind kind, const char *me
 static void start(greeting greet) {
         fake_server_start(&fake, greet);
         cr_assert_eq(sd_event_new(&event), 0);
-        cr_assert_eq(aetask_client_new(&client, fake.address), 0);
+        cr_assert_eq(aetask_client_new(&client, fake.socket.address), 0);
         cr_assert_eq(aetask_client_attach_event(client, event, 0), 0);
         aetask_client_set_max_message_size(client, CLIENT_MESSAGE_SIZE_MAX);
         aetask_client_set_timeout(client, 5 * 1000000);

@@ -15,7 +15,6 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -177,23 +176,12 @@ Test(message_cost, worker_unknown_method) { worker_reads_shape("unknown-method")
 /* ---- The client's side: a fake worker ------------------------------------ */
 
 typedef struct fake_worker {
-        char dir[64], path[96], address[108];
+        raw_listener socket;
         pid_t pid;
 } fake_worker;
 
 static void fake_worker_start(fake_worker *f, const buffer *reply) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int fd;
-
-        snprintf(f->dir, sizeof(f->dir), "/tmp/aetask-cost-XXXXXX");
-        cr_assert_not_null(mkdtemp(f->dir));
-        snprintf(f->path, sizeof(f->path), "%s/w.sock", f->dir);
-        snprintf(f->address, sizeof(f->address), "unix:%s", f->path);
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        cr_assert_geq(fd, 0);
-        cr_assert_eq(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
-        cr_assert_eq(listen(fd, 4), 0);
+        int fd = raw_listen(&f->socket, "aetask-cost", 4);
         f->pid = fork();
         cr_assert_geq(f->pid, 0);
         if (f->pid == 0) {
@@ -206,8 +194,7 @@ static void fake_worker_start(fake_worker *f, const buffer *reply) {
 static void fake_worker_stop(fake_worker *f) {
         kill(f->pid, SIGKILL);
         waitpid(f->pid, NULL, 0);
-        unlink(f->path);
-        rmdir(f->dir);
+        raw_listener_remove(&f->socket);
 }
 
 typedef struct outcome {
@@ -250,7 +237,7 @@ static void client_reads_shape(const char *shape) {
         buffer_done(&reply);
 
         cr_assert_eq(sd_event_new(&e), 0);
-        cr_assert_eq(aetask_client_new(&c, f.address), 0);
+        cr_assert_eq(aetask_client_new(&c, f.socket.address), 0);
         cr_assert_eq(aetask_client_attach_event(c, e, 0), 0);
         aetask_client_set_max_message_size(c, MESSAGE_SIZE);
         /* The fake serves one connection. */
