@@ -63,19 +63,10 @@ check hash-password-absent-exit 1 "$rc"
 check hash-password-absent-message "timeout error: timed out after 5 seconds (no worker: connecting to unix:$dir/absent.sock failed: No such file or directory)" "$out"
 
 # verify-daemon, against a bcrypt server; its requests as a requester
-# would send them.  ask SOCKET N LINE...: sends the lines, prints the first N
-# reply lines, sorted (replies come as their answers do), and hangs up.
+# would send them, with the example requester.
 verify_daemon=$example_modules/verify-daemon
-ask() {
-        perl -MIO::Socket::UNIX -e '
-                my ($path, $n, @lines) = @ARGV;
-                $SIG{PIPE} = "IGNORE";  # a daemon that closed first has still answered
-                my $s = IO::Socket::UNIX->new(Type => SOCK_STREAM, Peer => $path) or die "connect $path: $!\n";
-                print $s join("", map { "$_\n" } @lines);  # one write: read at once
-                alarm 20;
-                my @replies;
-                while (@replies < $n) { my $l = <$s>; last unless defined $l; push @replies, $l; }
-                print sort @replies;' "$@"
+ask() {  # ask SOCKET LINE...: the replies, sorted (they come as their answers do)
+        "$example_modules/verify-request" "$@" | sort
 }
 stat_of() {  # stat_of NAME STATS_REPLY
         [[ "$2" =~ [[:space:]]$1=([0-9]+) ]] && echo "${BASH_REMATCH[1]}"
@@ -84,7 +75,7 @@ stat_of() {  # stat_of NAME STATS_REPLY
 settled_stats() {
         local out
         for _ in $(seq 100); do
-                out=$(ask "$1" 1 stats)
+                out=$(ask "$1" stats)
                 [ "$(stat_of outstanding "$out")" = 0 ] && break
                 sleep 0.1
         done
@@ -104,24 +95,24 @@ start_verify_daemon() {  # start_verify_daemon SOCKET LOG OPTIONS...
 start_verify_daemon "$dir/verify.sock" "$dir/verify.log" --connect "unix:$dir/bcrypt.sock" \
         --max-outstanding 2 --max-connections 2
 v=$dir/verify.sock
-out=$(ask "$v" 1 "hash two words")
+out=$(ask "$v" "hash two words")
 check_match verify-daemon-hash '^1 ok \$2b\$04\$[./A-Za-z0-9]{53}$' "$out"
 hash=${out#1 ok }
-check verify-daemon-verify-true "1 ok true" "$(ask "$v" 1 "verify $hash two words")"
-check verify-daemon-verify-false "1 ok false" "$(ask "$v" 1 "verify $hash two")"
+check verify-daemon-verify-true "1 ok true" "$(ask "$v" "verify $hash two words")"
+check verify-daemon-verify-false "1 ok false" "$(ask "$v" "verify $hash two")"
 check verify-daemon-handler-error "1 error handler verify: malformed bcrypt hash: 7 characters long instead of 60" \
-        "$(ask "$v" 1 "verify \$2b\$04\$ x")"
+        "$(ask "$v" "verify \$2b\$04\$ x")"
 usage='error usage: hash PASSWORD | verify HASH PASSWORD | stats'
 check verify-daemon-malformed "1 $usage
 2 $usage
 3 $usage
-4 $usage" "$(ask "$v" 4 "bogus" "hash" "verify $hash" "stats now")"
+4 $usage" "$(ask "$v" "bogus" "hash" "verify $hash" "stats now")"
 check verify-daemon-busy "1 ok true
 2 ok true
-3 error busy 2 requests outstanding on this connection" "$(ask "$v" 3 "verify $hash two words" "verify $hash two words" "verify $hash two words")"
+3 error busy 2 requests outstanding on this connection" "$(ask "$v" "verify $hash two words" "verify $hash two words" "verify $hash two words")"
 # A line too long: an error, and the connection is closed (stats unanswered).
 check verify-daemon-too-long "1 error too-long a line is at most 1024 bytes" \
-        "$(ask "$v" 2 "hash $(printf 'x%.0s' $(seq 1100))" stats)"
+        "$(ask "$v" "hash $(printf 'x%.0s' $(seq 1100))" stats)"
 # A third connection while two are open: refused.
 hold() {  # hold SOCKET FIFO: a connection kept open for 3 s, once its stats reply is in FIFO
         perl -MIO::Socket::UNIX -e '
@@ -135,7 +126,7 @@ read -r hold_reply <"$dir/hold1"
 hold "$v" "$dir/hold2"; held2=$!
 read -r hold_reply <"$dir/hold2"
 check_match verify-daemon-held-connections '^1 ok connections=2 ' "$hold_reply"
-check verify-daemon-connection-cap "0 error busy too many connections" "$(ask "$v" 1 stats)"
+check verify-daemon-connection-cap "0 error busy too many connections" "$(ask "$v" stats)"
 kill "$held1" "$held2" 2>/dev/null; wait "$held1" "$held2" 2>/dev/null
 out=$(settled_stats "$v")
 check verify-daemon-stats "answered=5 failed=1 cancelled=0 busy=1 refused=1" \
@@ -148,13 +139,13 @@ check verify-daemon-stats "answered=5 failed=1 cancelled=0 busy=1 refused=1" \
 serve "$dir/slow.sock" bcrypt -o cost=13
 start_verify_daemon "$dir/verify-slow.sock" "$dir/verify-slow.log" --connect "unix:$dir/slow.sock" --max-workers 1
 v=$dir/verify-slow.sock
-ask "$v" 0 "hash a" "hash b" "hash c"
+"$example_modules/verify-request" --hang-up "$v" "hash a" "hash b" "hash c"
 out=$(settled_stats "$v")
 check verify-daemon-cancelled "cancelled=3 answered=0 outstanding=0" \
         "cancelled=$(stat_of cancelled "$out") answered=$(stat_of answered "$out") outstanding=$(stat_of outstanding "$out")"
 check_match verify-daemon-cancel-logged 'connection 1 hung up with 3 requests outstanding: cancelling their calls' "$(cat "$dir/verify-slow.log")"
-check_match verify-daemon-after-cancel '^1 ok \$2b\$13\$' "$(ask "$v" 1 "hash d")"
-out=$(ask "$v" 1 stats)
+check_match verify-daemon-after-cancel '^1 ok \$2b\$13\$' "$(ask "$v" "hash d")"
+out=$(ask "$v" stats)
 check verify-daemon-after-cancel-stats "cancelled=3 answered=1" "cancelled=$(stat_of cancelled "$out") answered=$(stat_of answered "$out")"
 
 # SIGUSR1 writes the stats; SIGTERM stops them cleanly (no leak under a sanitizer).
