@@ -35,6 +35,7 @@ run_section() {  # run_section HEADING [N]: the Nth sh block of the section
 run_section "Trying it by hand"
 run_section "The bcrypt and SQLite handlers"
 run_section "Under systemd" 2
+run_section "An example daemon"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
