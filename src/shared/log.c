@@ -12,7 +12,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *log_identity = "aetaskd";
 static int log_max_level = -1;  /* unset: info, or debug with $AETASK_DEBUG */
 
 void log_set_max_level(int level) {
@@ -23,10 +22,6 @@ int log_get_max_level(void) {
         if (log_max_level < 0)
                 log_max_level = getenv("AETASK_DEBUG") ? LOG_DEBUG : LOG_INFO;
         return log_max_level;
-}
-
-void log_set_identity(const char *identity) {
-        log_identity = identity;
 }
 
 /* True when stderr is the stream systemd connected to the journal. */
@@ -60,7 +55,7 @@ int log_full(int priority, int error, const char *format, ...) {
         if (stderr_is_journal())
                 fprintf(stderr, "<%d>%s%s%s\n", priority, text, error ? ": " : "", error ? strerror(abs(error)) : "");
         else
-                fprintf(stderr, "%s: %s%s%s\n", log_identity, text, error ? ": " : "", error ? strerror(abs(error)) : "");
+                fprintf(stderr, "aetaskd: %s%s%s\n", text, error ? ": " : "", error ? strerror(abs(error)) : "");
 
         errno = saved;
         return -abs(error);
