@@ -114,21 +114,3 @@ void test_run_for(sd_event *event, double seconds) {
                 cr_assert_geq(r, 0);
         }
 }
-
-int test_count_fds(pid_t pid) {
-        char path[64];
-        DIR *d;
-        struct dirent *de;
-        int n = 0;
-
-        snprintf(path, sizeof(path), "/proc/%d/fd", (int) pid);
-        d = opendir(path);
-        if (!d)
-                return -errno;
-        while ((de = readdir(d)))
-                if (de->d_name[0] != '.')
-                        n++;
-        closedir(d);
-        /* Our own listing holds one descriptor of its own. */
-        return pid == getpid() ? n - 1 : n;
-}

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "fd-count.h"
+
 typedef struct test_server {
         char dir[128];
         char path[192];
@@ -37,5 +39,3 @@ void test_run_until(sd_event *event, const bool *done, double max_seconds);
 /* Runs EVENT for SECONDS. */
 void test_run_for(sd_event *event, double seconds);
 
-/* How many descriptors this process has open. */
-int test_count_fds(pid_t pid);

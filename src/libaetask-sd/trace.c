@@ -13,6 +13,7 @@
 #include "macro.h"
 #include "message-ids.h"
 #include "protocol.h"
+#include "time-util.h"
 
 extern char *program_invocation_short_name;
 
@@ -140,17 +141,11 @@ static void call_method_name(const call *k, char *buf, size_t size) {
         snprintf(buf, size, "%.*s", end ? (int) (end - p) : 0, p);
 }
 
-static uint64_t clock_usec(clockid_t clock) {
-        struct timespec ts;
-        clock_gettime(clock, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
-
 void call_trace_sent(aetask_checkout *co, call *k) {
         if (!checkout_is_traced(co))
                 return;
-        k->sent_realtime = clock_usec(CLOCK_REALTIME);
-        k->sent_monotonic = clock_usec(CLOCK_MONOTONIC);
+        k->sent_realtime = now_usec(CLOCK_REALTIME);
+        k->sent_monotonic = now_usec(CLOCK_MONOTONIC);
 }
 
 void call_trace_done(aetask_checkout *co, call *k, json_object *logs, const char *error) {
@@ -161,7 +156,7 @@ void call_trace_done(aetask_checkout *co, call *k, json_object *logs, const char
         if (!checkout_is_traced(co) || k->sent_monotonic == 0)
                 return;
 
-        uint64_t duration = clock_usec(CLOCK_MONOTONIC) - k->sent_monotonic;
+        uint64_t duration = now_usec(CLOCK_MONOTONIC) - k->sent_monotonic;
         call_method_name(k, method, sizeof(method));
         if (co->log)
                 (void) log_context_add_timer(co->log, method, k->sent_realtime, duration);

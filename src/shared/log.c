@@ -2,6 +2,7 @@
 #include "log.h"
 
 #include "journal.h"
+#include "time-util.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -62,16 +63,13 @@ int log_full(int priority, int error, const char *format, ...) {
 }
 
 bool log_ratelimit_test(log_ratelimit *rl, unsigned *ret_suppressed) {
-        struct timespec ts;
-        uint64_t now;
+        uint64_t t = now_usec(CLOCK_MONOTONIC);
 
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        now = (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-        if (now < rl->next) {
+        if (t < rl->next) {
                 rl->suppressed++;
                 return false;
         }
-        rl->next = now + 1000000;
+        rl->next = t + 1000000;
         *ret_suppressed = rl->suppressed;
         rl->suppressed = 0;
         return true;
