@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "macro.h"
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 
@@ -382,4 +383,36 @@ Test(server, a_forked_server_at_log_level_err_is_quiet) {
 
         stderr_of_server(quiet, out, sizeof(out));
         cr_assert_str_eq(out, "");
+}
+
+/* The library says nothing of a module it cannot load: the caller gets the
+ * reason as a string, and a success clears it. */
+Test(server, load_handler_failures_are_returned_not_logged) {
+        aetask_server *s = NULL;
+        int saved = dup(STDERR_FILENO), pipe_fds[2];
+        char out[256];
+
+        cr_assert_eq(aetask_server_new(&s), 0);
+        cr_assert_null(aetask_server_get_load_error(s));
+        cr_assert_eq(pipe2(pipe_fds, O_CLOEXEC), 0);
+        dup2(pipe_fds[1], STDERR_FILENO);
+        int r1 = aetask_server_load_handler(s, "no-such-handler", NULL);
+        int r2 = aetask_server_load_handler(s, "bad/name", NULL);
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+        close(pipe_fds[1]);
+        ssize_t n = read(pipe_fds[0], out, sizeof(out) - 1);
+        cr_assert_eq(n, 0, "the library wrote to stderr: %.*s", (int) MAX(n, 0), out);
+        close(pipe_fds[0]);
+
+        cr_assert_eq(r1, -ENOENT);
+        cr_assert_eq(r2, -EINVAL);
+        cr_assert_str_eq(aetask_server_get_load_error(s), "Invalid handler name 'bad/name'");
+        cr_assert_eq(aetask_server_load_handler(s, "no-such-handler", NULL), -ENOENT);
+        cr_assert(strncmp(aetask_server_get_load_error(s), "Failed to load handler 'no-such-handler': ", 42) == 0,
+                  "%s", aetask_server_get_load_error(s));
+        cr_assert_eq(aetask_server_load_handler(s, "echo", NULL), 0);
+        cr_assert_null(aetask_server_get_load_error(s));
+        cr_assert_null(aetask_server_get_load_error(NULL));
+        aetask_server_free(s);
 }

@@ -370,8 +370,14 @@ int main(int argc, char *argv[]) {
         }
 
         r = aetask_server_load_handler(s, handler, handler_dir);
-        if (r < 0)
+        if (r < 0) {
+                const char *why = aetask_server_get_load_error(s);
+                if (why)
+                        log_error("%s", why);
+                else
+                        log_error_errno(r, "Failed to load handler '%s'", handler);
                 return EXIT_NOT_CONFIGURED;
+        }
 
         if (n_listen == 0) {
                 r = take_systemd_sockets(s);

@@ -45,6 +45,7 @@ struct aetask_server {
         aetask_handler handler_copy;   /* of whichever ABI version, with what it lacks NULL */
         void *module;
         char *handler_name;
+        char *load_error;              /* why the last aetask_server_load_handler() failed */
         char *name;
         uint64_t hung_timeout;
         size_t max_message_size;
@@ -101,7 +102,9 @@ struct aetask_server {
 };
 
 /* handler-module.c */
-int handler_module_load(const char *name, const char *dir, void **ret_module, const aetask_handler **ret);
+/* On failure *RET_ERROR is a message saying why (or NULL without memory). */
+int handler_module_load(const char *name, const char *dir, void **ret_module, const aetask_handler **ret,
+                        char **ret_error);
 /* Makes H the server's handler; -EPROTONOSUPPORT for an unknown ABI version. */
 int handler_adopt(aetask_server *s, const aetask_handler *h);
 

@@ -55,6 +55,7 @@ _public_ aetask_server *aetask_server_free(aetask_server *s) {
                 free(s->options[i]);
         free(s->options);
         free(s->handler_name);
+        free(s->load_error);
         free(s->name);
         /* The module stays loaded: handler code may have left atexit hooks
          * or threads behind, and unloading it buys nothing at exit. */
@@ -85,7 +86,9 @@ _public_ int aetask_server_load_handler(aetask_server *s, const char *name, cons
         assert_return(s, -EINVAL);
         assert_return(name, -EINVAL);
 
-        r = handler_module_load(name, dir, &module, &h);
+        free(s->load_error);
+        s->load_error = NULL;
+        r = handler_module_load(name, dir, &module, &h, &s->load_error);
         if (r < 0)
                 return r;
         r = set_string(&s->handler_name, name);
@@ -98,6 +101,11 @@ _public_ int aetask_server_load_handler(aetask_server *s, const char *name, cons
                 dlclose(s->module);
         s->module = module;
         return handler_adopt(s, h);
+}
+
+_public_ const char *aetask_server_get_load_error(aetask_server *s) {
+        assert_return(s, NULL);
+        return s->load_error;
 }
 
 _public_ int aetask_server_set_name(aetask_server *s, const char *name) {
