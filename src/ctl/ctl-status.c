@@ -8,14 +8,13 @@
 
 #include "address.h"
 #include "buffer.h"
+#include "control-protocol.h"
 #include "ctl.h"
 #include "macro.h"
 #include "protocol.h"
 #include "time-util.h"
 
-#define STATUS_REPLY_MAX (4U * 1024U * 1024U)
-
-static const char status_request[] = "{\"method\":\"io.aetask.Server.Status\"}";
+static const char status_request[] = CONTROL_STATUS_REQUEST;
 
 /* "850ms", "12.3s", "5min 3s", "2h 5min", "3d 4h". */
 static const char *format_duration(uint64_t usec, char buf[static 32]) {
@@ -136,7 +135,7 @@ static int exchange(int fd, uint64_t timeout_usec, buffer *in, const char **ret_
                         return -errno;
                 if (r <= 0)
                         continue;
-                ssize_t n = buffer_read(in, fd, STATUS_REPLY_MAX);
+                ssize_t n = buffer_read(in, fd, CONTROL_REPLY_MAX);
                 if (n == 0)
                         return -ECONNRESET;
                 if (n < 0 && n != -EAGAIN && n != -EINTR)
