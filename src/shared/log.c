@@ -2,6 +2,7 @@
 #include "log.h"
 
 #include "journal.h"
+#include "macro.h"
 #include "time-util.h"
 
 #include <errno.h>
@@ -77,25 +78,24 @@ bool log_ratelimit_test(log_ratelimit *rl, unsigned *ret_suppressed) {
 
 int log_worker_event(int priority, const char *message_id, const char *handler, unsigned number, pid_t pid,
                      const char *format, ...) {
-        char message[2048], prio[32], mid[64], hand[128], num[48], pidf[48];
+        _cleanup_(journal_entry_done) journal_entry e = {};
+        char message[2048];
         va_list ap;
 
         if (priority > log_get_max_level())
                 return 0;
         va_start(ap, format);
-        snprintf(message, sizeof(message), "MESSAGE=");
-        vsnprintf(message + 8, sizeof(message) - 8, format, ap);
+        vsnprintf(message, sizeof(message), format, ap);
         va_end(ap);
-        snprintf(prio, sizeof(prio), "PRIORITY=%d", priority);
-        snprintf(mid, sizeof(mid), "MESSAGE_ID=%s", message_id);
-        snprintf(hand, sizeof(hand), "AETASK_HANDLER=%s", handler);
-        snprintf(num, sizeof(num), "AETASK_WORKER=%u", number);
-        snprintf(pidf, sizeof(pidf), "AETASK_WORKER_PID=%d", (int) pid);
-
-        const char *fields[] = {
-                message, prio, mid, "SYSLOG_IDENTIFIER=aetaskd", "AETASK_ORIGIN=server", hand, num, pidf,
-        };
-        if (journal_send_only(fields, sizeof(fields) / sizeof(fields[0])) >= 0)
+        journal_entry_add(&e, "MESSAGE", "%s", message);
+        journal_entry_add(&e, "PRIORITY", "%d", priority);
+        journal_entry_add(&e, "MESSAGE_ID", "%s", message_id);
+        journal_entry_add(&e, "SYSLOG_IDENTIFIER", "aetaskd");
+        journal_entry_add(&e, "AETASK_ORIGIN", "server");
+        journal_entry_add(&e, "AETASK_HANDLER", "%s", handler);
+        journal_entry_add(&e, "AETASK_WORKER", "%u", number);
+        journal_entry_add(&e, "AETASK_WORKER_PID", "%d", (int) pid);
+        if (journal_entry_send_only(&e) >= 0)
                 return 0;
-        return log_full(priority, 0, "%s", message + 8);
+        return log_full(priority, 0, "%s", message);
 }
