@@ -114,3 +114,4 @@ void test_run_for(sd_event *event, double seconds) {
                 cr_assert_geq(r, 0);
         }
 }
+

@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "helpers.h"
+#include "fixture.h"
 
 /* ---- A handler that counts what happens in its worker ----------------- */
 
@@ -145,20 +145,10 @@ static void on_error(aetask_checkout *co, aetask_error_kind kind, const char *me
         collect_check(c);
 }
 
-static test_server srv;
-static sd_event *event;
-static aetask_client *client;
 
 static void start(const aetask_handler *h, test_server_configure_t configure, void *userdata) {
-        test_server_start(&srv, h, configure, userdata);
-        client = test_client_new(&srv, &event);
+        fixture_start(h, configure, userdata);
         aetask_client_set_error_handler(client, on_error, NULL);
-}
-
-static void finish(void) {
-        client = aetask_client_unref(client);
-        event = sd_event_unref(event);
-        test_server_cleanup(&srv);
 }
 
 /* One call on a fresh checkout; returns the result (a new reference). */
@@ -195,7 +185,7 @@ static double now(void) {
         return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-TestSuite(client, .fini = finish);
+TestSuite(client, .fini = fixture_finish);
 
 Test(client, arguments_and_unicode_round_trip) {
         const char *text = "[\"h\\u00e9llo\",\"\\ud834\\uddda\",{\"nested\":[1,2.5,null,true,false]},"

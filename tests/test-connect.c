@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "helpers.h"
+#include "fixture.h"
 
 #define NOBODY 65534
 
@@ -48,7 +48,6 @@ static double now(void) {
         return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static test_server srv;
 
 /* One echo call on a new checkout of C, run on E; the outcome must be a result. */
 static void echo_once(aetask_client *c, sd_event *e) {
@@ -62,11 +61,7 @@ static void echo_once(aetask_client *c, sd_event *e) {
         aetask_checkout_unref(co);
 }
 
-static void finish(void) {
-        test_server_cleanup(&srv);
-}
-
-TestSuite(connect, .fini = finish);
+TestSuite(connect, .fini = fixture_finish);
 
 /* In a child that is nobody: one call with a 5 s timeout; writes the kind,
  * the seconds it took, and the message to OUT. */

@@ -9,7 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "helpers.h"
+#include "fixture.h"
 #include "macro.h"
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -55,14 +55,9 @@ static const aetask_handler s_handler = {
         .methods = s_methods,
 };
 
-static test_server srv;
-static sd_event *event;
-static aetask_client *client;
 
 static void finish(void) {
-        client = aetask_client_unref(client);
-        event = sd_event_unref(event);
-        test_server_cleanup(&srv);
+        fixture_finish();
         if (marker[0])
                 unlink(marker);
 }
@@ -123,8 +118,7 @@ Test(server, setup_runs_lazily_before_the_first_call_not_at_connect) {
 
         snprintf(marker, sizeof(marker), "/tmp/aetask-setup-%d", (int) getpid());
         unlink(marker);
-        test_server_start(&srv, &s_handler, NULL, NULL);
-        client = test_client_new(&srv, &event);
+        fixture_start(&s_handler, NULL, NULL);
         aetask_client_set_min_workers(client, 2);
         test_run_for(event, 0.3);
         cr_assert_eq(access(marker, F_OK), -1, "no setup for hot-standby workers that took no call");
@@ -165,8 +159,7 @@ Test(server, worker_titles_carry_their_number) {
         char path[64], cmdline[256];
         aetask_checkout *co;
 
-        test_server_start(&srv, &s_handler, named, NULL);
-        client = test_client_new(&srv, &event);
+        fixture_start(&s_handler, named, NULL);
         aetask_client_set_error_handler(client, on_error, NULL);
         aetask_client_checkout(client, &co);
         reply_seen = false;
@@ -261,8 +254,7 @@ static int field(json_object *o, const char *key) {
 Test(server, worker_accessors_in_real_workers) {
         aetask_checkout *a, *b;
 
-        test_server_start(&srv, &s_handler, NULL, NULL);
-        client = test_client_new(&srv, &event);
+        fixture_start(&s_handler, NULL, NULL);
         aetask_client_set_error_handler(client, on_error, NULL);
         cr_assert_eq(aetask_client_checkout(client, &a), 0);
         cr_assert_eq(aetask_client_checkout(client, &b), 0);

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "helpers.h"
+#include "fixture.h"
 
 /* ---- A handler that records what its worker ran ------------------------ */
 
@@ -110,23 +110,13 @@ static void on_checkout_error(aetask_checkout *co, aetask_error_kind kind, const
         snprintf(e->message, sizeof(e->message), "%s", message);
 }
 
-static test_server srv;
-static sd_event *event;
-static aetask_client *client;
 
 static void start(void) {
-        test_server_start(&srv, &recording_handler, NULL, NULL);
-        client = test_client_new(&srv, &event);
+        fixture_start(&recording_handler, NULL, NULL);
         aetask_client_set_max_workers(client, 1);
 }
 
-static void finish(void) {
-        client = aetask_client_unref(client);
-        event = sd_event_unref(event);
-        test_server_cleanup(&srv);
-}
-
-TestSuite(slots, .init = start, .fini = finish);
+TestSuite(slots, .init = start, .fini = fixture_finish);
 
 static json_object *args_of(const char *name, double secs) {
         json_object *a = json_object_new_array();
