@@ -9,15 +9,7 @@ dir=$(mktemp -d)
 servers=()
 trap 'for p in "${servers[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$dir"' EXIT
 
-passed=0 failed=0
-check() {  # check NAME EXPECTED ACTUAL
-        if [ "$2" == "$3" ]; then passed=$((passed + 1)); else
-                failed=$((failed + 1)); echo "FAIL $1: expected [$2], got [$3]"; fi
-}
-check_match() {  # check_match NAME REGEX ACTUAL
-        if [[ "$3" =~ $2 ]]; then passed=$((passed + 1)); else
-                failed=$((failed + 1)); echo "FAIL $1: expected to match [$2], got [$3]"; fi
-}
+. "$(dirname "$0")/lib.sh"
 serve() {  # serve SOCKET HANDLER OPTIONS...
         local socket=$1 handler=$2
         shift 2
@@ -61,5 +53,4 @@ out=$(timeout 30 "$hash_password" "unix:$dir/absent.sock" 2>&1); rc=$?
 check hash-password-absent-exit 1 "$rc"
 check hash-password-absent-message "timeout error: timed out after 5 seconds (no worker: connecting to unix:$dir/absent.sock failed: No such file or directory)" "$out"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

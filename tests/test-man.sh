@@ -7,9 +7,7 @@
 set -uo pipefail
 src=$1 build=$2 sym=$3
 
-passed=0 failed=0
-pass() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL $*"; }
+. "$(dirname "$0")/lib.sh"
 
 if ! command -v man >/dev/null || ! command -v lexgrog >/dev/null; then
         echo "SKIP: man-db is not installed"
@@ -50,5 +48,4 @@ for symbol in $(sed -n 's/^[[:space:]]*\(aetask_[a-z0-9_]*\);.*/\1/p' "$sym"); d
         fi
 done
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary
