@@ -339,16 +339,12 @@ int control_start(aetask_server *s) {
 
         if (s->n_control_fds == 0)
                 return 0;
-        s->control_sources = calloc(s->n_control_fds, sizeof(sd_event_source *));
-        if (!s->control_sources)
-                return -ENOMEM;
-        for (size_t i = 0; i < s->n_control_fds; i++) {
-                (void) fd_nonblock(s->control_fds[i]);
-                r = sd_event_add_io(s->event, &s->control_sources[i], s->control_fds[i], EPOLLIN, on_control_accept, s);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to watch the control socket");
-                (void) sd_event_source_set_description(s->control_sources[i], "aetask-control");
-        }
+        r = server_watch_sockets(s, s->control_fds, s->n_control_fds, &s->control_sources, on_control_accept,
+                                 "aetask-control");
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch the control socket");
         return 0;
 }
 

@@ -164,6 +164,10 @@ void server_watch_client(aetask_server *s, worker_record *rec);
 int server_on_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata);
 /* server.c: the STATUS= line for systemd, sent when it changed. */
 void server_notify_status(aetask_server *s);
+/* server.c: watches the N listening sockets FDS with HANDLER (S its
+ * userdata), their sources in a new array *RET_SOURCES. */
+int server_watch_sockets(aetask_server *s, const int *fds, size_t n, sd_event_source ***ret_sources,
+                         sd_event_io_handler_t handler, const char *description);
 /* server.c: ends the loop when draining and no worker is left. */
 void server_maybe_exit(aetask_server *s);
 /* worker-reap.c: SIGCHLD's handler, and the hung check's timer. */

@@ -419,18 +419,19 @@ static void server_block_signals(void) {
         signal(SIGPIPE, SIG_IGN);
 }
 
-static int server_add_listen_sources(aetask_server *s) {
+int server_watch_sockets(aetask_server *s, const int *fds, size_t n, sd_event_source ***ret_sources,
+                         sd_event_io_handler_t handler, const char *description) {
         int r;
 
-        s->listen_sources = calloc(s->n_listen_fds, sizeof(sd_event_source *));
-        if (!s->listen_sources)
+        *ret_sources = calloc(n, sizeof(sd_event_source *));
+        if (!*ret_sources)
                 return -ENOMEM;
-        for (size_t i = 0; i < s->n_listen_fds; i++) {
-                (void) fd_nonblock(s->listen_fds[i]);
-                r = sd_event_add_io(s->event, &s->listen_sources[i], s->listen_fds[i], EPOLLIN, server_on_accept, s);
+        for (size_t i = 0; i < n; i++) {
+                (void) fd_nonblock(fds[i]);
+                r = sd_event_add_io(s->event, &(*ret_sources)[i], fds[i], EPOLLIN, handler, s);
                 if (r < 0)
                         return r;
-                (void) sd_event_source_set_description(s->listen_sources[i], "aetask-listen");
+                (void) sd_event_source_set_description((*ret_sources)[i], description);
         }
         return 0;
 }
@@ -440,7 +441,8 @@ static int server_add_listen_sources(aetask_server *s) {
 static int server_add_sources(aetask_server *s) {
         int r;
 
-        if ((r = server_add_listen_sources(s)) < 0 ||
+        if ((r = server_watch_sockets(s, s->listen_fds, s->n_listen_fds, &s->listen_sources,
+                                      server_on_accept, "aetask-listen")) < 0 ||
             (r = sd_event_add_signal(s->event, NULL, SIGCHLD, server_on_sigchld, s)) < 0 ||
             (r = sd_event_add_signal(s->event, NULL, SIGTERM, on_terminate, s)) < 0 ||
             (r = sd_event_add_signal(s->event, NULL, SIGINT, on_terminate, s)) < 0 ||
