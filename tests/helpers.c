@@ -1,5 +1,6 @@
 /* Test helpers: real servers on temporary sockets, and loop running. */
 #include "helpers.h"
+#include "time-util.h"
 
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -90,10 +91,8 @@ aetask_client *test_client_new(test_server *t, sd_event **ret_event) {
         return c;
 }
 
-static double now_seconds(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+double now_seconds(void) {
+        return (double) now_usec(CLOCK_MONOTONIC) / 1e6;
 }
 
 void test_run_until(sd_event *event, const bool *done, double max_seconds) {

@@ -34,6 +34,9 @@ void test_server_cleanup(test_server *t);
 /* A client on a new event loop for T's address. */
 aetask_client *test_client_new(test_server *t, sd_event **ret_event);
 
+/* CLOCK_MONOTONIC in seconds. */
+double now_seconds(void);
+
 /* Runs EVENT until *DONE is true; fails the test after MAX_SECONDS. */
 void test_run_until(sd_event *event, const bool *done, double max_seconds);
 /* Runs EVENT for SECONDS. */

@@ -14,12 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-double now_seconds(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
 void logged_server_start(logged_server *s, const aetask_handler *handler,
                          test_server_configure_t configure, void *userdata) {
         int saved, fd;
