@@ -69,34 +69,6 @@ static double histogram_quantile(const histogram *h, double q) {
         return bucket_top(N_BUCKETS - 1);
 }
 
-/* ---- Pipes ---------------------------------------------------------------- */
-
-static int write_all(int fd, const void *p, size_t n) {
-        for (const char *c = p; n > 0;) {
-                ssize_t k = write(fd, c, n);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k <= 0)
-                        return -1;
-                c += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
-static int read_all(int fd, void *p, size_t n) {
-        for (char *c = p; n > 0;) {
-                ssize_t k = read(fd, c, n);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k <= 0)
-                        return -1;
-                c += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
 /* ---- A client process ------------------------------------------------------ */
 
 /* What a client process hands back after each run. */
@@ -189,15 +161,15 @@ _Noreturn static void client_process(const char *address, unsigned n, int go, in
         }
         run_calls(&m, 0);
         byte = 'r';
-        if (write_all(results, &byte, 1) < 0)
+        if (write_full(results, &byte, 1) < 0)
                 child_exit(EXIT_FAILURE);
 
-        while (read_all(go, &byte, 1) == 0) {
+        while (read_full(go, &byte, 1) == 0) {
                 m.result = (run_result) {};
                 uint64_t start = now_usec();
                 run_calls(&m, start + (uint64_t) (arg.duration * USEC_PER_SEC));
                 m.result.usec = now_usec() - start;
-                if (write_all(results, &m.result, sizeof(m.result)) < 0)
+                if (write_full(results, &m.result, sizeof(m.result)) < 0)
                         child_exit(EXIT_FAILURE);
         }
         child_exit(EXIT_SUCCESS);
@@ -349,27 +321,30 @@ static void step(const bench_server *srv, const socket_address *a, unsigned s, u
         }
         for (unsigned i = 0; i < processes; i++) {
                 char byte;
-                if (read_all(results[i], &byte, 1) < 0)
+                if (read_full(results[i], &byte, 1) < 0)
                         die("many: a client process failed to connect (%u connections)", connections);
         }
 
-        for (unsigned run = 0; run < arg.runs; run++) {
+        /* Run 0 warms up: fresh workers fault in their pages. */
+        for (unsigned run = 0; run <= arg.runs; run++) {
                 histogram latency = {}, greeting = {};
                 double rate = 0;
 
-                progress("many: %u connections, run %u of %u", connections, run + 1, arg.runs);
+                progress("many: %u connections, run %u of %u", connections, run, arg.runs);
                 for (unsigned i = 0; i < processes; i++)
-                        if (write_all(go[i], "g", 1) < 0)
+                        if (write_full(go[i], "g", 1) < 0)
                                 die("many: a client process is gone");
                 probe_greetings(a, now_usec() + (uint64_t) (arg.duration * USEC_PER_SEC), &greeting);
                 for (unsigned i = 0; i < processes; i++) {
                         static run_result r;
-                        if (read_all(results[i], &r, sizeof(r)) < 0)
+                        if (read_full(results[i], &r, sizeof(r)) < 0)
                                 die("many: a client process failed (%u connections)", connections);
                         rate += (double) r.calls * USEC_PER_SEC / (double) r.usec;
                         for (unsigned b = 0; b < N_BUCKETS; b++)
                                 latency.count[b] += r.latency.count[b];
                 }
+                if (run == 0)
+                        continue;
                 record("many", step_name(s, connections, "rate"), "calls/s", UNIT_RATE, rate);
                 record("many", step_name(s, connections, "call-p99"), "us", UNIT_COUNT,
                        histogram_quantile(&latency, 0.99));

@@ -65,6 +65,9 @@ void report_print_json(void);
 /* A field of /proc/PID/FILE ("status" and "VmHWM", "smaps_rollup" and
  * "Pss"), in KiB, or -1. */
 long proc_kib(pid_t pid, const char *file, const char *field);
+/* All N bytes, or -1 (at the end of the input, for read_full()). */
+int write_full(int fd, const void *buf, size_t n);
+int read_full(int fd, void *buf, size_t n);
 void bench_floor(void);
 void bench_held(const char *address);
 void bench_cycle(const char *address);
