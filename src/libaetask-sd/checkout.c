@@ -171,7 +171,7 @@ void checkout_send_next(aetask_checkout *co) {
         worker_conn *w = co->worker;
         call *k = checkout_first_call(co);
 
-        if (w && k && !w->call_in_flight)
+        if (w && k && !conn_has_call_in_flight(w))
                 conn_send_call(w, k);
 }
 

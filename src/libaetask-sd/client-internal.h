@@ -17,6 +17,7 @@
 
 #include "address.h"
 #include "buffer.h"
+#include "conn-machine.h"
 #include "heap.h"
 #include "list.h"
 
@@ -49,29 +50,19 @@ struct aetask_slot {
         call *call;                      /* NULL once the call has ended */
 };
 
-typedef enum conn_state {
-        CONN_CONNECTING,                 /* tcp connect in progress */
-        CONN_IDLE,                       /* in the pool */
-        CONN_ASSIGNED,                   /* serving a checkout */
-} conn_state;
-
+/* A connection to a worker: the shell (worker-connection.c) around its
+ * I/O-free machine (conn-machine.h), which holds its state. */
 struct worker_conn {
         unsigned n_ref;                  /* the pool's, plus one while reading */
-        bool closed;
         aetask_client *client;
-        list_node node;                  /* in the client's list for its state */
-        conn_state state;
+        list_node node;                  /* in the client's list for its state (conn_file()) */
+        conn_machine m;
         int fd;
         sd_event_source *io;
-        buffer in, out;
-        size_t scanned;
-        aetask_checkout *checkout;       /* CONN_ASSIGNED */
-        unsigned n_checkouts;            /* served so far, for max_checkouts */
-        unsigned pending_done;           /* Done messages not yet answered */
-        bool call_in_flight;
-        bool greeted;                    /* the worker said hello: it has the connection */
-        bool retire;                     /* do not pool again */
+        buffer out;
         bool corked;                     /* conn_write() only queues: conn_release() flushes */
+        aetask_checkout *checkout;       /* while assigned; cut by conn_detach_checkout() only */
+        unsigned n_checkouts;            /* served so far, for max_checkouts */
         aetask_log *done_log;            /* for what the checkout-done hook logs */
 };
 
@@ -136,7 +127,6 @@ struct aetask_checkout {
         bool released;                   /* aetask_checkout_release() was called */
         bool finished;                   /* its worker went back or away for good */
         bool had_error;                  /* a handler raised: do not pool the worker */
-        bool answered;                   /* its worker answered a call: it cannot move */
         aetask_error_kind fatal_kind;    /* 0, or the error that sticks */
         char *fatal_message;
         char trace[65];                  /* empty until first needed */
@@ -164,6 +154,7 @@ int conn_open(aetask_client *c, worker_conn **ret);
 worker_conn *conn_free(worker_conn *w);
 void conn_assign(worker_conn *w, aetask_checkout *co);
 void conn_send_call(worker_conn *w, call *k);
+bool conn_has_call_in_flight(worker_conn *w);
 /* Ends W's service to its checkout: back to the pool, or closed. */
 void conn_release(worker_conn *w, bool reuse);
 
