@@ -344,10 +344,11 @@ void checkout_cancel(aetask_checkout *co, const char *why) {
 /* Makes the call for a message serialized in the client's scratch buffer:
  * copied into a call of just its size, so a queued call costs its message,
  * not the room a growing buffer leaves. */
-static int checkout_new_call(aetask_checkout *co, aetask_slot **ret_slot, aetask_reply_handler_t callback,
-                             void *userdata, call **ret) {
+static int checkout_new_call(aetask_checkout *co, const char *method, aetask_slot **ret_slot,
+                             aetask_reply_handler_t callback, void *userdata, call **ret) {
         aetask_client *c = co->client;
         size_t size = buffer_length(&c->scratch);  /* the NUL included */
+        size_t method_size = method ? strlen(method) + 1 : 0;
         _cleanup_(freep) aetask_slot *slot = NULL;
         call *k;
 
@@ -359,12 +360,15 @@ static int checkout_new_call(aetask_checkout *co, aetask_slot **ret_slot, aetask
                         return -ENOMEM;
                 slot->n_ref = 1;
         }
-        k = malloc(offsetof(call, message) + size);
+        /* The method's name goes with the call, for its trace. */
+        k = malloc(offsetof(call, message) + size + method_size);
         if (!k)
                 return -ENOMEM;
         *k = (call) { .checkout = co, .callback = callback, .userdata = userdata, .size = size };
         list_init(&k->node);
         memcpy(k->message, buffer_head(&c->scratch), size);
+        if (method)
+                k->method = memcpy(k->message + size, method, method_size);
         if (slot) {
                 slot->call = k;
                 k->slot = slot;
@@ -431,7 +435,7 @@ _public_ int aetask_checkout_call(aetask_checkout *co, aetask_slot **ret_slot, c
         buffer_clear(&c->scratch);
         r = protocol_append_call(&c->scratch, method, args, checkout_trace_id(co));
         if (r >= 0)
-                r = checkout_new_call(co, ret_slot, callback, userdata, &k);
+                r = checkout_new_call(co, method, ret_slot, callback, userdata, &k);
         /* What a rare large call needed is not kept. */
         if (c->scratch.alloc > CALL_SCRATCH_KEEP)
                 buffer_done(&c->scratch);

@@ -40,6 +40,7 @@ typedef struct call {
         aetask_reply_handler_t callback;
         void *userdata;
         aetask_destroy_t destroy;
+        const char *method;              /* the handler's name for it, after message; NULL: the catch-all */
         size_t size;                     /* of message, NUL included */
         char message[];
 } call;

@@ -126,20 +126,6 @@ void checkout_journal_text(aetask_checkout *co, const char *event, int priority,
         (void) journal_send(fields, n);
 }
 
-/* The method name of a call, from its message: "->()" for the catch-all. */
-static void call_method_name(const call *k, char *buf, size_t size) {
-        static const char prefix[] = "{\"method\":\"" PROTOCOL_WORKER_PREFIX;
-        const char *p = k->message;
-
-        if (strncmp(p, prefix, sizeof(prefix) - 1) != 0) {
-                snprintf(buf, size, "->()");
-                return;
-        }
-        p += sizeof(prefix) - 1;
-        const char *end = strchr(p, '"');
-        snprintf(buf, size, "%.*s", end ? (int) (end - p) : 0, p);
-}
-
 static uint64_t clock_usec(clockid_t clock) {
         struct timespec ts;
         clock_gettime(clock, &ts);
@@ -154,7 +140,7 @@ void call_trace_sent(aetask_checkout *co, call *k) {
 }
 
 void call_trace_done(aetask_checkout *co, call *k, json_object *logs, const char *error) {
-        char method[PROTOCOL_METHOD_NAME_MAX + 8];
+        const char *method = k->method ?: "->()";  /* "->()": the catch-all */
 
         if (co->log && logs)
                 log_context_merge(co->log, logs);
@@ -162,7 +148,6 @@ void call_trace_done(aetask_checkout *co, call *k, json_object *logs, const char
                 return;
 
         uint64_t duration = clock_usec(CLOCK_MONOTONIC) - k->sent_monotonic;
-        call_method_name(k, method, sizeof(method));
         if (co->log)
                 (void) log_context_add_timer(co->log, method, k->sent_realtime, duration);
         checkout_journal(co, "call", error ? LOG_NOTICE : LOG_DEBUG, NULL, method, duration, NULL,
