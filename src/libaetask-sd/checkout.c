@@ -32,25 +32,27 @@ call *checkout_first_call(aetask_checkout *co) {
         return list_first_entry(&co->calls, call, node);
 }
 
-static void checkout_leave_queue(aetask_checkout *co) {
-        if (list_is_linked(&co->wait_node)) {
-                list_remove(&co->wait_node);
-                co->client->n_waiting--;
-        }
+void checkout_leave_queue(aetask_checkout *co) {
+        if (co->state != CHECKOUT_WAITING)
+                return;
+        list_remove(&co->wait_node);
+        co->client->n_waiting--;
+        co->state = CHECKOUT_IDLE;
 }
 
 /* The worker goes back to the pool, or away; the checkout is over. */
 static void checkout_finish(aetask_checkout *co) {
-        if (co->finished)
+        worker_conn *w = co->worker;
+
+        if (co->state == CHECKOUT_FINISHED)
                 return;
-        co->finished = true;
+        checkout_leave_queue(co);
+        co->state = CHECKOUT_FINISHED;
         co->deadline = USEC_INFINITY;
-        if (co->client)
-                checkout_leave_queue(co);
         checkout_journal(co, "released", LOG_DEBUG, NULL, NULL, UINT64_MAX, NULL, "Checkout released");
-        if (co->worker) {
+        if (w) {
                 bool reuse = co->fatal_kind == 0 && (!co->had_error || co->client->dont_refork_after_error);
-                conn_release(co->worker, reuse);
+                conn_release(w, reuse);
         }
 }
 
@@ -179,8 +181,7 @@ void checkout_calls_changed(aetask_checkout *co, bool was_first) {
         if (list_is_empty(&co->calls)) {
                 co->deadline = USEC_INFINITY;
                 /* Nothing left to run: a waiting checkout does not need a worker. */
-                if (co->client && !co->worker)
-                        checkout_leave_queue(co);
+                checkout_leave_queue(co);
                 checkout_maybe_end(co);
                 return;
         }
@@ -283,8 +284,7 @@ void checkout_fail(aetask_checkout *co, aetask_error_kind kind, const char *mess
                 /* Fatal: the worker is never used again, and the error sticks. */
                 co->fatal_kind = kind;
                 co->fatal_message = strdup(message);
-                if (co->client)
-                        checkout_leave_queue(co);
+                checkout_leave_queue(co);
                 if (co->worker)
                         conn_release(co->worker, false);
         }
@@ -308,7 +308,7 @@ void checkout_fail(aetask_checkout *co, aetask_error_kind kind, const char *mess
 }
 
 void checkout_requeue(aetask_checkout *co) {
-        if (co->client && !co->finished)
+        if (co->client && co->state == CHECKOUT_IDLE)
                 client_enqueue_checkout(co->client, co, true);
 }
 
@@ -396,7 +396,7 @@ static void checkout_queue_call(aetask_checkout *co, call *k) {
         list_append(&co->calls, &k->node);
         if (first) {
                 checkout_arm_timer(co);
-                if (co->worker)
+                if (co->state == CHECKOUT_ASSIGNED)
                         checkout_send_next(co);
                 else {
                         checkout_journal(co, "queued", LOG_DEBUG, NULL, NULL, UINT64_MAX, NULL, "Checkout queued");
@@ -411,7 +411,7 @@ static int checkout_check_callable(aetask_checkout *co) {
 
         assert_return(c, -ENOTCONN);
         assert_return(!client_origin_changed(c), -ECHILD);
-        assert_return(!co->released && !co->finished, -ESTALE);
+        assert_return(!co->released && co->state != CHECKOUT_FINISHED, -ESTALE);
         /* Never a loop of our choosing: the default one may not be the one
          * the program runs, and its calls would never complete. */
         assert_return(c->event, -ENXIO);

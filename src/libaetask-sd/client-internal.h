@@ -108,11 +108,23 @@ struct aetask_client {
         uint64_t trace_base, n_traces;   /* for trace ids */
 };
 
+/* Where a checkout is with the pool.  Beside it: whether its user released
+ * it (no more calls; it ends when its calls have), whether a handler raised
+ * (its worker is not pooled again), and the error that sticks once a fatal
+ * one happened (fatal_kind). */
+typedef enum checkout_state {
+        CHECKOUT_IDLE,                   /* no worker, none wanted (nothing to run, or failed) */
+        CHECKOUT_WAITING,                /* in client->waiting for a worker */
+        CHECKOUT_ASSIGNED,               /* has its worker: conn_assign() .. conn_detach_checkout() */
+        CHECKOUT_FINISHED,               /* over: its worker went back to the pool, or away */
+} checkout_state;
+
 struct aetask_checkout {
         unsigned n_ref;
         aetask_client *client;           /* NULL once the client is gone */
         list_node client_node, wait_node, report_node;
-        worker_conn *worker;
+        checkout_state state;
+        worker_conn *worker;             /* CHECKOUT_ASSIGNED */
         list_node calls;
         list_node doomed;                /* calls made after a fatal error: failed from defer_source */
 
@@ -126,7 +138,6 @@ struct aetask_checkout {
         aetask_destroy_t destroy;
 
         bool released;                   /* aetask_checkout_release() was called */
-        bool finished;                   /* its worker went back or away for good */
         bool had_error;                  /* a handler raised: do not pool the worker */
         aetask_error_kind fatal_kind;    /* 0, or the error that sticks */
         char *fatal_message;
@@ -167,6 +178,8 @@ void checkout_fail_call(aetask_checkout *co, aetask_error_kind kind, const char 
 /* The worker went away before running anything of this checkout. */
 void checkout_requeue(aetask_checkout *co);
 void checkout_send_next(aetask_checkout *co);
+/* Takes a waiting checkout out of the client's queue. */
+void checkout_leave_queue(aetask_checkout *co);
 void checkout_cancel(aetask_checkout *co, const char *why);
 void checkout_report_pending(aetask_checkout *co);
 call *checkout_first_call(aetask_checkout *co);

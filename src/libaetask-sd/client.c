@@ -299,8 +299,9 @@ static bool client_retry_pending(aetask_client *c) {
 }
 
 void client_enqueue_checkout(aetask_client *c, aetask_checkout *co, bool front) {
-        if (list_is_linked(&co->wait_node))
+        if (co->state != CHECKOUT_IDLE)
                 return;
+        co->state = CHECKOUT_WAITING;
         if (front)
                 list_insert_before(c->waiting.next, &co->wait_node);
         else
@@ -333,8 +334,7 @@ void client_dispatch(aetask_client *c) {
                         worker_conn *w = list_first_entry(&c->idle, worker_conn, node);
                         aetask_checkout *co = list_first_entry(&c->waiting, aetask_checkout, wait_node);
 
-                        list_remove(&co->wait_node);
-                        c->n_waiting--;
+                        checkout_leave_queue(co);
                         conn_assign(w, co);
                 }
 

@@ -56,8 +56,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(worker_conn *, conn_unref);
 static aetask_checkout *conn_detach_checkout(worker_conn *w) {
         aetask_checkout *co = TAKE_PTR(w->checkout);
 
-        if (co)
-                co->worker = NULL;
+        if (!co)
+                return NULL;
+        co->worker = NULL;
+        if (co->state == CHECKOUT_ASSIGNED)  /* a finished one stays finished */
+                co->state = CHECKOUT_IDLE;
         return co;
 }
 
@@ -165,6 +168,7 @@ void conn_assign(worker_conn *w, aetask_checkout *co) {
         w->checkout = co;
         w->n_checkouts++;
         co->worker = w;
+        co->state = CHECKOUT_ASSIGNED;
         checkout_leak_watch(co);
         checkout_journal(co, "assigned", LOG_DEBUG, NULL, NULL, UINT64_MAX, NULL,
                          "Worker assigned (checkout %u of this connection)", w->n_checkouts);
