@@ -86,6 +86,7 @@ _public_ int aetask_client_checkout(aetask_client *c, aetask_checkout **ret) {
                 return -ENOMEM;
         c->n_checkouts++;
         co->n_ref = 1;
+        co->origin_pid = c->origin_pid;
         co->client = c;
         co->timeout = c->timeout;
         co->deadline = USEC_INFINITY;
@@ -110,6 +111,10 @@ _public_ aetask_checkout *aetask_checkout_ref(aetask_checkout *co) {
 _public_ aetask_checkout *aetask_checkout_unref(aetask_checkout *co) {
         if (!co)
                 return NULL;
+        /* In a forked child its calls are the parent's: ending them here
+         * would run the parent's callbacks (as aetask_client_unref()). */
+        if (checkout_origin_changed(co))
+                return NULL;
         if (--co->n_ref == 0)
                 checkout_maybe_end(co);
         return NULL;
@@ -118,12 +123,14 @@ _public_ aetask_checkout *aetask_checkout_unref(aetask_checkout *co) {
 _public_ int aetask_checkout_set_timeout(aetask_checkout *co, uint64_t usec) {
         assert_return(co, -EINVAL);
         assert_return(usec > 0, -EINVAL);
+        assert_return(!checkout_origin_changed(co), -ECHILD);
         co->timeout = usec;
         return 0;
 }
 
 _public_ int aetask_checkout_set_error_handler(aetask_checkout *co, aetask_error_handler_t callback, void *userdata) {
         assert_return(co, -EINVAL);
+        assert_return(!checkout_origin_changed(co), -ECHILD);
         co->error_handler = callback;
         co->error_userdata = userdata;
         return 0;
@@ -131,6 +138,7 @@ _public_ int aetask_checkout_set_error_handler(aetask_checkout *co, aetask_error
 
 _public_ void *aetask_checkout_set_userdata(aetask_checkout *co, void *userdata) {
         assert_return(co, NULL);
+        assert_return(!checkout_origin_changed(co), NULL);
         void *old = co->userdata;
         co->userdata = userdata;
         return old;
@@ -138,17 +146,20 @@ _public_ void *aetask_checkout_set_userdata(aetask_checkout *co, void *userdata)
 
 _public_ void *aetask_checkout_get_userdata(aetask_checkout *co) {
         assert_return(co, NULL);
+        assert_return(!checkout_origin_changed(co), NULL);
         return co->userdata;
 }
 
 _public_ int aetask_checkout_set_destroy_callback(aetask_checkout *co, aetask_destroy_t callback) {
         assert_return(co, -EINVAL);
+        assert_return(!checkout_origin_changed(co), -ECHILD);
         co->destroy = callback;
         return 0;
 }
 
 _public_ aetask_client *aetask_checkout_get_client(aetask_checkout *co) {
         assert_return(co, NULL);
+        assert_return(!checkout_origin_changed(co), NULL);
         return co->client;
 }
 
@@ -359,6 +370,7 @@ static int checkout_new_call(aetask_checkout *co, const char *method, aetask_slo
                 if (!slot)
                         return -ENOMEM;
                 slot->n_ref = 1;
+                slot->origin_pid = co->origin_pid;
         }
         /* The method's name goes with the call, for its trace. */
         k = malloc(offsetof(call, message) + size + method_size);
@@ -409,8 +421,8 @@ static void checkout_queue_call(aetask_checkout *co, call *k) {
 static int checkout_check_callable(aetask_checkout *co) {
         aetask_client *c = co->client;
 
+        assert_return(!checkout_origin_changed(co), -ECHILD);
         assert_return(c, -ENOTCONN);
-        assert_return(!client_origin_changed(c), -ECHILD);
         assert_return(!co->released && co->state != CHECKOUT_FINISHED, -ESTALE);
         /* Never a loop of our choosing: the default one may not be the one
          * the program runs, and its calls would never complete. */
@@ -501,6 +513,7 @@ _public_ int aetask_checkout_call_format(aetask_checkout *co, aetask_slot **ret_
 
         assert_return(co, -EINVAL);
         assert_return(types, -EINVAL);
+        assert_return(!checkout_origin_changed(co), -ECHILD);
 
         va_start(ap, types);
         r = build_args(types, ap, &args);
@@ -512,7 +525,7 @@ _public_ int aetask_checkout_call_format(aetask_checkout *co, aetask_slot **ret_
 
 _public_ int aetask_checkout_throw_fatal_error(aetask_checkout *co, const char *message) {
         assert_return(co, -EINVAL);
-        assert_return(!co->client || !client_origin_changed(co->client), -ECHILD);
+        assert_return(!checkout_origin_changed(co), -ECHILD);
 
         if (co->fatal_kind != 0)
                 return 0;
@@ -522,6 +535,7 @@ _public_ int aetask_checkout_throw_fatal_error(aetask_checkout *co, const char *
 
 _public_ int aetask_checkout_get_error(aetask_checkout *co, aetask_error_kind *ret_kind, const char **ret_message) {
         assert_return(co, -EINVAL);
+        assert_return(!checkout_origin_changed(co), -ECHILD);
 
         if (co->fatal_kind == 0)
                 return -ENODATA;
@@ -534,7 +548,7 @@ _public_ int aetask_checkout_get_error(aetask_checkout *co, aetask_error_kind *r
 
 _public_ int aetask_checkout_release(aetask_checkout *co) {
         assert_return(co, -EINVAL);
-        assert_return(!co->client || !client_origin_changed(co->client), -ECHILD);
+        assert_return(!checkout_origin_changed(co), -ECHILD);
 
         if (co->released)
                 return 0;

@@ -47,6 +47,7 @@ typedef struct call {
 
 struct aetask_slot {
         unsigned n_ref;
+        pid_t origin_pid;
         bool floating;                   /* the call holds a reference until it ends */
         call *call;                      /* NULL once the call has ended */
 };
@@ -121,6 +122,7 @@ typedef enum checkout_state {
 
 struct aetask_checkout {
         unsigned n_ref;
+        pid_t origin_pid;                /* its client's, which may go first */
         aetask_client *client;           /* NULL once the client is gone */
         list_node client_node, wait_node, report_node;
         checkout_state state;
@@ -148,7 +150,11 @@ struct aetask_checkout {
 };
 
 /* client.c */
+/* Whether we run in a process forked from the one that made the object:
+ * every public entry point refuses that (-ECHILD), as sd-bus's do. */
 bool client_origin_changed(aetask_client *c);
+bool checkout_origin_changed(aetask_checkout *co);
+bool slot_origin_changed(aetask_slot *slot);
 /* A reference for a function that runs callbacks and uses C afterwards:
  * any callback may drop the last one.  None (NULL) while C is being freed
  * or detached: that is under way already, and holds it. */

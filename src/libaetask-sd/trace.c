@@ -35,6 +35,7 @@ const char *checkout_trace_id(aetask_checkout *co) {
 _public_ int aetask_checkout_set_trace_id(aetask_checkout *co, const char *id) {
         assert_return(co, -EINVAL);
         assert_return(protocol_trace_is_valid(id), -EINVAL);
+        assert_return(!checkout_origin_changed(co), -ECHILD);
         assert_return(!co->worker && list_is_empty(&co->calls), -EBUSY);
         snprintf(co->trace, sizeof(co->trace), "%s", id);
         return 0;
@@ -42,17 +43,20 @@ _public_ int aetask_checkout_set_trace_id(aetask_checkout *co, const char *id) {
 
 _public_ const char *aetask_checkout_get_trace_id(aetask_checkout *co) {
         assert_return(co, NULL);
+        assert_return(!checkout_origin_changed(co), NULL);
         return checkout_trace_id(co);
 }
 
 _public_ int aetask_client_set_journal(aetask_client *c, int b) {
         assert_return(c, -EINVAL);
+        assert_return(!client_origin_changed(c), -ECHILD);
         c->journal = !!b;
         return 0;
 }
 
 _public_ int aetask_checkout_set_log(aetask_checkout *co, aetask_log *l) {
         assert_return(co, -EINVAL);
+        assert_return(!checkout_origin_changed(co), -ECHILD);
         aetask_log_ref(l);
         aetask_log_unref(co->log);
         co->log = l;
@@ -61,6 +65,7 @@ _public_ int aetask_checkout_set_log(aetask_checkout *co, aetask_log *l) {
 
 _public_ aetask_log *aetask_checkout_get_log(aetask_checkout *co) {
         assert_return(co, NULL);
+        assert_return(!checkout_origin_changed(co), NULL);
         return co->log;
 }
 
