@@ -8,7 +8,12 @@
  * A checkout does not hold a reference on its client: freeing the client
  * cancels its checkouts.  A checkout is kept alive by its users' references
  * and by its unfinished calls.  A call and its slot point at each other until
- * call_free() cuts the link (as sd-bus's bus_slot_disconnect()). */
+ * call_free() cuts the link (as sd-bus's bus_slot_disconnect()); a checkout
+ * and its worker, from conn_assign() until conn_detach_checkout().
+ *
+ * A connection's state is its machine's (conn-machine.h: CONNECTING, IDLE,
+ * ASSIGNED, CALL_IN_FLIGHT, CLOSED), and decides the client list it is on; a
+ * checkout's is checkout_state (IDLE, WAITING, ASSIGNED, FINISHED). */
 #pragma once
 
 #include <aetask/aetask-client.h>
