@@ -60,7 +60,8 @@ static void event_close(conn_machine *m, conn_event *ev, aetask_error_kind kind,
          * nothing ran: the checkout goes elsewhere. */
         ev->requeue = has_checkout && (!m->greeted || (m->pending_done > 0 && !m->answered));
         /* A connection that never reached a worker is a failed connect. */
-        ev->back_off = ev->back_off || !m->greeted || kind == AETASK_ERROR_REFUSED;
+        if (!m->greeted || kind == AETASK_ERROR_REFUSED)
+                ev->back_off++;
 }
 
 void conn_machine_lost(conn_machine *m, aetask_error_kind kind, const char *message, conn_event *ret) {
@@ -99,7 +100,9 @@ static void read_refusal(conn_machine *m, conn_event *ev) {
         } else
                 snprintf(ev->text, sizeof(ev->text), "not an aetask worker socket (the server answered %s%s%s)",
                          reply->error, reply->message[0] ? ": " : "", reply->message);
-        ev->back_off = true;
+        /* A step for the refusal, and another below for the connection
+         * closing without a worker. */
+        ev->back_off = 1;
         if (m->state == CONN_CALL_IN_FLIGHT) {
                 m->state = CONN_ASSIGNED;
                 m->answered = true;

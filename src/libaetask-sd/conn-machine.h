@@ -51,7 +51,7 @@ typedef struct conn_event {
         conn_event_type type;
         aetask_error_kind kind;
         const char *message;             /* in text, or in reply */
-        bool back_off;                   /* reconnects back off: refused, or no worker came */
+        unsigned back_off;               /* steps reconnects back off by: refused, or no worker came */
         /* Closing, after the event: the connection is done for. */
         bool close;
         bool requeue;                    /* nothing of the checkout ran: it goes to another worker */

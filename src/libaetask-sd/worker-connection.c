@@ -99,11 +99,10 @@ static void conn_close_for(worker_conn *w, const conn_event *ev) {
                 checkout_requeue(co);
         else if (co)
                 checkout_fail(co, ev->kind, ev->message);
-        if (ev->back_off) {
-                if (!w->m.greeted && c->last_connect_error == 0)
-                        c->last_connect_error = ECONNRESET;
+        if (ev->back_off > 0 && !w->m.greeted && c->last_connect_error == 0)
+                c->last_connect_error = ECONNRESET;
+        for (unsigned i = 0; i < ev->back_off; i++)
                 client_schedule_retry(c);
-        }
         conn_free(w);
         client_dispatch(c);
 }
@@ -229,7 +228,7 @@ static void conn_handle_event(worker_conn *w, conn_event *ev) {
                 checkout_deliver_reply(w->checkout, ev->reply.result, ev->reply.logs);
                 break;
         case CONN_EVENT_CALL_FAILED:
-                if (ev->back_off)
+                for (unsigned i = 0; i < ev->back_off; i++)
                         client_schedule_retry(c);
                 checkout_fail_call(w->checkout, ev->kind, ev->message, ev->reply.logs);
                 break;
