@@ -185,12 +185,12 @@ int conn_machine_next(conn_machine *m, conn_event *ret) {
         const char *msg;
         ssize_t len;
 
-        *ret = (conn_event) {};
         if (m->state == CONN_CLOSED)
                 return 0;
         len = buffer_next_message(&m->in, &m->scanned, &msg);
         if (len < 0)
                 return 0;
+        *ret = (conn_event) {};
         read_message(m, msg, (size_t) len, ret);
         buffer_consume(&m->in, (size_t) len + 1);
         return 1;

@@ -73,7 +73,8 @@ void conn_machine_close(conn_machine *m);
 
 /* The shell reads the worker's bytes into m->in, under its size limit.
  * Takes the next message in m->in and says what it means.  Returns 1 with
- * *RET filled (conn_event_done() it), 0 when no whole message is there. */
+ * *RET filled (conn_event_done() it), 0 (*RET untouched) when no whole
+ * message is there. */
 int conn_machine_next(conn_machine *m, conn_event *ret);
 /* The connection failed (KIND, MESSAGE, as the shell found out): *RET says
  * how to close it. */
