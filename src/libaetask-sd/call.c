@@ -72,6 +72,10 @@ _public_ aetask_slot *aetask_slot_unref(aetask_slot *slot) {
         /* In a forked child the call is the parent's: not cancelled here. */
         if (slot_origin_changed(slot))
                 return NULL;
+        /* No references left: it is being freed, and the call's destroy
+         * callback, run from here, let go of it once more. */
+        if (slot->n_ref == 0)
+                return NULL;
         if (--slot->n_ref > 0)
                 return NULL;
         if (slot->call) {
