@@ -67,6 +67,7 @@ struct worker_conn {
         int fd;
         sd_event_source *io;
         buffer out;
+        uint64_t last_io;                /* CLOCK_MONOTONIC: its last read or write of a large message (conn-shrink.c) */
         bool corked;                     /* conn_write() only queues: conn_release() flushes */
         aetask_checkout *checkout;       /* while assigned; cut by conn_detach_checkout() only */
         unsigned n_checkouts;            /* served so far, for max_checkouts */
@@ -93,6 +94,7 @@ struct aetask_client {
         sd_event_source *defer_source;   /* reports errors of calls on failed checkouts */
         sd_event_source *timeout_source; /* the checkouts' timeouts (timeout.c) */
         sd_event_source *leak_source;    /* checkouts held too long (leak.c) */
+        sd_event_source *shrink_source;  /* gives back quiet connections' large buffers (conn-shrink.c) */
         uint64_t leak_threshold;         /* 0: off */
         unsigned retry_attempt;
         int last_connect_error;          /* errno of the last failed connect, 0 after a success */
@@ -225,6 +227,11 @@ void checkout_journal_text(aetask_checkout *co, const char *event, int priority,
                            const char *method, uint64_t duration, const char *kind, const char *text);
 void call_trace_sent(aetask_checkout *co, call *k);
 void call_trace_done(aetask_checkout *co, call *k, json_object *logs, const char *error);
+
+/* conn-shrink.c */
+/* W just read or wrote: its buffers go back once it has been quiet a while. */
+void conn_shrink_later(worker_conn *w);
+void client_stop_shrink(aetask_client *c);
 
 /* leak.c */
 void checkout_leak_watch(aetask_checkout *co);

@@ -476,6 +476,7 @@ _public_ int aetask_client_detach_event(aetask_client *c) {
         c->defer_source = sd_event_source_disable_unref(c->defer_source);
         client_stop_timeouts(c);
         client_stop_leak_watch(c);
+        client_stop_shrink(c);
         c->event = sd_event_unref(c->event);
         return 1;
 }

@@ -290,7 +290,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                         return 0;
                 }
                 /* On EPIPE the reading side below sees the end and says so. */
-                buffer_shrink(&w->out);
+                conn_shrink_later(w);
                 conn_update_events(w);
         }
 
@@ -311,7 +311,8 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         }
         if (w->m.state != CONN_CLOSED && n <= 0)
                 conn_lost(w, AETASK_ERROR_WORKER_DIED, "worker connection suddenly died");
-        buffer_shrink(&w->m.in);
+        if (w->m.state != CONN_CLOSED)
+                conn_shrink_later(w);
         return 0;
 }
 
