@@ -153,9 +153,100 @@ static void parse_steps(const char *list) {
         free(copy);
 }
 
+static void set_quick_defaults(void) {
+        arg.quick = true;
+        arg.runs = 3;
+        arg.duration = 0.2;
+        arg.spawns = 2000;
+        arg.queued = 10000;
+        arg.bcrypt_cost = 6;
+        arg.parse_size = 4 * 1024 * 1024;
+        arg.many[0] = 8;
+        arg.many[1] = 32;
+        arg.n_many = 2;
+}
+
+/* The workloads named on the command line, or all of them. */
+static void select_workloads(int n, char **names) {
+        for (int i = 0; i < n; i++) {
+                size_t k;
+                for (k = 0; k < N_WORKLOADS; k++)
+                        if (strcmp(names[i], workload_names[k]) == 0)
+                                break;
+                if (k == N_WORKLOADS)
+                        die("unknown workload: %s", names[i]);
+                selected[k] = true;
+        }
+        for (size_t k = 0; k < N_WORKLOADS; k++)
+                if (n == 0)
+                        selected[k] = true;
+        /* Every ratio needs the floor. */
+        selected[0] = !arg.no_floor;
+}
+
+enum { OPT_SPAWNS = 256, OPT_QUEUED, OPT_PAYLOAD, OPT_COST, OPT_HANDLER_DIR, OPT_NO_FLOOR, OPT_PARSE_SIZE,
+       OPT_CONNECTIONS, OPT_CLIENT_PROCESSES };
+
+/* One option of the command line (getopt_long()'s C and optarg). */
+static void parse_option(int c) {
+        switch (c) {
+        case 'r':
+                arg.runs = (unsigned) parse_number(optarg, "number of runs");
+                if (arg.runs > MAX_RUNS)
+                        die("at most %d runs", MAX_RUNS);
+                break;
+        case 'd': {
+                char *end;
+                arg.duration = strtod(optarg, &end);
+                if (*end || !(arg.duration > 0))
+                        die("invalid duration: %s", optarg);
+                break;
+        }
+        case 'p':
+                arg.parallel = (unsigned) parse_number(optarg, "parallel count");
+                break;
+        case OPT_SPAWNS:
+                arg.spawns = parse_number(optarg, "number of spawns");
+                break;
+        case OPT_QUEUED:
+                arg.queued = parse_number(optarg, "number of queued checkouts");
+                break;
+        case OPT_PAYLOAD:
+                arg.payload = parse_number(optarg, "payload size");
+                break;
+        case OPT_COST:
+                arg.bcrypt_cost = (unsigned) parse_number(optarg, "bcrypt cost");
+                break;
+        case OPT_PARSE_SIZE:
+                arg.parse_size = parse_number(optarg, "message size");
+                break;
+        case OPT_CONNECTIONS:
+                parse_steps(optarg);
+                break;
+        case OPT_CLIENT_PROCESSES:
+                arg.client_processes = (unsigned) parse_number(optarg, "number of client processes");
+                break;
+        case OPT_HANDLER_DIR:
+                arg.handler_dir = optarg;
+                break;
+        case OPT_NO_FLOOR:
+                arg.no_floor = true;
+                break;
+        case 'q':
+                break;
+        case 'j':
+                arg.json = true;
+                break;
+        case 'h':
+                usage(stdout);
+                exit(EXIT_SUCCESS);
+        default:
+                usage(stderr);
+                exit(2);
+        }
+}
+
 static void parse_args(int argc, char **argv) {
-        enum { OPT_SPAWNS = 256, OPT_QUEUED, OPT_PAYLOAD, OPT_COST, OPT_HANDLER_DIR, OPT_NO_FLOOR, OPT_PARSE_SIZE,
-               OPT_CONNECTIONS, OPT_CLIENT_PROCESSES };
         static const struct option options[] = {
                 { "runs", required_argument, NULL, 'r' },
                 { "duration", required_argument, NULL, 'd' },
@@ -176,92 +267,14 @@ static void parse_args(int argc, char **argv) {
         };
         /* --quick sets defaults that explicit options still override. */
         for (int i = 1; i < argc; i++)
-                if (strcmp(argv[i], "--quick") == 0 || strcmp(argv[i], "-q") == 0) {
-                        arg.quick = true;
-                        arg.runs = 3;
-                        arg.duration = 0.2;
-                        arg.spawns = 2000;
-                        arg.queued = 10000;
-                        arg.bcrypt_cost = 6;
-                        arg.parse_size = 4 * 1024 * 1024;
-                        arg.many[0] = 8;
-                        arg.many[1] = 32;
-                        arg.n_many = 2;
-                }
+                if (strcmp(argv[i], "--quick") == 0 || strcmp(argv[i], "-q") == 0)
+                        set_quick_defaults();
 
         int c;
         while ((c = getopt_long(argc, argv, "r:d:p:qjh", options, NULL)) >= 0)
-                switch (c) {
-                case 'r':
-                        arg.runs = (unsigned) parse_number(optarg, "number of runs");
-                        if (arg.runs > MAX_RUNS)
-                                die("at most %d runs", MAX_RUNS);
-                        break;
-                case 'd': {
-                        char *end;
-                        arg.duration = strtod(optarg, &end);
-                        if (*end || !(arg.duration > 0))
-                                die("invalid duration: %s", optarg);
-                        break;
-                }
-                case 'p':
-                        arg.parallel = (unsigned) parse_number(optarg, "parallel count");
-                        break;
-                case OPT_SPAWNS:
-                        arg.spawns = parse_number(optarg, "number of spawns");
-                        break;
-                case OPT_QUEUED:
-                        arg.queued = parse_number(optarg, "number of queued checkouts");
-                        break;
-                case OPT_PAYLOAD:
-                        arg.payload = parse_number(optarg, "payload size");
-                        break;
-                case OPT_COST:
-                        arg.bcrypt_cost = (unsigned) parse_number(optarg, "bcrypt cost");
-                        break;
-                case OPT_PARSE_SIZE:
-                        arg.parse_size = parse_number(optarg, "message size");
-                        break;
-                case OPT_CONNECTIONS:
-                        parse_steps(optarg);
-                        break;
-                case OPT_CLIENT_PROCESSES:
-                        arg.client_processes = (unsigned) parse_number(optarg, "number of client processes");
-                        break;
-                case OPT_HANDLER_DIR:
-                        arg.handler_dir = optarg;
-                        break;
-                case OPT_NO_FLOOR:
-                        arg.no_floor = true;
-                        break;
-                case 'q':
-                        break;
-                case 'j':
-                        arg.json = true;
-                        break;
-                case 'h':
-                        usage(stdout);
-                        exit(EXIT_SUCCESS);
-                default:
-                        usage(stderr);
-                        exit(2);
-                }
+                parse_option(c);
 
-        bool any = optind < argc;
-        for (int i = optind; i < argc; i++) {
-                size_t k;
-                for (k = 0; k < N_WORKLOADS; k++)
-                        if (strcmp(argv[i], workload_names[k]) == 0)
-                                break;
-                if (k == N_WORKLOADS)
-                        die("unknown workload: %s", argv[i]);
-                selected[k] = true;
-        }
-        for (size_t k = 0; k < N_WORKLOADS; k++)
-                if (!any)
-                        selected[k] = true;
-        /* Every ratio needs the floor. */
-        selected[0] = !arg.no_floor;
+        select_workloads(argc - optind, argv + optind);
 }
 
 static bool want(const char *name) {

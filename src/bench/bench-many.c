@@ -289,11 +289,10 @@ void bench_many_prepare(void) {
         }
 }
 
-static void step(const bench_server *srv, const socket_address *a, unsigned s, unsigned connections) {
-        unsigned processes = arg.client_processes < connections ? arg.client_processes : connections;
-        pid_t pids[processes];
-        int go[processes], results[processes];
-
+/* Forks PROCESSES client processes that share CONNECTIONS; each is told to
+ * start a run through its go pipe and answers on its results pipe. */
+static void start_clients(const bench_server *srv, unsigned processes, unsigned connections, pid_t *pids, int *go,
+                          int *results) {
         for (unsigned i = 0; i < processes; i++) {
                 int g[2], r[2];
                 if (pipe2(g, O_CLOEXEC) < 0 || pipe2(r, O_CLOEXEC) < 0)
@@ -324,6 +323,14 @@ static void step(const bench_server *srv, const socket_address *a, unsigned s, u
                 if (read_full(results[i], &byte, 1) < 0)
                         die("many: a client process failed to connect (%u connections)", connections);
         }
+}
+
+static void step(const bench_server *srv, const socket_address *a, unsigned s, unsigned connections) {
+        unsigned processes = arg.client_processes < connections ? arg.client_processes : connections;
+        pid_t pids[processes];
+        int go[processes], results[processes];
+
+        start_clients(srv, processes, connections, pids, go, results);
 
         /* Run 0 warms up: fresh workers fault in their pages. */
         for (unsigned run = 0; run <= arg.runs; run++) {
