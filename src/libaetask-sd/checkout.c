@@ -33,10 +33,7 @@ call *checkout_first_call(aetask_checkout *co) {
 }
 
 static void checkout_leave_queue(aetask_checkout *co) {
-        if (list_is_linked(&co->wait_node)) {
-                list_remove(&co->wait_node);
-                co->client->n_waiting--;
-        }
+        queue_remove(&co->client->waiting, &co->queued);
 }
 
 /* The worker goes back to the pool, or away; the checkout is over. */
@@ -88,11 +85,12 @@ _public_ int aetask_client_checkout(aetask_client *c, aetask_checkout **ret) {
         co->timeout = c->timeout;
         co->deadline = USEC_INFINITY;
         list_init(&co->client_node);
-        list_init(&co->wait_node);
+        queue_entry_init(&co->queued);
         list_init(&co->report_node);
         list_init(&co->calls);
         list_init(&co->doomed);
         list_append(&c->checkouts, &co->client_node);
+        c->metrics.checkouts++;
 
         *ret = co;
         return 0;
@@ -379,6 +377,8 @@ static int checkout_new_call(aetask_checkout *co, aetask_slot **ret_slot, aetask
 static void checkout_queue_call(aetask_checkout *co, call *k) {
         aetask_client *c = co->client;
 
+        if (co->fatal_kind == 0 && !co->worker && list_is_empty(&co->calls) && client_queue_is_full(c))
+                checkout_refuse(co);
         if (co->fatal_kind != 0) {
                 /* Fails at once, through its handler like any error. */
                 k->state = CALL_DOOMED;
@@ -438,6 +438,7 @@ _public_ int aetask_checkout_call(aetask_checkout *co, aetask_slot **ret_slot, c
         if (r < 0)
                 return r;
 
+        c->metrics.calls++;
         checkout_queue_call(co, k);
         return 0;
 }

@@ -177,7 +177,7 @@ void conn_release(worker_conn *w, bool reuse) {
 
         if (!reuse || w->retire || w->call_in_flight ||
             (c->max_checkouts > 0 && w->n_checkouts >= c->max_checkouts) ||
-            c->n_workers > c->max_workers) {
+            c->n_workers > c->max_workers || conn_lifetime_over(w)) {
                 conn_free(w);
                 client_dispatch(c);
                 return;
@@ -412,6 +412,7 @@ int conn_open(aetask_client *c, worker_conn **ret) {
         w->n_ref = 1;
         w->fd = fd;
         w->client = c;
+        w->expires_at = client_conn_expiry(c);
         list_init(&w->node);
 
         r = sd_event_add_io(c->event, &w->io, fd, in_progress ? EPOLLOUT : EPOLLIN, on_io, w);
