@@ -50,7 +50,12 @@ bool conn_lifetime_over(worker_conn *w) {
 _public_ int aetask_client_set_max_worker_lifetime(aetask_client *c, uint64_t usec) {
         assert_return(c, -EINVAL);
         assert_return(!client_origin_changed(c), -ECHILD);
-        /* Connections open already keep the lifetime they drew. */
         c->max_worker_lifetime = usec == AETASK_TIMEOUT_INFINITY ? 0 : usec;
+        /* Connections open already (min_workers opens some at attach)
+         * draw theirs now, and count it from now. */
+        list_node *lists[] = { &c->idle, &c->assigned, &c->connecting };
+        for (size_t i = 0; i < ELEMENTSOF(lists); i++)
+                for (list_node *n = lists[i]->next; n != lists[i]; n = n->next)
+                        list_entry(n, worker_conn, node)->expires_at = client_conn_expiry(c);
         return 0;
 }
