@@ -1,54 +1,10 @@
 /* Live metrics of a client's pool: counters, the pool's state now, and
- * queue-wait quantiles.  The waits go into log-linear histograms (eight
- * buckets per power of two, as HdrHistogram's coarsest setting): a few
- * kilobytes per client however many checkouts, O(1) per wait, and p50/p99
- * within an eighth of the truth, which is what a dashboard needs.  A
- * reservoir would cost the same memory and be exact only by luck. */
+ * queue-wait quantiles from one histogram per priority class
+ * (histogram.c). */
 #include <string.h>
 
 #include "client-internal.h"
 #include "macro.h"
-
-static unsigned histogram_bucket(uint64_t v) {
-        if (v < 8)
-                return (unsigned) v;
-        unsigned msb = 63 - (unsigned) __builtin_clzll(v);
-        unsigned index = 8 + (msb - 3) * 8 + (unsigned) ((v >> (msb - 3)) & 7);
-        return MIN(index, HISTOGRAM_BUCKETS - 1);
-}
-
-static uint64_t histogram_bucket_upper(unsigned index) {
-        if (index < 8)
-                return index;
-        unsigned shift = (index - 8) / 8, sub = (index - 8) % 8;
-        return ((uint64_t) (8 + sub + 1) << shift) - 1;
-}
-
-void histogram_add(histogram *h, uint64_t value) {
-        h->buckets[histogram_bucket(value)]++;
-        h->count++;
-}
-
-void histogram_merge(histogram *into, const histogram *h) {
-        for (unsigned i = 0; i < HISTOGRAM_BUCKETS; i++)
-                into->buckets[i] += h->buckets[i];
-        into->count += h->count;
-}
-
-uint64_t histogram_quantile(const histogram *h, double q) {
-        uint64_t rank, seen = 0;
-
-        if (h->count == 0)
-                return 0;
-        rank = (uint64_t) (q * (double) h->count + 0.999999);
-        rank = MAX(rank, 1U);
-        for (unsigned i = 0; i < HISTOGRAM_BUCKETS; i++) {
-                seen += h->buckets[i];
-                if (seen >= rank)
-                        return histogram_bucket_upper(i);
-        }
-        return histogram_bucket_upper(HISTOGRAM_BUCKETS - 1);
-}
 
 void metrics_count_error(client_metrics *m, aetask_error_kind kind) {
         if ((unsigned) kind < AETASK_METRICS_ERROR_KINDS)

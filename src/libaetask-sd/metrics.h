@@ -5,21 +5,8 @@
 #include <aetask/aetask-client.h>
 #include <stdint.h>
 
+#include "histogram.h"
 #include "queue.h"
-
-/* Eight buckets per power of two up to 2^40 usec (12 days; longer waits
- * count in the last): a quantile is off by at most an eighth. */
-#define HISTOGRAM_BUCKETS (8 + 37 * 8)
-
-typedef struct histogram {
-        uint64_t count;
-        uint64_t buckets[HISTOGRAM_BUCKETS];
-} histogram;
-
-void histogram_add(histogram *h, uint64_t value);
-void histogram_merge(histogram *into, const histogram *h);
-/* The upper bound of the bucket holding quantile Q (0 < Q <= 1); 0 when empty. */
-uint64_t histogram_quantile(const histogram *h, double q);
 
 typedef struct client_metrics {
         uint64_t checkouts, calls;
