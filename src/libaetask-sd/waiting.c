@@ -48,9 +48,13 @@ static int on_queue_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
                         return 0;
                 if (oldest->since + c->queue_timeout > now_monotonic())
                         break;
+                aetask_checkout *co = aetask_checkout_ref(queue_checkout(oldest));
                 c->metrics.queue_timeouts++;
-                /* A fatal error: it takes the checkout off the queue. */
-                checkout_fail(queue_checkout(oldest), AETASK_ERROR_QUEUE_TIMEOUT, message);
+                /* A fatal error takes the checkout off the queue; one that
+                 * failed before does not, and must not come up again. */
+                checkout_fail(co, AETASK_ERROR_QUEUE_TIMEOUT, message);
+                queue_remove(&c->waiting, &co->queued);
+                aetask_checkout_unref(co);
         }
         client_arm_queue_timeout(c);
         return 0;
