@@ -493,7 +493,7 @@ Test(governance, worker_lifetimes_are_spread_by_jitter) {
         cr_assert_geq(m.recycled_lifetime, 4);
 }
 
-Test(governance, an_idle_worker_past_its_lifetime_is_not_handed_out) {
+Test(governance, an_idle_worker_past_its_lifetime_is_closed) {
         job a, b;
 
         aetask_client_set_max_workers(client, 1);
@@ -502,6 +502,10 @@ Test(governance, an_idle_worker_past_its_lifetime_is_not_handed_out) {
         submit(&a, AETASK_PRIORITY_NORMAL, 0);
         wait_all(&a, 1, 5);
         test_run_for(event, 0.3);
+        /* Closed while idle, nobody asking (min_workers is 0). */
+        aetask_client_metrics m = metrics();
+        cr_assert_eq(m.recycled_lifetime, 1);
+        cr_assert_eq(m.workers_idle + m.workers_busy + m.workers_connecting, 0);
         submit(&b, AETASK_PRIORITY_NORMAL, 0);
         wait_all(&b, 1, 5);
         cr_assert_eq(a.kind, 0, "%s", a.message);

@@ -113,6 +113,7 @@ struct aetask_client {
         uint64_t queue_timeout;
         sd_event_source *queue_timeout_source;
         uint64_t max_worker_lifetime;    /* 0: none (lifetime.c) */
+        sd_event_source *lifetime_source; /* closes idle connections past their lifetime */
         uint64_t random_state;           /* for the lifetimes' jitter */
         client_metrics metrics;
         list_node checkouts;             /* every live checkout */
@@ -240,6 +241,7 @@ void client_stop_queue_timeout(aetask_client *c);
 uint64_t client_conn_expiry(aetask_client *c);
 /* Whether W outlived its lifetime: counted as recycled when it did. */
 bool conn_lifetime_over(worker_conn *w);
+void client_stop_lifetime_timer(aetask_client *c);
 
 /* Debug logging only: the library's users own their logs. */
 void client_log_debug(const char *format, ...) __attribute__((format(printf, 1, 2)));

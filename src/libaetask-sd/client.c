@@ -456,6 +456,7 @@ _public_ int aetask_client_detach_event(aetask_client *c) {
         client_stop_timeouts(c);
         client_stop_leak_watch(c);
         client_stop_queue_timeout(c);
+        client_stop_lifetime_timer(c);
         c->event = sd_event_unref(c->event);
         return 1;
 }
