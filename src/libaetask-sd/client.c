@@ -323,14 +323,8 @@ void client_dispatch(aetask_client *c) {
 
         for (;;) {
                 /* Hand idle workers to waiting checkouts, by class and age (waiting.c). */
-                while (c->waiting.length > 0 && !list_is_empty(&c->idle)) {
-                        worker_conn *w = list_first_entry(&c->idle, worker_conn, node);
-
-                        if (conn_lifetime_over(w))
-                                conn_free(w);
-                        else
-                                conn_assign(w, client_queue_take(c));
-                }
+                while (c->waiting.length > 0 && !list_is_empty(&c->idle))
+                        conn_assign(list_first_entry(&c->idle, worker_conn, node), client_queue_take(c));
 
                 /* Open connections for what is still waiting, and for hot standby. */
                 unsigned want = MAX(c->waiting.length, client_min_workers(c) > c->n_workers ? client_min_workers(c) - c->n_workers : 0);
