@@ -6,6 +6,7 @@
  * queue timeout: the queue's oldest entry is the first to expire. */
 #include <stdio.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 
 #include "client-internal.h"
@@ -104,6 +105,8 @@ void checkout_refuse(aetask_checkout *co) {
         snprintf(message, sizeof(message), "%u checkouts already wait for a busy worker (the client's queue cap)",
                  c->max_queued);
         c->metrics.refused_queue_full++;
+        checkout_journal(co, "error", LOG_WARNING, NULL, NULL, UINT64_MAX, "queue-full",
+                         "Checkout failed (queue-full): %s", message);
         co->fatal_kind = AETASK_ERROR_QUEUE_FULL;
         co->fatal_message = strdup(message);  /* NULL reads as "" */
 }
