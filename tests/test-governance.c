@@ -8,12 +8,11 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "helpers.h"
-
-#define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
+#include "fixture.h"
+#include "macro.h"
+#include "time-util.h"
 
 /* ---- The handler: sleeps for the milliseconds asked, answers its pid ----- */
 
@@ -38,28 +37,11 @@ static const aetask_handler governance_handler = {
         .methods = g_methods,
 };
 
-static test_server srv;
-static sd_event *event;
-static aetask_client *client;
-
 static void start(void) {
-        test_server_start(&srv, &governance_handler, NULL, NULL);
-        client = test_client_new(&srv, &event);
+        fixture_start(&governance_handler, NULL, NULL);
 }
 
-static void finish(void) {
-        client = aetask_client_unref(client);
-        event = sd_event_unref(event);
-        test_server_cleanup(&srv);
-}
-
-TestSuite(governance, .init = start, .fini = finish);
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
+TestSuite(governance, .init = start, .fini = fixture_finish);
 
 /* One checkout's story: when it was made, when its call ended, how. */
 typedef struct job {
@@ -80,7 +62,7 @@ static int on_job(aetask_checkout *co, json_object *result, const aetask_error *
 
         cr_assert_not(j->in_call, "a reply handler ran inside aetask_checkout_call()");
         j->done = true;
-        j->ended = now_usec();
+        j->ended = now_usec(CLOCK_MONOTONIC);
         j->order = ++n_ended;
         j->kind = error ? error->kind : 0;
         snprintf(j->message, sizeof(j->message), "%s", error ? error->message : "");
@@ -93,7 +75,7 @@ static int on_job(aetask_checkout *co, json_object *result, const aetask_error *
 static void submit_with(job *j, int priority, int ms, aetask_reply_handler_t callback) {
         aetask_checkout *co;
 
-        *j = (job) { .made = now_usec(), .priority = priority };
+        *j = (job) { .made = now_usec(CLOCK_MONOTONIC), .priority = priority };
         cr_assert_eq(aetask_client_checkout(client, &co), 0);
         cr_assert_eq(aetask_checkout_set_priority(co, priority), 0);
         j->in_call = true;
@@ -283,7 +265,7 @@ Test(governance, a_waiting_checkout_can_change_class) {
         submit(&holder, AETASK_PRIORITY_NORMAL, 200);
         test_run_for(event, 0.05);
         submit(&a, AETASK_PRIORITY_NORMAL, 0);
-        b = (job) { .made = now_usec() };
+        b = (job) { .made = now_usec(CLOCK_MONOTONIC) };
         cr_assert_eq(aetask_client_checkout(client, &co), 0);
         cr_assert_eq(aetask_checkout_set_priority(co, 2), -EINVAL);
         cr_assert_eq(aetask_checkout_call_format(co, NULL, "sleep", on_job, &b, "i", (int64_t) 0), 0);
@@ -306,7 +288,7 @@ static stream the_stream;
 
 static int on_stream_job(aetask_checkout *co, json_object *result, const aetask_error *error, void *userdata) {
         on_job(co, result, error, userdata);
-        if (the_stream.n < ELEMENTSOF(the_stream.jobs) && now_usec() < the_stream.until)
+        if (the_stream.n < ELEMENTSOF(the_stream.jobs) && now_usec(CLOCK_MONOTONIC) < the_stream.until)
                 submit_with(&the_stream.jobs[the_stream.n++], AETASK_PRIORITY_HIGH, 30, on_stream_job);
         return 1;
 }
@@ -316,7 +298,7 @@ static uint64_t low_wait_behind_a_high_stream(uint64_t aging, double seconds) {
 
         aetask_client_set_max_workers(client, 1);
         cr_assert_eq(aetask_client_set_priority_aging(client, aging), 0);
-        the_stream = (stream) { .until = now_usec() + (uint64_t) (seconds * 1e6) };
+        the_stream = (stream) { .until = now_usec(CLOCK_MONOTONIC) + (uint64_t) (seconds * 1e6) };
         submit_with(&the_stream.jobs[the_stream.n++], AETASK_PRIORITY_HIGH, 30, on_stream_job);
         test_run_for(event, 0.02);
         submit(&low, AETASK_PRIORITY_LOW, 0);
@@ -325,7 +307,7 @@ static uint64_t low_wait_behind_a_high_stream(uint64_t aging, double seconds) {
         wait_all(&low, 1, seconds + 5);
         cr_assert_eq(low.kind, 0, "%s", low.message);
         /* Let the stream end, and its last checkouts with it. */
-        while (now_usec() < the_stream.until)
+        while (now_usec(CLOCK_MONOTONIC) < the_stream.until)
                 test_run_for(event, 0.05);
         wait_all(the_stream.jobs, the_stream.n, 5);
         return low.ended - low.made;
@@ -463,13 +445,13 @@ Test(governance, worker_lifetimes_are_spread_by_jitter) {
         cr_assert_eq(aetask_client_set_max_worker_lifetime(client, 1000000), 0);
         aetask_client_set_max_workers(client, 4);
         aetask_client_set_min_workers(client, 4);
-        start = now_usec();
+        start = now_usec(CLOCK_MONOTONIC);
         test_run_for(event, 0.05);
-        chains_until = now_usec() + 2500000;
+        chains_until = now_usec(CLOCK_MONOTONIC) + 2500000;
         n_pids = 0;
         for (size_t i = 0; i < 4; i++)
                 submit_with(&chains[i], AETASK_PRIORITY_NORMAL, 5, on_chain);
-        while (now_usec() < chains_until)
+        while (now_usec(CLOCK_MONOTONIC) < chains_until)
                 test_run_for(event, 0.1);
         test_run_for(event, 0.1);
 

@@ -226,7 +226,6 @@ void client_stop_leak_watch(aetask_client *c);
 
 /* waiting.c */
 void client_init_waiting(aetask_client *c);
-uint64_t now_monotonic(void);
 void client_queue_push(aetask_client *c, aetask_checkout *co, bool front);
 /* Takes the checkout to serve next off the queue, and records its wait. */
 aetask_checkout *client_queue_take(aetask_client *c);

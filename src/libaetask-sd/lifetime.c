@@ -10,6 +10,7 @@
 
 #include "client-internal.h"
 #include "macro.h"
+#include "time-util.h"
 
 /* A fifth of the limit at most, as HikariCP's 2.5% but wider: pools here
  * are small, and a few workers need more room to spread. */
@@ -24,7 +25,7 @@ static uint64_t client_random(aetask_client *c) {
 
         if (x == 0) {
                 if (getrandom(&x, sizeof(x), GRND_NONBLOCK) != sizeof(x))
-                        x = now_monotonic() ^ ((uint64_t) getpid() << 32);
+                        x = now_usec(CLOCK_MONOTONIC) ^ ((uint64_t) getpid() << 32);
                 x |= 1;
         }
         x ^= x << 13;
@@ -72,7 +73,7 @@ uint64_t client_conn_expiry(aetask_client *c) {
         if (limit == 0)
                 return USEC_INFINITY;
         jitter = client_random(c) % (limit / JITTER_DIVISOR + 1);
-        expiry = now_monotonic() + limit - jitter;
+        expiry = now_usec(CLOCK_MONOTONIC) + limit - jitter;
         client_arm_timer_by(c, &c->lifetime_source, expiry, LIFETIME_ACCURACY, on_lifetime_timer,
                             "aetask-client-worker-lifetime");
         return expiry;
@@ -83,7 +84,7 @@ void client_stop_lifetime_timer(aetask_client *c) {
 }
 
 bool conn_lifetime_over(worker_conn *w) {
-        if (w->expires_at == USEC_INFINITY || now_monotonic() < w->expires_at)
+        if (w->expires_at == USEC_INFINITY || now_usec(CLOCK_MONOTONIC) < w->expires_at)
                 return false;
         w->client->metrics.recycled_lifetime++;
         return true;

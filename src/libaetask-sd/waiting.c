@@ -7,19 +7,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
-#include <time.h>
 
 #include "client-internal.h"
 #include "macro.h"
+#include "time-util.h"
 
 #define DEFAULT_PRIORITY_AGING (1 * USEC_PER_SEC)
-
-uint64_t now_monotonic(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
 
 static aetask_checkout *queue_checkout(queue_entry *e) {
         return e ? list_entry(e, aetask_checkout, queued) : NULL;
@@ -47,7 +40,7 @@ static int on_queue_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
                 queue_entry *oldest = queue_oldest(&c->waiting);
                 if (!oldest || c->freeing || !c->event || c->queue_timeout == USEC_INFINITY)
                         return 0;
-                if (oldest->since + c->queue_timeout > now_monotonic())
+                if (oldest->since + c->queue_timeout > now_usec(CLOCK_MONOTONIC))
                         break;
                 aetask_checkout *co = aetask_checkout_ref(queue_checkout(oldest));
                 c->metrics.queue_timeouts++;
@@ -63,14 +56,14 @@ static int on_queue_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
 
 void client_queue_push(aetask_client *c, aetask_checkout *co, bool front) {
         /* One back from a worker that never ran it keeps its place in time. */
-        uint64_t since = front && co->queued.since != 0 ? co->queued.since : now_monotonic();
+        uint64_t since = front && co->queued.since != 0 ? co->queued.since : now_usec(CLOCK_MONOTONIC);
 
         queue_push(&c->waiting, &co->queued, since, front);
         client_arm_queue_timeout(c);
 }
 
 aetask_checkout *client_queue_take(aetask_client *c) {
-        uint64_t now = now_monotonic();
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
         queue_entry *e = queue_next(&c->waiting, now);
 
         if (!e)
