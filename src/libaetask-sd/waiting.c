@@ -47,7 +47,7 @@ static int on_queue_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
                 /* A fatal error takes the checkout off the queue; one that
                  * failed before does not, and must not come up again. */
                 checkout_fail(co, AETASK_ERROR_QUEUE_TIMEOUT, message);
-                queue_remove(&c->waiting, &co->queued);
+                checkout_leave_queue(co);
                 aetask_checkout_unref(co);
         }
         client_arm_queue_timeout(c);
@@ -68,8 +68,8 @@ aetask_checkout *client_queue_take(aetask_client *c) {
 
         if (!e)
                 return NULL;
-        queue_remove(&c->waiting, e);
         metrics_record_wait(&c->metrics, e->priority, now > e->since ? now - e->since : 0);
+        checkout_leave_queue(queue_checkout(e));
         return queue_checkout(e);
 }
 
@@ -134,13 +134,13 @@ _public_ int aetask_client_set_priority_aging(aetask_client *c, uint64_t usec) {
 _public_ int aetask_checkout_set_priority(aetask_checkout *co, int priority) {
         assert_return(co, -EINVAL);
         assert_return(priority >= AETASK_PRIORITY_LOW && priority <= AETASK_PRIORITY_HIGH, -EINVAL);
-        assert_return(!co->client || !client_origin_changed(co->client), -ECHILD);
+        assert_return(!checkout_origin_changed(co), -ECHILD);
 
         if (co->queued.priority == priority)
                 return 0;
         /* A waiting checkout moves to the back of its new class, and keeps
          * the time it began to wait (for ageing and the queue timeout). */
-        bool waiting = co->client && queue_entry_is_queued(&co->queued);
+        bool waiting = co->state == CHECKOUT_WAITING;
         if (waiting)
                 queue_remove(&co->client->waiting, &co->queued);
         co->queued.priority = priority;
