@@ -26,6 +26,7 @@ static aetask_log *lg;
 static aetask_server *sv;
 static sd_event *ev;
 static json_object *not_an_array;
+static aetask_client_metrics metrics;
 
 static int raisev_null(const char *format, ...) {
         va_list ap;
@@ -73,6 +74,14 @@ static const aetask_handler no_methods = { .abi_version = AETASK_HANDLER_ABI_VER
         X(-EINVAL, aetask_client_detach_event(NULL))                                            \
         X(0, aetask_client_get_event(NULL))                                                     \
         X(-EINVAL, aetask_client_set_journal(NULL, 1))                                          \
+        X(-EINVAL, aetask_client_set_max_queued(NULL, 1))                                       \
+        X(-EINVAL, aetask_client_set_queue_timeout(NULL, 1))                                    \
+        X(-EINVAL, aetask_client_set_queue_timeout(c, 0))                                       \
+        X(-EINVAL, aetask_client_set_priority_aging(NULL, 1))                                   \
+        X(-EINVAL, aetask_client_set_max_worker_lifetime(NULL, 1))                              \
+        X(-EINVAL, aetask_client_get_metrics(NULL, &metrics, sizeof(metrics)))                  \
+        X(-EINVAL, aetask_client_get_metrics(c, NULL, sizeof(metrics)))                         \
+        X(-EINVAL, aetask_client_get_metrics(c, &metrics, 0))                                   \
         /* aetask-client.h: checkouts */                                                       \
         X(-EINVAL, aetask_client_checkout(NULL, &co))                                           \
         X(-EINVAL, aetask_client_checkout(c, NULL))                                             \
@@ -81,6 +90,9 @@ static const aetask_handler no_methods = { .abi_version = AETASK_HANDLER_ABI_VER
         X(-EINVAL, aetask_checkout_set_timeout(NULL, 1))                                        \
         X(-EINVAL, aetask_checkout_set_timeout(co, 0))                                          \
         X(-EINVAL, aetask_checkout_set_error_handler(NULL, NULL, NULL))                         \
+        X(-EINVAL, aetask_checkout_set_priority(NULL, 0))                                       \
+        X(-EINVAL, aetask_checkout_set_priority(co, AETASK_PRIORITY_HIGH + 1))                  \
+        X(-EINVAL, aetask_checkout_set_priority(co, AETASK_PRIORITY_LOW - 1))                   \
         X(0, aetask_checkout_set_userdata(NULL, &c))                                            \
         X(0, aetask_checkout_get_userdata(NULL))                                                \
         X(0, aetask_checkout_get_client(NULL))                                                  \
@@ -556,7 +568,13 @@ static void try_from_child(aetask_checkout *k, aetask_slot *slot, char *out, siz
                 { "client_get_event", aetask_client_get_event(client) == NULL },
                 { "client_set_leak_threshold", aetask_client_set_leak_threshold(client, 1) == -ECHILD },
                 { "client_set_journal", aetask_client_set_journal(client, 1) == -ECHILD },
+                { "client_set_max_queued", aetask_client_set_max_queued(client, 1) == -ECHILD },
+                { "client_set_queue_timeout", aetask_client_set_queue_timeout(client, 1) == -ECHILD },
+                { "client_set_priority_aging", aetask_client_set_priority_aging(client, 1) == -ECHILD },
+                { "client_set_max_worker_lifetime", aetask_client_set_max_worker_lifetime(client, 1) == -ECHILD },
+                { "client_get_metrics", aetask_client_get_metrics(client, &metrics, sizeof(metrics)) == -ECHILD },
                 { "checkout_set_timeout", aetask_checkout_set_timeout(k, 1) == -ECHILD },
+                { "checkout_set_priority", aetask_checkout_set_priority(k, 1) == -ECHILD },
                 { "checkout_set_error_handler", aetask_checkout_set_error_handler(k, NULL, NULL) == -ECHILD },
                 { "checkout_set_userdata", aetask_checkout_set_userdata(k, NULL) == NULL },
                 { "checkout_get_userdata", aetask_checkout_get_userdata(k) == NULL },

@@ -34,6 +34,8 @@ typedef enum aetask_error_kind {
                                      * earlier call on the checkout failed */
         AETASK_ERROR_CONNECT,       /* connecting to the server is not permitted (EACCES, EPERM) */
         AETASK_ERROR_DEADLINE,      /* the call ran past its deadline and grace: the worker stopped */
+        AETASK_ERROR_QUEUE_FULL,    /* the checkout would have waited behind the client's queue cap */
+        AETASK_ERROR_QUEUE_TIMEOUT, /* no worker came within the client's queue timeout */
         _AETASK_ERROR_KIND_MAX,
 } aetask_error_kind;
 
@@ -77,6 +79,46 @@ int aetask_client_set_error_handler(aetask_client *client, aetask_error_handler_
  * AETASK_TIMEOUT_INFINITY: off, the default). */
 int aetask_client_set_leak_threshold(aetask_client *client, uint64_t usec);
 
+/* Governance of the pool (aetask_client_set_max_queued(3)).  At most N
+ * checkouts wait for a busy worker; over that a checkout's first call
+ * fails at once with AETASK_ERROR_QUEUE_FULL (AETASK_QUEUE_UNLIMITED, the
+ * default: no cap). */
+#define AETASK_QUEUE_UNLIMITED ((unsigned) -1)
+int aetask_client_set_max_queued(aetask_client *client, unsigned n);
+/* How long a checkout may wait for a worker (AETASK_ERROR_QUEUE_TIMEOUT
+ * after), apart from the call timeout; AETASK_TIMEOUT_INFINITY: no limit. */
+int aetask_client_set_queue_timeout(aetask_client *client, uint64_t usec);
+/* A checkout waiting this long is served next whatever its class (oldest
+ * first): no class starves.  AETASK_TIMEOUT_INFINITY: strict priority. */
+int aetask_client_set_priority_aging(aetask_client *client, uint64_t usec);
+/* Each connection lives at most USEC minus up to a fifth of it at random,
+ * then is closed instead of pooled (0 or AETASK_TIMEOUT_INFINITY: off). */
+int aetask_client_set_max_worker_lifetime(aetask_client *client, uint64_t usec);
+
+/* Live metrics of the pool: pass sizeof(aetask_client_metrics); SIZE says
+ * how much was filled in (a program built against an older header gets
+ * the fields it knows). */
+#define AETASK_METRICS_ERROR_KINDS 32
+#define AETASK_PRIORITY_CLASSES 3
+typedef struct aetask_client_metrics {
+        size_t size;                  /* bytes filled in */
+        uint64_t checkouts;           /* made */
+        uint64_t calls;               /* queued on checkouts */
+        uint64_t errors[AETASK_METRICS_ERROR_KINDS];  /* calls ended by an error, by aetask_error_kind */
+        uint64_t refused_queue_full;  /* checkouts refused at the queue cap */
+        uint64_t queue_timeouts;      /* checkouts that waited the queue timeout in vain */
+        uint64_t recycled_lifetime;   /* connections closed at the end of their lifetime */
+        uint64_t waits;               /* checkouts that got a worker from the queue */
+        uint64_t queue_wait_p50_usec, queue_wait_p99_usec;
+        /* The same by priority class: [0] LOW, [1] NORMAL, [2] HIGH. */
+        uint64_t class_waits[AETASK_PRIORITY_CLASSES];
+        uint64_t class_queue_wait_p50_usec[AETASK_PRIORITY_CLASSES];
+        uint64_t class_queue_wait_p99_usec[AETASK_PRIORITY_CLASSES];
+        unsigned queued;              /* checkouts waiting for a worker now */
+        unsigned workers_busy, workers_idle, workers_connecting;
+} aetask_client_metrics;
+int aetask_client_get_metrics(aetask_client *client, aetask_client_metrics *ret, size_t size);
+
 const char *aetask_client_get_name(aetask_client *client);
 int aetask_client_get_pool(aetask_client *client, unsigned *ret_workers, unsigned *ret_idle, unsigned *ret_queued);
 
@@ -90,6 +132,11 @@ aetask_checkout *aetask_checkout_ref(aetask_checkout *checkout);
 aetask_checkout *aetask_checkout_unref(aetask_checkout *checkout);
 
 int aetask_checkout_set_timeout(aetask_checkout *checkout, uint64_t usec);
+/* Priority classes: the queue serves higher ones first, FIFO within one. */
+#define AETASK_PRIORITY_LOW (-1)
+#define AETASK_PRIORITY_NORMAL 0
+#define AETASK_PRIORITY_HIGH 1
+int aetask_checkout_set_priority(aetask_checkout *checkout, int priority);
 int aetask_checkout_set_error_handler(aetask_checkout *checkout, aetask_error_handler_t callback, void *userdata);
 void *aetask_checkout_set_userdata(aetask_checkout *checkout, void *userdata);
 void *aetask_checkout_get_userdata(aetask_checkout *checkout);

@@ -20,6 +20,8 @@ int call_deliver(call *k, json_object *result, aetask_error_kind kind, const cha
         aetask_error error = { .kind = kind, .message = message ?: "" };
         aetask_reply_handler_t callback = k->callback;
 
+        if (kind != 0 && k->checkout->client)
+                metrics_count_error(&k->checkout->client->metrics, kind);
         if (k->cancelled || !callback)
                 return 0;
         k->callback = NULL;  /* once */

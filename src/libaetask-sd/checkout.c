@@ -35,8 +35,7 @@ call *checkout_first_call(aetask_checkout *co) {
 void checkout_leave_queue(aetask_checkout *co) {
         if (co->state != CHECKOUT_WAITING)
                 return;
-        list_remove(&co->wait_node);
-        co->client->n_waiting--;
+        queue_remove(&co->client->waiting, &co->queued);
         co->state = CHECKOUT_IDLE;
 }
 
@@ -91,11 +90,12 @@ _public_ int aetask_client_checkout(aetask_client *c, aetask_checkout **ret) {
         co->timeout = c->timeout;
         co->deadline = USEC_INFINITY;
         list_init(&co->client_node);
-        list_init(&co->wait_node);
+        queue_entry_init(&co->queued);
         list_init(&co->report_node);
         list_init(&co->calls);
         list_init(&co->doomed);
         list_append(&c->checkouts, &co->client_node);
+        c->metrics.checkouts++;
 
         *ret = co;
         return 0;
@@ -395,6 +395,8 @@ static int checkout_new_call(aetask_checkout *co, const char *method, aetask_slo
 static void checkout_queue_call(aetask_checkout *co, call *k) {
         aetask_client *c = co->client;
 
+        if (co->fatal_kind == 0 && co->state == CHECKOUT_IDLE && list_is_empty(&co->calls) && client_queue_is_full(c))
+                checkout_refuse(co);
         if (co->fatal_kind != 0) {
                 /* Fails at once, through its handler like any error. */
                 k->state = CALL_DOOMED;
@@ -454,6 +456,7 @@ _public_ int aetask_checkout_call(aetask_checkout *co, aetask_slot **ret_slot, c
         if (r < 0)
                 return r;
 
+        c->metrics.calls++;
         checkout_queue_call(co, k);
         return 0;
 }

@@ -2,7 +2,7 @@
  *
  *   aetask_client ── idle / assigned / connecting lists ──> worker_conn
  *        │                                                     │ (assigned)
- *        └── waiting (FIFO) ──> aetask_checkout <──────────────┘
+ *        └── waiting (queue.h) ──> aetask_checkout <──────────────┘
  *                                   └── calls ──> call (the first is in flight)
  *
  * A checkout does not hold a reference on its client: freeing the client
@@ -25,6 +25,8 @@
 #include "conn-machine.h"
 #include "heap.h"
 #include "list.h"
+#include "metrics.h"
+#include "queue.h"
 
 typedef struct worker_conn worker_conn;
 
@@ -72,6 +74,7 @@ struct worker_conn {
         aetask_checkout *checkout;       /* while assigned; cut by conn_detach_checkout() only */
         unsigned n_checkouts;            /* served so far, for max_checkouts */
         aetask_log *done_log;            /* for what the checkout-done hook logs */
+        uint64_t expires_at;             /* CLOCK_MONOTONIC: closed, not pooled, after (lifetime.c) */
 };
 
 struct aetask_client {
@@ -105,8 +108,14 @@ struct aetask_client {
 
         list_node idle, assigned, connecting;
         unsigned n_workers;
-        list_node waiting;               /* checkouts waiting for a worker, first come first served */
-        unsigned n_waiting;
+        checkout_queue waiting;          /* checkouts waiting for a worker, by class and age */
+        unsigned max_queued;             /* waiting for a busy worker (waiting.c) */
+        uint64_t queue_timeout;
+        sd_event_source *queue_timeout_source;
+        uint64_t max_worker_lifetime;    /* 0: none (lifetime.c) */
+        sd_event_source *lifetime_source; /* closes idle connections past their lifetime */
+        uint64_t random_state;           /* for the lifetimes' jitter */
+        client_metrics metrics;
         list_node checkouts;             /* every live checkout */
         list_node pending_reports;       /* checkouts with errors to report from defer_source */
         bool freeing;
@@ -131,7 +140,8 @@ struct aetask_checkout {
         unsigned n_ref;
         pid_t origin_pid;                /* its client's, which may go first */
         aetask_client *client;           /* NULL once the client is gone */
-        list_node client_node, wait_node, report_node;
+        list_node client_node, report_node;
+        queue_entry queued;              /* in client->waiting while CHECKOUT_WAITING */
         checkout_state state;
         worker_conn *worker;             /* CHECKOUT_ASSIGNED */
         list_node calls;
@@ -236,6 +246,24 @@ void client_stop_shrink(aetask_client *c);
 /* leak.c */
 void checkout_leak_watch(aetask_checkout *co);
 void client_stop_leak_watch(aetask_client *c);
+
+/* waiting.c */
+void client_init_waiting(aetask_client *c);
+void client_queue_push(aetask_client *c, aetask_checkout *co, bool front);
+/* Takes the checkout to serve next off the queue, and records its wait. */
+aetask_checkout *client_queue_take(aetask_client *c);
+/* Whether a checkout that needs a worker now would wait behind the cap. */
+bool client_queue_is_full(aetask_client *c);
+/* Fails CO's first call with AETASK_ERROR_QUEUE_FULL (the error sticks). */
+void checkout_refuse(aetask_checkout *co);
+void client_stop_queue_timeout(aetask_client *c);
+
+/* lifetime.c */
+/* When a connection opened now is to be closed: USEC_INFINITY for never. */
+uint64_t client_conn_expiry(aetask_client *c);
+/* Whether W outlived its lifetime: counted as recycled when it did. */
+bool conn_lifetime_over(worker_conn *w);
+void client_stop_lifetime_timer(aetask_client *c);
 
 /* Debug logging only: the library's users own their logs. */
 void client_log_debug(const char *format, ...) __attribute__((format(printf, 1, 2)));

@@ -96,7 +96,7 @@ _public_ int aetask_client_new(aetask_client **ret, const char *address) {
         list_init(&c->idle);
         list_init(&c->assigned);
         list_init(&c->connecting);
-        list_init(&c->waiting);
+        client_init_waiting(c);
         list_init(&c->checkouts);
         list_init(&c->pending_reports);
 
@@ -259,7 +259,7 @@ _public_ int aetask_client_get_pool(aetask_client *c, unsigned *ret_workers, uns
         if (ret_idle)
                 *ret_idle = idle;
         if (ret_queued)
-                *ret_queued = c->n_waiting;
+                *ret_queued = c->waiting.length;
         return 0;
 }
 
@@ -317,11 +317,7 @@ void client_enqueue_checkout(aetask_client *c, aetask_checkout *co, bool front) 
         if (co->state != CHECKOUT_IDLE)
                 return;
         co->state = CHECKOUT_WAITING;
-        if (front)
-                list_insert_before(c->waiting.next, &co->wait_node);
-        else
-                list_append(&c->waiting, &co->wait_node);
-        c->n_waiting++;
+        client_queue_push(c, co, front);
 }
 
 static unsigned list_count(const list_node *head) {
@@ -344,17 +340,12 @@ void client_dispatch(aetask_client *c) {
         _cleanup_(aetask_client_unrefp) aetask_client *held = client_hold(c);
 
         for (;;) {
-                /* Hand idle workers to waiting checkouts, first come first served. */
-                while (!list_is_empty(&c->waiting) && !list_is_empty(&c->idle)) {
-                        worker_conn *w = list_first_entry(&c->idle, worker_conn, node);
-                        aetask_checkout *co = list_first_entry(&c->waiting, aetask_checkout, wait_node);
-
-                        checkout_leave_queue(co);
-                        conn_assign(w, co);
-                }
+                /* Hand idle workers to waiting checkouts, by class and age (waiting.c). */
+                while (c->waiting.length > 0 && !list_is_empty(&c->idle))
+                        conn_assign(list_first_entry(&c->idle, worker_conn, node), client_queue_take(c));
 
                 /* Open connections for what is still waiting, and for hot standby. */
-                unsigned want = MAX(c->n_waiting, client_min_workers(c) > c->n_workers ? client_min_workers(c) - c->n_workers : 0);
+                unsigned want = MAX(c->waiting.length, client_min_workers(c) > c->n_workers ? client_min_workers(c) - c->n_workers : 0);
                 unsigned connecting = list_count(&c->connecting);
                 if (want <= connecting || c->n_workers >= c->max_workers || client_retry_pending(c))
                         return;
@@ -392,8 +383,8 @@ static void client_fail_waiting(aetask_client *c, int error) {
         char message[512];
 
         snprintf(message, sizeof(message), "connecting to %s failed: %s", c->address, strerror(error));
-        while (!list_is_empty(&c->waiting) && !c->freeing)
-                checkout_fail(list_first_entry(&c->waiting, aetask_checkout, wait_node), AETASK_ERROR_CONNECT, message);
+        while (c->waiting.length > 0 && !c->freeing)
+                checkout_fail(list_entry(queue_oldest(&c->waiting), aetask_checkout, queued), AETASK_ERROR_CONNECT, message);
 }
 
 static int on_defer(sd_event_source *s, void *userdata) {
@@ -476,6 +467,8 @@ _public_ int aetask_client_detach_event(aetask_client *c) {
         c->defer_source = sd_event_source_disable_unref(c->defer_source);
         client_stop_timeouts(c);
         client_stop_leak_watch(c);
+        client_stop_queue_timeout(c);
+        client_stop_lifetime_timer(c);
         client_stop_shrink(c);
         c->event = sd_event_unref(c->event);
         return 1;
@@ -499,6 +492,8 @@ _public_ const char *aetask_error_kind_to_string(aetask_error_kind kind) {
                 [AETASK_ERROR_CANCELLED] = "cancelled",
                 [AETASK_ERROR_CONNECT] = "connect",
                 [AETASK_ERROR_DEADLINE] = "deadline",
+                [AETASK_ERROR_QUEUE_FULL] = "queue-full",
+                [AETASK_ERROR_QUEUE_TIMEOUT] = "queue-timeout",
         };
         if ((unsigned) kind >= _AETASK_ERROR_KIND_MAX)
                 return NULL;

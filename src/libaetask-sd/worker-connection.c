@@ -198,7 +198,7 @@ void conn_release(worker_conn *w, bool reuse) {
         }
 
         if (!reuse || (c->max_checkouts > 0 && w->n_checkouts >= c->max_checkouts) ||
-            c->n_workers > c->max_workers || !conn_machine_release(&w->m) ||
+            c->n_workers > c->max_workers || conn_lifetime_over(w) || !conn_machine_release(&w->m) ||
             protocol_append_done(&w->out, trace) < 0) {
                 conn_free(w);
                 client_dispatch(c);
@@ -333,6 +333,7 @@ int conn_open(aetask_client *c, worker_conn **ret) {
         w->n_ref = 1;
         w->fd = fd;
         w->client = c;
+        w->expires_at = client_conn_expiry(c);
         list_init(&w->node);
         conn_machine_init(&w->m, in_progress ? CONN_CONNECTING : CONN_IDLE);
 
