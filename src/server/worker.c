@@ -21,6 +21,7 @@
 #include "proctitle.h"
 #include "protocol.h"
 #include "server-internal.h"
+#include "varlink-service.h"
 #include "worker-deadline.h"
 #include "worker-log.h"
 
@@ -418,26 +419,38 @@ static int run_done(aetask_worker *w, const protocol_call *c, buffer *out) {
         return append_outcome(w, out, r, NULL, PROTOCOL_ERROR_HANDLER);
 }
 
-static int handle_message(aetask_worker *w, const char *s, size_t len, buffer *out) {
-        _cleanup_(protocol_call_done) protocol_call call = {};
-        const char *reason;
-        int r;
-
-        r = protocol_parse_call(s, len, &call, &reason);
-        if (r == -ENOENT) {
-                char text[128];
-                snprintf(text, sizeof(text), "unknown method: %s", reason);
-                return protocol_append_error(out, PROTOCOL_ERROR_METHOD_NOT_FOUND, text, NULL) < 0 ? -ENOMEM : 0;
-        }
-        if (r < 0) {
+static int run_request(aetask_worker *w, const char *s, size_t len, const protocol_call *call,
+                       int parsed, const char *reason, buffer *out) {
+        /* Requests under no method of ours, and Varlink's introspection:
+         * answered without the handler. */
+        if (parsed == -ENOENT)
+                return varlink_service_answer(s, len, aetask_worker_get_handler_name(w), out);
+        if (parsed == -EINVAL)
+                return varlink_append_error(out, "org.varlink.service.InvalidParameter", "parameter", reason) < 0 ?
+                       -ENOMEM : 0;
+        if (parsed < 0) {
                 log_warning("Worker %u: invalid message from client, closing: %s", w->number, reason);
                 (void) protocol_append_error(out, PROTOCOL_ERROR_INVALID_MESSAGE, reason, NULL);
                 return -EBADMSG;
         }
+        if (call->kind == PROTOCOL_CALL_HELLO)
+                return protocol_append_hello(out, w->number, (int) getpid()) < 0 ? -ENOMEM : 0;
+        if (call->kind == PROTOCOL_CALL_DONE)
+                return run_done(w, call, out);
+        return run_call(w, call, out);
+}
 
-        if (call.kind == PROTOCOL_CALL_DONE)
-                return run_done(w, &call, out);
-        return run_call(w, &call, out);
+static int handle_message(aetask_worker *w, const char *s, size_t len, buffer *out) {
+        _cleanup_(protocol_call_done) protocol_call call = {};
+        size_t before = buffer_length(out);
+        const char *reason = NULL;
+        int parsed = protocol_parse_call(s, len, &call, &reason);
+
+        int r = run_request(w, s, len, &call, parsed, reason, out);
+        /* Varlink's oneway: the request runs, its answer is dropped. */
+        if (call.oneway)
+                out->end = out->start + before;
+        return r;
 }
 
 static int write_all(int fd, buffer *b) {
@@ -525,9 +538,11 @@ int worker_handle_input(aetask_worker *w, buffer *in, buffer *out, int fd) {
                 /* A Done's answer goes out before the next call runs:
                  * a client that sees the worker die with its Done
                  * unanswered knows that call never ran, and sends
-                 * it elsewhere (see conn_lost()).  And answers do not
-                 * pile up: a client that pipelines calls without reading
-                 * the answers waits for the worker, not the other way. */
+                 * it elsewhere (see conn_lost()).  So does the answer to
+                 * the Hello that opens a connection (no checkout yet).
+                 * And answers do not pile up: a client that pipelines
+                 * calls without reading the answers waits for the
+                 * worker, not the other way. */
                 if (buffer_length(in) > 0 && buffer_length(out) > 0 &&
                     (!w->in_checkout || buffer_length(out) >= WORKER_OUT_PENDING_MAX) &&
                     write_all(fd, out) < 0)
@@ -613,16 +628,13 @@ static bool client_pauses(int fd) {
         return poll(&p, 1, WORKER_SHRINK_AFTER_MSEC) <= 0;
 }
 
-/* Greets the client on CONN_FD and serves it until it leaves. */
+/* Serves the client on CONN_FD until it leaves.  Nothing is written
+ * unasked: a client that wants to know a worker has its connection asks
+ * first (io.aetask.Hello). */
 _Noreturn static void worker_serve(aetask_worker *w, int conn_fd) {
         aetask_server *s = w->server;
         buffer in = {}, out = {};
         uint64_t began = 0;            /* when the message we are reading began */
-
-        /* Greet before reading anything: a client that sees the connection
-         * end before the greeting knows nothing it sent there ran. */
-        if (protocol_append_hello(&out, w->number, (int) getpid()) < 0 || write_all(conn_fd, &out) < 0)
-                worker_exit(EXIT_SUCCESS);
 
         for (;;) {
                 int r = worker_handle_input(w, &in, &out, conn_fd);
