@@ -198,8 +198,9 @@ int ctl_status(ctl_context *ctx, int argc, char **argv) {
         json_object *error = NULL, *parameters = NULL;
         (void) json_object_object_get_ex(m, "parameters", &parameters);
         if (json_object_object_get_ex(m, "error", &error) &&
-            strcmp(json_object_get_string(error), "org.varlink.service.InterfaceNotFound") == 0) {
-                /* A worker has no io.aetask.Server: this is where calls go. */
+            strncmp(json_object_get_string(error), "org.varlink.service.", strlen("org.varlink.service.")) == 0) {
+                /* Only a control socket has io.aetask.Server.Status: a
+                 * worker says it has no such method.  This is where calls go. */
                 fprintf(stderr, "aetaskctl: %s is a worker socket, not a control socket "
                         "(status is served on aetaskd --control ADDRESS, or /run/aetask/NAME.control)\n", address);
                 return CTL_EXIT_CALL_FAILED;
