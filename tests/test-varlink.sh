@@ -19,11 +19,7 @@ for h in echo bcrypt; do
 done
 for _ in $(seq 100); do [ -S "$dir/echo.sock" ] && [ -S "$dir/bcrypt.sock" ] && break; sleep 0.05; done
 
-passed=0 failed=0
-check() {  # check NAME EXPECTED ACTUAL
-        if [ "$2" == "$3" ]; then passed=$((passed + 1)); else
-                failed=$((failed + 1)); echo "FAIL $1: expected [$2], got [$3]"; fi
-}
+. "$(dirname "$0")/lib.sh"
 vl() { "$client" "unix:$dir/$1.sock" "${@:2}"; }
 
 # GetInfo: the Go library sends "parameters": null.
@@ -83,5 +79,4 @@ else
         echo "SKIP varlinkctl: not installed (systemd 255 and later have it; this is $(systemctl --version 2>/dev/null | head -1))"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary
