@@ -213,8 +213,8 @@ static void rate_workload(const char *workload, const char *name, const char *ad
 
 /* ---- floor -------------------------------------------------------------- */
 
-static int write_full(int fd, const char *p, size_t n) {
-        while (n > 0) {
+int write_full(int fd, const void *buf, size_t n) {
+        for (const char *p = buf; n > 0;) {
                 ssize_t k = write(fd, p, n);
                 if (k < 0 && errno == EINTR)
                         continue;
@@ -226,11 +226,13 @@ static int write_full(int fd, const char *p, size_t n) {
         return 0;
 }
 
-static int read_full(int fd, char *p, size_t n) {
-        while (n > 0) {
+int read_full(int fd, void *buf, size_t n) {
+        for (char *p = buf; n > 0;) {
                 ssize_t k = read(fd, p, n);
+                if (k < 0 && errno == EINTR)
+                        continue;
                 if (k <= 0)
-                        return k < 0 && errno == EINTR ? 0 : -1;
+                        return -1;
                 p += k;
                 n -= (size_t) k;
         }
