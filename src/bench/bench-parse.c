@@ -120,10 +120,9 @@ static void worker_exit_cost(const logged *l, int pid, long *ret_kib, double *re
 /* A worker of its own reads MESSAGE; returns its peak memory and CPU. */
 static void worker_reads(const logged *l, const buffer *message, long *ret_kib, double *ret_cpu) {
         char greeting[512], reply[256];
-        static const char hello[] = "{\"method\":\"" PROTOCOL_METHOD_HELLO "\"}";
         int fd = unix_socket(l->sock, false), pid = 0;
 
-        if (send(fd, hello, sizeof(hello), MSG_NOSIGNAL) != (ssize_t) sizeof(hello))
+        if (bench_ask_greeting(fd) < 0)
                 die("parse: cannot ask for the greeting: %m");
         read_message(fd, greeting, sizeof(greeting));
         const char *p = strstr(greeting, "\"pid\":");
