@@ -226,6 +226,7 @@ int raw_connect(const char *path, bool skip_greeting) {
         snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
         cr_assert_eq(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0, "connect: %s", strerror(errno));
         if (!skip_greeting) {
+                cr_assert_eq(send_hello(fd), 0, "hello: %s", strerror(errno));
                 ssize_t n = raw_read_message(fd, buf, sizeof(buf), 10);
                 cr_assert_gt(n, 0, "no greeting");
                 cr_assert(strstr(buf, "\"hello\""), "not a greeting: %s", buf);

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include "helpers.h"
+#include "hello.h"
 
 /* 1 in a build with AddressSanitizer, whose quarantine keeps freed memory
  * resident: memory-growth checks hold in the other builds only. */

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "hostile.h"
+#include "hello.h"
 
 #define NOBODY 65534
 
@@ -70,6 +71,7 @@ static void child_read_first_message(int out) {
                 dprintf(out, "connect: %s", strerror(errno));
                 return;
         }
+        (void) send_hello(fd);  /* a refusal may have closed it already */
         while (n < sizeof(buf) && poll(&(struct pollfd) { .fd = fd, .events = POLLIN }, 1, 5000) > 0) {
                 ssize_t k = read(fd, buf + n, sizeof(buf) - n);
                 if (k <= 0)

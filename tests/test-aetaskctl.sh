@@ -54,7 +54,7 @@ out=$("$AETASKCTL" status "nonsense:x" 2>&1); rc=$?
 check status-bad-address "2" "$rc"
 out=$("$AETASKCTL" status "unix:$dir/t.control" extra 2>&1); rc=$?
 check status-two-names "2 aetaskctl: status takes one NAME or ADDRESS" "$rc $out"
-# status sent to a worker socket: the greeting gives it away.
+# status sent to a worker socket: its Varlink error gives it away.
 out=$("$AETASKCTL" status "unix:$dir/t.sock" 2>&1); rc=$?
 check status-of-a-worker-socket "1" "$rc"
 [[ "$out" == "aetaskctl: unix:$dir/t.sock is a worker socket, not a control socket "* ]]; check status-of-a-worker-socket-message 0 $?

@@ -49,6 +49,7 @@ static int connect_tcp(int port, const char *from) {
  * refusal (io.aetask.ServerBusy, its message in WHY). */
 static int greeted(int fd, char *why, size_t size) {
         char buf[512];
+        (void) send_hello(fd);  /* a refusal may have closed it already */
         ssize_t n = raw_read_message(fd, buf, sizeof(buf), 10);
 
         cr_assert_gt(n, 0, "no first message (%zd)", n);
@@ -100,7 +101,8 @@ static void nobody_calls(int report, int hold) {
         become_nobody();
         double t0 = now_seconds();
         int fd = unix_connect(d.sock);
-        if (fd < 0 || raw_read_message(fd, buf, sizeof(buf), 10) <= 0 || !strstr(buf, "\"hello\""))
+        if (fd < 0 || send_hello(fd) < 0 || raw_read_message(fd, buf, sizeof(buf), 10) <= 0 ||
+            !strstr(buf, "\"hello\""))
                 _exit(101);
         if (send(fd, call, sizeof(call), MSG_NOSIGNAL) != sizeof(call) ||
             raw_read_message(fd, buf, sizeof(buf), 10) <= 0 || !strstr(buf, "\"nobody\""))

@@ -16,6 +16,7 @@
 
 #include "daemon.h"
 #include "hostile.h"
+#include "hello.h"
 
 #define FLOOD 100
 
@@ -35,6 +36,7 @@ static double flood(int fds[static FLOOD], double seconds) {
         for (int i = 0; i < FLOOD; i++) {
                 fds[i] = unix_connect(d.sock);
                 cr_assert_geq(fds[i], 0, "connect: %s", strerror(errno));
+                cr_assert_eq(send_hello(fds[i]), 0, "hello: %s", strerror(errno));
         }
         usleep((useconds_t) (seconds * 1e6));
         return proc_cpu_seconds(d.pid) - cpu0;

@@ -193,10 +193,12 @@ Test(hostile_client, unknown_methods_are_answered_and_the_worker_goes_on) {
         cr_assert(strstr(reply, "io.aetask.MethodNotFound") && strstr(reply, "unknown method 'no_such_method'"), "%s", reply);
         raw_send(fd, bad_name, sizeof(bad_name));
         cr_assert_gt(raw_read_message(fd, reply, sizeof(reply), 10), 0);
-        cr_assert(strstr(reply, "io.aetask.MethodNotFound") && strstr(reply, "invalid method name"), "%s", reply);
+        cr_assert_str_eq(reply, "{\"error\":\"org.varlink.service.MethodNotFound\","
+                         "\"parameters\":{\"method\":\"io.aetask.Worker.no-such-method\"}}");
         raw_send(fd, other, sizeof(other));
         cr_assert_gt(raw_read_message(fd, reply, sizeof(reply), 10), 0);
-        cr_assert(strstr(reply, "io.aetask.MethodNotFound") && strstr(reply, "unknown interface"), "%s", reply);
+        cr_assert_str_eq(reply, "{\"error\":\"org.varlink.service.InterfaceNotFound\","
+                         "\"parameters\":{\"interface\":\"org.example.Other\"}}");
         raw_send(fd, echo, sizeof(echo));
         cr_assert_gt(raw_read_message(fd, reply, sizeof(reply), 10), 0);
         cr_assert(strstr(reply, "\"still here\""), "the worker goes on after an unknown method: %s", reply);
@@ -205,6 +207,80 @@ Test(hostile_client, unknown_methods_are_answered_and_the_worker_goes_on) {
         log_wait_for(&srv, "exited\n", exited + 1, 5);
         cr_assert_eq(log_count(&srv, "exited with status"), 0);
         check_recovered();
+}
+
+/* Sends REQUEST (with its NUL) on FD and checks that the answer holds each
+ * of the NULL-ended texts. */
+static void expect_answer(int fd, const char *request, const char *const *texts) {
+        char reply[8192];
+
+        raw_send(fd, request, strlen(request) + 1);
+        cr_assert_gt(raw_read_message(fd, reply, sizeof(reply), 10), 0, "no answer to %s", request);
+        for (const char *const *t = texts; *t; t++)
+                cr_assert(strstr(reply, *t), "%s: no %s in %s", request, *t, reply);
+}
+
+#define EXPECT(fd, request, ...) expect_answer(fd, request, (const char *const[]) { __VA_ARGS__, NULL })
+
+/* What a stock Varlink client sends, on one connection that asks for no
+ * greeting: introspection, Call, Varlink's errors, oneway and more. */
+Test(hostile_client, a_stock_varlink_client_is_served) {
+        logged_server_start(&srv, &h_handler, small_and_quick, NULL);
+        int fd = raw_connect(srv.t.path, true);
+
+        EXPECT(fd, "{\"method\":\"org.varlink.service.GetInfo\",\"parameters\":null}",
+               "\"vendor\":\"aetask\"", "\"product\":\"aetaskd worker (handler hostile)\"",
+               "\"interfaces\":[\"org.varlink.service\",\"io.aetask\"]");
+        EXPECT(fd, "{\"method\":\"org.varlink.service.GetInterfaceDescription\",\"parameters\":{\"interface\":\"io.aetask\"}}",
+               "{\"parameters\":{\"description\":\"", "interface io.aetask\\n", "method Call(",
+               "error HandlerError (message: string");
+        EXPECT(fd, "{\"method\":\"org.varlink.service.GetInterfaceDescription\",\"parameters\":{\"interface\":\"x.y\"}}",
+               "{\"error\":\"org.varlink.service.InterfaceNotFound\",\"parameters\":{\"interface\":\"x.y\"}}");
+        EXPECT(fd, "{\"method\":\"org.varlink.service.GetInterfaceDescription\",\"parameters\":{}}",
+               "{\"error\":\"org.varlink.service.InvalidParameter\",\"parameters\":{\"parameter\":\"interface\"}}");
+        EXPECT(fd, "{\"method\":\"org.varlink.service.Nope\"}",
+               "{\"error\":\"org.varlink.service.MethodNotFound\",\"parameters\":{\"method\":\"org.varlink.service.Nope\"}}");
+        EXPECT(fd, "{\"method\":\"io.aetask.Call\",\"parameters\":{\"method\":\"echo\",\"args\":[\"x\"]}}",
+               "{\"parameters\":{\"result\":\"x\"}}");
+        EXPECT(fd, "{\"method\":\"io.aetask.Call\",\"parameters\":{\"args\":[1,2]}}",
+               "{\"parameters\":{\"result\":[1,2]}}");
+        EXPECT(fd, "{\"method\":\"io.aetask.Call\",\"parameters\":{\"method\":\"nope\"}}",
+               "\"io.aetask.MethodNotFound\"", "unknown method 'nope'");
+        EXPECT(fd, "{\"method\":\"io.aetask.Call\",\"parameters\":{\"method\":\"echo\",\"args\":\"x\"}}",
+               "{\"error\":\"org.varlink.service.InvalidParameter\",\"parameters\":{\"parameter\":\"args\"}}");
+        /* oneway: it runs, and nothing answers it; more: one reply. */
+        raw_send(fd, "{\"method\":\"io.aetask.Call\",\"oneway\":true,\"parameters\":{\"method\":\"echo\",\"args\":[1]}}",
+                 sizeof("{\"method\":\"io.aetask.Call\",\"oneway\":true,\"parameters\":{\"method\":\"echo\",\"args\":[1]}}"));
+        EXPECT(fd, "{\"method\":\"io.aetask.Call\",\"more\":true,\"parameters\":{\"method\":\"echo\",\"args\":[2]}}",
+               "{\"parameters\":{\"result\":2}}");
+        EXPECT(fd, "{\"method\":\"io.aetask.Hello\",\"parameters\":null}",
+               "{\"parameters\":{\"hello\":{\"version\":2,\"worker\":");
+        close(fd);
+        check_recovered();
+}
+
+static int failing_setup(aetask_worker *w) {
+        return aetask_worker_raise(w, "no database");
+}
+
+static const aetask_handler failing_handler = {
+        .abi_version = AETASK_HANDLER_ABI_VERSION,
+        .name = "failing",
+        .methods = h_methods,
+        .setup = failing_setup,
+};
+
+/* Hello and introspection run nothing of the handler's: a worker whose
+ * setup fails answers them, and fails the first call. */
+Test(hostile_client, hello_and_introspection_do_not_run_the_setup) {
+        logged_server_start(&srv, &failing_handler, small_and_quick, NULL);
+        int fd = raw_connect(srv.t.path, false);
+
+        EXPECT(fd, "{\"method\":\"org.varlink.service.GetInfo\"}", "\"product\":\"aetaskd worker (handler failing)\"");
+        cr_assert_eq(log_count(&srv, "setup exception"), 0);
+        EXPECT(fd, "{\"method\":\"io.aetask.Call\",\"parameters\":{\"method\":\"echo\"}}",
+               "{\"error\":\"io.aetask.SetupError\"", "setup exception: no database");
+        close(fd);
 }
 
 Test(hostile_client, a_message_over_the_size_limit) {
@@ -296,6 +372,7 @@ Test(hostile_client, a_thousand_connections_opened_and_dropped) {
                 if (i % 2 == 0) {
                         /* Every other one waits for its greeting (or refusal) first. */
                         char reply[512];
+                        (void) send_hello(fd);  /* a refusal may have closed it already */
                         ssize_t n = raw_read_message(fd, reply, sizeof(reply), 10);
                         cr_assert_gt(n, 0, "connection %d: no greeting (%zd)", i, n);
                         refused += !!strstr(reply, "io.aetask.ServerBusy");
@@ -433,6 +510,7 @@ Test(hostile_client, pipelined_calls_whose_answers_are_never_read) {
 
         logged_server_start(&srv, &h_handler, large_messages, NULL);
         int fd = raw_connect(srv.t.path, true);
+        cr_assert_eq(send_hello(fd), 0);
         cr_assert_gt(raw_read_message(fd, greeting, sizeof(greeting), 5), 0);
         char *p = strstr(greeting, "\"pid\":");
         cr_assert_not_null(p);

@@ -1,5 +1,5 @@
 /* Bad workers against the client library: a fake server in a child process
- * greets like aetaskd's workers, then misbehaves as the call's method name
+ * greets like aetaskd's workers when asked, then misbehaves as the call's method name
  * says (garbage, a reply over the size limit, replies nobody asked for,
  * closing in the middle of a reply, stalling).  The client reports a protocol
  * or worker-died error on that checkout only; checkouts on its other
@@ -23,7 +23,7 @@
 
 typedef enum greeting {
         GREET,
-        GREET_NOT,          /* answers calls without greeting first */
+        GREET_NOT,          /* answers calls, and the hello request, without greeting */
         GREET_GARBAGE,      /* its first message is not JSON */
         GREET_BUSY,         /* refuses instead of greeting, as a server at its cap does */
 } greeting;
@@ -78,8 +78,12 @@ static void fake_reply_with_logs(int fd, int n, bool newest_first) {
 static _Noreturn void fake_worker(int fd, greeting greet) {
         char call[65536];
 
-        if (greet == GREET)
-                fake_write(fd, "{\"parameters\":{\"hello\":{\"version\":1,\"worker\":1,\"pid\":1}}}");
+        if (greet == GREET) {
+                /* The client asks for the greeting first. */
+                if (!fake_read(fd, call, sizeof(call)) || !strstr(call, "\"io.aetask.Hello\""))
+                        fake_write(fd, "not asked for the greeting first");
+                fake_write(fd, "{\"parameters\":{\"hello\":{\"version\":2,\"worker\":1,\"pid\":1}}}");
+        }
         else if (greet == GREET_GARBAGE)
                 fake_write(fd, "\x01\x02 hello?");
         else if (greet == GREET_BUSY) {

@@ -109,6 +109,7 @@ static void worker_reads(const char *message, size_t size, worker_cost *ret) {
         char greeting[512];
         int fd = raw_connect(srv.t.path, true), pid = 0;
 
+        cr_assert_eq(send_hello(fd), 0);
         cr_assert_gt(raw_read_message(fd, greeting, sizeof(greeting), 10), 0);
         const char *p = strstr(greeting, "\"pid\":");
         cr_assert(p && sscanf(p, "\"pid\":%d", &pid) == 1 && pid > 0, "%s", greeting);

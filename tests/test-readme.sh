@@ -33,6 +33,11 @@ run_section() {  # run_section HEADING [N]: the Nth sh block of the section
 }
 
 run_section "Trying it by hand"
+if [ -x "$build_root/tests/varlink/varlink-client" ]; then
+        run_section "Speaking Varlink"
+else
+        echo "SKIP \"Speaking Varlink\": no Go Varlink client in this build (golang-go, golang-github-varlink-go-dev)"
+fi
 run_section "The bcrypt and SQLite handlers"
 run_section "Under systemd" 2
 run_section "An example daemon"

@@ -604,9 +604,7 @@ Test(protocol, parses_calls_and_rejects_bad_shapes) {
                 { "{\"a\":1} trailing", "trailing bytes after the JSON value" },
                 { "{\"method\":\"x\"", "expected , or } in an object" },
                 { "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":[]}", "\"parameters\" is not an object" },
-                { "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":null}", "\"parameters\" is not an object" },
                 { "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":{\"args\":{}}}", "\"args\" is not an array" },
-                { "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":{\"args\":null}}", "\"args\" is not an array" },
                 { "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":{\"args\":[1],\"trace\":\"a b\"}}",
                   "\"trace\" is not a valid trace id" },
                 { "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":{\"args\":[1],\"trace\":7}}",
@@ -630,6 +628,81 @@ Test(protocol, parses_calls_and_rejects_bad_shapes) {
         const char *unknown = "{\"method\":\"org.example.Other\"}";
         cr_assert_eq(protocol_parse_call(unknown, strlen(unknown), &c, &reason), -ENOENT);
         cr_assert_str_eq(reason, "unknown interface");
+}
+
+/* What a stock Varlink client sends: "parameters": null, Varlink's own
+ * members, and io.aetask.Worker's methods. */
+Test(protocol, reads_the_varlink_forms_of_a_request) {
+        protocol_call c;
+        const char *reason;
+        static const struct {
+                const char *message;
+                protocol_call_kind kind;
+                const char *method;
+                size_t n_args;
+                bool oneway;
+        } good[] = {
+                { "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":null}", PROTOCOL_CALL_METHOD, "echo", 0, false },
+                { "{\"method\":\"io.aetask.Worker.echo\",\"parameters\":{\"args\":null,\"trace\":null}}",
+                  PROTOCOL_CALL_METHOD, "echo", 0, false },
+                { "{\"method\":\"io.aetask.Hello\"}", PROTOCOL_CALL_HELLO, NULL, 0, false },
+                { "{\"method\":\"io.aetask.Hello\",\"parameters\":null}", PROTOCOL_CALL_HELLO, NULL, 0, false },
+                { "{\"parameters\":{\"method\":\"hash\",\"args\":[1,2]},\"method\":\"io.aetask.Call\"}",
+                  PROTOCOL_CALL_METHOD, "hash", 2, false },
+                { "{\"method\":\"io.aetask.Call\",\"parameters\":{\"method\":\"Hello\"}}",
+                  PROTOCOL_CALL_METHOD, "Hello", 0, false },
+                { "{\"method\":\"io.aetask.Call\",\"parameters\":{\"method\":null,\"args\":[1]}}",
+                  PROTOCOL_CALL_ANONYMOUS, NULL, 1, false },
+                { "{\"method\":\"io.aetask.Call\",\"parameters\":{}}", PROTOCOL_CALL_ANONYMOUS, NULL, 0, false },
+                { "{\"method\":\"io.aetask.Call\",\"oneway\":true,\"more\":true,\"parameters\":{\"method\":\"x\"}}",
+                  PROTOCOL_CALL_METHOD, "x", 0, true },
+                { "{\"method\":\"io.aetask.Worker.x\",\"oneway\":false}", PROTOCOL_CALL_METHOD, "x", 0, false },
+        };
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+                cr_assert_eq(protocol_parse_call(good[i].message, strlen(good[i].message), &c, &reason), 0,
+                             "%s: %s", good[i].message, reason);
+                cr_assert_eq(c.kind, good[i].kind, "%s", good[i].message);
+                if (good[i].method)
+                        cr_assert_str_eq(c.method, good[i].method, "%s", good[i].message);
+                else
+                        cr_assert_null(c.method, "%s", good[i].message);
+                cr_assert_eq(c.args ? json_object_array_length(c.args) : 0, good[i].n_args, "%s", good[i].message);
+                cr_assert_eq(c.oneway, good[i].oneway, "%s", good[i].message);
+                protocol_call_done(&c);
+        }
+
+        /* A parameter of the wrong type in Call is Varlink's InvalidParameter. */
+        static const struct {
+                const char *message, *parameter;
+        } invalid[] = {
+                { "{\"method\":\"io.aetask.Call\",\"parameters\":{\"method\":1}}", "method" },
+                { "{\"method\":\"io.aetask.Call\",\"parameters\":{\"method\":\"a-b\"}}", "method" },
+                { "{\"method\":\"io.aetask.Call\",\"parameters\":{\"args\":{}}}", "args" },
+                { "{\"method\":\"io.aetask.Call\",\"parameters\":{\"trace\":\"a b\"}}", "trace" },
+                { "{\"method\":\"io.aetask.Call\",\"parameters\":[]}", "parameters" },
+        };
+        for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++) {
+                cr_assert_eq(protocol_parse_call(invalid[i].message, strlen(invalid[i].message), &c, &reason), -EINVAL,
+                             "%s", invalid[i].message);
+                cr_assert_str_eq(reason, invalid[i].parameter, "%s", invalid[i].message);
+                cr_assert_null(c.args, "nothing is left to free");
+        }
+
+        /* The library asks for the greeting; a handler's method named Call
+         * is still called by its name. */
+        buffer b = {};
+        cr_assert_geq(protocol_append_hello_request(&b), 0);
+        cr_assert_eq(protocol_parse_call(buffer_head(&b), buffer_length(&b) - 1, &c, &reason), 0);
+        cr_assert_eq(c.kind, PROTOCOL_CALL_HELLO);
+        buffer_clear(&b);
+        cr_assert_geq(protocol_append_call(&b, "Call", NULL, "t"), 0);
+        cr_assert_eq(protocol_parse_call(buffer_head(&b), buffer_length(&b) - 1, &c, &reason), 0, "%s", reason);
+        cr_assert_eq(c.kind, PROTOCOL_CALL_METHOD);
+        cr_assert_str_eq(c.method, "Call");
+        cr_assert(strstr(buffer_head(&b), "io.aetask.Worker.Call"), "%s", buffer_head(&b));
+        cr_assert_str_eq(c.trace, "t");
+        protocol_call_done(&c);
+        buffer_done(&b);
 }
 
 Test(protocol, a_call_is_read_in_any_key_order_and_later_keys_win) {

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "fixture.h"
+#include "hello.h"
 #include "time-util.h"
 
 /* ---- A handler that records what its worker ran ------------------------ */
@@ -577,8 +578,9 @@ Test(slots, a_call_past_its_deadline_and_grace_stops_its_worker) {
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         cr_assert_geq(fd, 0);
         cr_assert_eq(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        cr_assert_eq(send_hello(fd), 0);
         read_message(fd, buf, sizeof(buf));
-        cr_assert(strstr(buf, "hello"), "the worker greets: %s", buf);
+        cr_assert(strstr(buf, "hello"), "the worker greets when asked: %s", buf);
 
         /* The timer is re-armed lazily: armed for a short call that ended,
          * it fires during a longer one, and must leave that one be. */

@@ -177,7 +177,8 @@ _Noreturn static void client_process(const char *address, unsigned n, int go, in
 
 /* ---- The server's side ------------------------------------------------------- */
 
-/* How long from connect() to the greeting's end, in microseconds, or -1. */
+/* How long from connect() to the greeting's end (asked for at once), in
+ * microseconds, or -1. */
 static double greeting_usec(const socket_address *a) {
         uint64_t start = now_usec(CLOCK_MONOTONIC);
         char buf[512];
@@ -187,6 +188,10 @@ static double greeting_usec(const socket_address *a) {
 
         if (fd < 0)
                 return -1;
+        if (bench_ask_greeting(fd) < 0) {
+                close(fd);
+                return -1;
+        }
         while (have < sizeof(buf)) {
                 struct pollfd p = { .fd = fd, .events = POLLIN };
                 if (poll(&p, 1, 10000) <= 0)

@@ -22,6 +22,7 @@
 #include "bench.h"
 #include "buffer.h"
 #include "json-shapes.h"
+#include "protocol.h"
 
 static long status_kib(pid_t pid, const char *field) {
         long v = proc_kib(pid, "status", field);
@@ -121,6 +122,8 @@ static void worker_reads(const logged *l, const buffer *message, long *ret_kib, 
         char greeting[512], reply[256];
         int fd = unix_socket(l->sock, false), pid = 0;
 
+        if (bench_ask_greeting(fd) < 0)
+                die("parse: cannot ask for the greeting: %m");
         read_message(fd, greeting, sizeof(greeting));
         const char *p = strstr(greeting, "\"pid\":");
         if (!p || sscanf(p, "\"pid\":%d", &pid) != 1)

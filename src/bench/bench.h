@@ -6,8 +6,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
+#include "protocol.h"   /* PROTOCOL_METHOD_HELLO */
 #include "time-util.h"  /* now_usec() */
 
 #define USEC_PER_SEC 1000000ULL
@@ -89,3 +91,10 @@ bool bench_many_scaling(double *ret_ratio);
 
 /* bench-parse.c */
 void bench_parse(void);
+
+/* Asks the worker on FD for its greeting (aetask-protocol(7)): a worker
+ * writes nothing unasked.  0, or -1 when it could not be sent. */
+static inline int bench_ask_greeting(int fd) {
+        static const char hello[] = "{\"method\":\"" PROTOCOL_METHOD_HELLO "\"}";  /* with its NUL */
+        return send(fd, hello, sizeof(hello), MSG_NOSIGNAL) == (ssize_t) sizeof(hello) ? 0 : -1;
+}

@@ -189,21 +189,23 @@ int ctl_status(ctl_context *ctx, int argc, char **argv) {
                 return CTL_EXIT_CALL_FAILED;
         }
 
-        json_object *error, *parameters = NULL;
+        json_object *error = NULL, *parameters = NULL;
         (void) json_object_object_get_ex(m, "parameters", &parameters);
-        if (json_object_object_get_ex(m, "error", &error)) {
+        if (json_object_object_get_ex(m, "error", &error) &&
+            strncmp(json_object_get_string(error), "org.varlink.service.", strlen("org.varlink.service.")) == 0) {
+                /* Only a control socket has io.aetask.Server.Status: a
+                 * worker says it has no such method.  This is where calls go. */
+                fprintf(stderr, "aetaskctl: %s is a worker socket, not a control socket "
+                        "(status is served on aetaskd --control ADDRESS, or /run/aetask/NAME.control)\n", address);
+                return CTL_EXIT_CALL_FAILED;
+        }
+        if (error) {
                 fprintf(stderr, "aetaskctl: %s: %s\n", json_object_get_string(error),
                         parameters ? get_str(parameters, "message", "") : "");
                 return CTL_EXIT_CALL_FAILED;
         }
         if (!parameters) {
                 fprintf(stderr, "aetaskctl: invalid reply from %s\n", address);
-                return CTL_EXIT_CALL_FAILED;
-        }
-        if (json_object_object_get_ex(parameters, "hello", NULL)) {
-                /* A worker greets before it reads: this is where calls go. */
-                fprintf(stderr, "aetaskctl: %s is a worker socket, not a control socket "
-                        "(status is served on aetaskd --control ADDRESS, or /run/aetask/NAME.control)\n", address);
                 return CTL_EXIT_CALL_FAILED;
         }
         if (!json_object_object_get_ex(parameters, "workers", NULL)) {

@@ -345,8 +345,18 @@ int conn_open(aetask_client *c, worker_conn **ret) {
         (void) sd_event_source_set_priority(w->io, c->priority);
         (void) sd_event_source_set_description(w->io, "aetask-worker-connection");
 
+        /* Ask for the greeting first: its answer says a worker has the
+         * connection.  The first call goes out behind it, in one write. */
+        r = protocol_append_hello_request(&w->out);
+        if (r < 0) {
+                sd_event_source_disable_unref(w->io);
+                safe_close(fd);
+                return r;
+        }
+
         c->n_workers++;
         conn_file(w);
+        conn_update_events(w);  /* the hello request waits to be written */
         *ret = TAKE_PTR(w);
         return 0;
 }

@@ -7,11 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "macro.h"
 #include "protocol.h"
 #include "server-internal.h"
+#include "varlink-service.h"
 #include "worker-deadline.h"
 #include "worker-internal.h"
 
@@ -224,24 +226,36 @@ static int run_done(aetask_worker *w, const protocol_call *c, buffer *out) {
         return append_outcome(w, out, r, NULL, PROTOCOL_ERROR_HANDLER);
 }
 
-int worker_handle_message(aetask_worker *w, const char *s, size_t len, buffer *out) {
-        _cleanup_(protocol_call_done) protocol_call call = {};
-        const char *reason;
-        int r;
-
-        r = protocol_parse_call(s, len, &call, &reason);
-        if (r == -ENOENT) {
-                char text[128];
-                snprintf(text, sizeof(text), "unknown method: %s", reason);
-                return protocol_append_error(out, PROTOCOL_ERROR_METHOD_NOT_FOUND, text, NULL) < 0 ? -ENOMEM : 0;
-        }
-        if (r < 0) {
+static int run_request(aetask_worker *w, const char *s, size_t len, const protocol_call *call,
+                       int parsed, const char *reason, buffer *out) {
+        /* Requests under no method of ours, and Varlink's introspection:
+         * answered without the handler. */
+        if (parsed == -ENOENT)
+                return varlink_service_answer(s, len, aetask_worker_get_handler_name(w), out);
+        if (parsed == -EINVAL)
+                return varlink_append_error(out, "org.varlink.service.InvalidParameter", "parameter", reason) < 0 ?
+                       -ENOMEM : 0;
+        if (parsed < 0) {
                 log_warning("Worker %u: invalid message from client, closing: %s", w->number, reason);
                 (void) protocol_append_error(out, PROTOCOL_ERROR_INVALID_MESSAGE, reason, NULL);
                 return -EBADMSG;
         }
+        if (call->kind == PROTOCOL_CALL_HELLO)
+                return protocol_append_hello(out, w->number, (int) getpid()) < 0 ? -ENOMEM : 0;
+        if (call->kind == PROTOCOL_CALL_DONE)
+                return run_done(w, call, out);
+        return run_call(w, call, out);
+}
 
-        if (call.kind == PROTOCOL_CALL_DONE)
-                return run_done(w, &call, out);
-        return run_call(w, &call, out);
+int worker_handle_message(aetask_worker *w, const char *s, size_t len, buffer *out) {
+        _cleanup_(protocol_call_done) protocol_call call = {};
+        size_t before = buffer_length(out);
+        const char *reason = NULL;
+        int parsed = protocol_parse_call(s, len, &call, &reason);
+
+        int r = run_request(w, s, len, &call, parsed, reason, out);
+        /* Varlink's oneway: the request runs, its answer is dropped. */
+        if (call.oneway)
+                out->end = out->start + before;
+        return r;
 }

@@ -277,9 +277,11 @@ int worker_handle_input(aetask_worker *w, buffer *in, buffer *out, int fd) {
                 /* A Done's answer goes out before the next call runs:
                  * a client that sees the worker die with its Done
                  * unanswered knows that call never ran, and sends
-                 * it elsewhere (see conn_lost()).  And answers do not
-                 * pile up: a client that pipelines calls without reading
-                 * the answers waits for the worker, not the other way. */
+                 * it elsewhere (see conn_lost()).  So does the answer to
+                 * the Hello that opens a connection (no checkout yet).
+                 * And answers do not pile up: a client that pipelines
+                 * calls without reading the answers waits for the
+                 * worker, not the other way. */
                 if (buffer_length(in) > 0 && buffer_length(out) > 0 &&
                     (!w->in_checkout || buffer_length(out) >= WORKER_OUT_PENDING_MAX) &&
                     write_all(fd, out) < 0)
@@ -365,16 +367,13 @@ static bool client_pauses(int fd) {
         return poll(&p, 1, WORKER_SHRINK_AFTER_MSEC) <= 0;
 }
 
-/* Greets the client on CONN_FD and serves it until it leaves. */
+/* Serves the client on CONN_FD until it leaves.  Nothing is written
+ * unasked: a client that wants to know a worker has its connection asks
+ * first (io.aetask.Hello). */
 _Noreturn static void worker_serve(aetask_worker *w, int conn_fd) {
         aetask_server *s = w->server;
         buffer in = {}, out = {};
         uint64_t began = 0;            /* when the message we are reading began */
-
-        /* Greet before reading anything: a client that sees the connection
-         * end before the greeting knows nothing it sent there ran. */
-        if (protocol_append_hello(&out, w->number, (int) getpid()) < 0 || write_all(conn_fd, &out) < 0)
-                worker_exit(EXIT_SUCCESS);
 
         for (;;) {
                 int r = worker_handle_input(w, &in, &out, conn_fd);

@@ -26,8 +26,9 @@ bool json_shape_fits(const char *shape, json_shape_side side);
 int json_shape_append(buffer *b, const char *shape, json_shape_side side, size_t size);
 
 /* A fake worker in a forked child: accepts one connection on LISTEN_FD,
- * greets, answers the first call with REPLY (a whole message, its NUL
- * included), then waits for the end of the connection, and exits. */
+ * answers the client's hello request, then its first call with REPLY (a
+ * whole message, its NUL included), then waits for the end of the
+ * connection, and exits. */
 _Noreturn void json_shape_serve(int listen_fd, const buffer *reply);
 
 /* Reads one message of any length from the blocking FD, keeping its first

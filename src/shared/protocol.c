@@ -179,6 +179,11 @@ int protocol_append_done(buffer *b, const char *trace) {
         return finish(b, saved, r);
 }
 
+int protocol_append_hello_request(buffer *b) {
+        static const char request[] = "{\"method\":\"" PROTOCOL_METHOD_HELLO "\"}";
+        return buffer_append(b, request, sizeof(request));  /* the NUL too */
+}
+
 int protocol_append_hello(buffer *b, unsigned number, int pid) {
         char text[128];
         int n = snprintf(text, sizeof(text),
@@ -230,6 +235,9 @@ static void put_and_clear(json_object **p) {
 typedef struct call_parts {
         bool method_seen, method_is_string, parameters_bad, args_bad, trace_bad;
         enum { INTERFACE_UNKNOWN, INTERFACE_BAD_NAME, INTERFACE_KNOWN } interface;
+        /* io.aetask.Call names the handler's method in its parameters */
+        bool varlink_call, call_method_bad;
+        char call_method[PROTOCOL_METHOD_NAME_MAX + 1];  /* "": none, the catch-all */
 } call_parts;
 
 static bool span_equals(const char *s, size_t n, const char *literal) {
@@ -251,8 +259,13 @@ static int read_method(json_reader *r, protocol_call *call, call_parts *parts) {
                 return e;
 
         parts->interface = INTERFACE_KNOWN;
+        parts->varlink_call = false;
         call->method = NULL;
-        if (n >= prefix && memcmp(s, PROTOCOL_WORKER_PREFIX, prefix) == 0) {
+        if (span_equals(s, n, PROTOCOL_METHOD_HELLO))
+                call->kind = PROTOCOL_CALL_HELLO;
+        else if (span_equals(s, n, PROTOCOL_METHOD_VARLINK_CALL))
+                parts->varlink_call = true;  /* its kind comes with its parameters */
+        else if (n >= prefix && memcmp(s, PROTOCOL_WORKER_PREFIX, prefix) == 0) {
                 if (!method_name_is_valid(s + prefix, n - prefix)) {
                         parts->interface = INTERFACE_BAD_NAME;
                         return 0;
@@ -288,6 +301,28 @@ static uint64_t parse_timeout(const char *p, const char *end) {
         return p == end && digits > 0 && digits <= 18 ? v : 0;
 }
 
+/* The "method" parameter of io.aetask.Call: a handler method's name,
+ * or null (or none) for the catch-all. */
+static int read_call_method(json_reader *r, call_parts *parts) {
+        const char *s;
+        size_t n;
+        int e;
+
+        parts->call_method[0] = 0;
+        parts->call_method_bad = !json_reader_next_is(r, '"') && !json_reader_next_is(r, 'n');
+        if (!json_reader_next_is(r, '"'))
+                return json_reader_skip(r);
+        e = json_reader_string(r, &s, &n);
+        if (e < 0)
+                return e;
+        parts->call_method_bad = !method_name_is_valid(s, n);
+        if (!parts->call_method_bad) {
+                memcpy(parts->call_method, s, n);
+                parts->call_method[n] = 0;
+        }
+        return 0;
+}
+
 static int read_call_parameters(json_reader *r, protocol_call *call, call_parts *parts) {
         const char *key;
         size_t key_len;
@@ -297,7 +332,11 @@ static int read_call_parameters(json_reader *r, protocol_call *call, call_parts 
         put_and_clear(&call->args);
         call->trace = NULL;
         call->timeout_usec = 0;
-        parts->parameters_bad = parts->args_bad = parts->trace_bad = false;
+        parts->parameters_bad = parts->args_bad = parts->trace_bad = parts->call_method_bad = false;
+        parts->call_method[0] = 0;
+        /* Varlink clients send null for no parameters. */
+        if (json_reader_next_is(r, 'n'))
+                return json_reader_skip(r);
         if (!json_reader_next_is(r, '{')) {
                 parts->parameters_bad = true;
                 return json_reader_skip(r);
@@ -308,13 +347,14 @@ static int read_call_parameters(json_reader *r, protocol_call *call, call_parts 
                 if (json_key_is(key, key_len, "args")) {
                         put_and_clear(&call->args);
                         e = json_reader_value(r, &call->args);
-                        parts->args_bad = e >= 0 && !json_object_is_type(call->args, json_type_array);
+                        /* null (json-c's NULL) is no arguments */
+                        parts->args_bad = e >= 0 && call->args && !json_object_is_type(call->args, json_type_array);
                 } else if (json_key_is(key, key_len, "trace")) {
                         const char *s;
                         size_t n;
                         call->trace = NULL;
-                        parts->trace_bad = !json_reader_next_is(r, '"');
-                        if (parts->trace_bad)
+                        parts->trace_bad = !json_reader_next_is(r, '"') && !json_reader_next_is(r, 'n');
+                        if (!json_reader_next_is(r, '"'))
                                 e = json_reader_skip(r);
                         else if ((e = json_reader_string(r, &s, &n)) >= 0) {
                                 parts->trace_bad = !trace_is_valid(s, n);
@@ -331,18 +371,41 @@ static int read_call_parameters(json_reader *r, protocol_call *call, call_parts 
                         const char *start = r->p;
                         e = json_reader_skip(r);
                         call->timeout_usec = e >= 0 ? parse_timeout(start, r->p) : 0;
-                } else
+                } else if (json_key_is(key, key_len, "method"))
+                        e = read_call_method(r, parts);
+                else
                         e = json_reader_skip(r);
         }
         return e;
 }
 
+/* io.aetask.Call is a Varlink method: a parameter of the wrong type
+ * is Varlink's InvalidParameter (-EINVAL, the parameter's name in
+ * *RET_REASON), and the connection stays open.  Otherwise it is the call it
+ * names. */
+static int check_varlink_call(protocol_call *call, const call_parts *parts, const char **ret_reason) {
+        *ret_reason = parts->parameters_bad ? "parameters" :
+                      parts->call_method_bad ? "method" :
+                      parts->args_bad ? "args" :
+                      parts->trace_bad ? "trace" : NULL;
+        if (*ret_reason)
+                return -EINVAL;
+        call->kind = parts->call_method[0] ? PROTOCOL_CALL_METHOD : PROTOCOL_CALL_ANONYMOUS;
+        if (call->kind == PROTOCOL_CALL_METHOD) {
+                memcpy(call->method_name, parts->call_method, sizeof(call->method_name));
+                call->method = call->method_name;
+        }
+        return 0;
+}
+
 /* The checks of a call message, in the order they are reported. */
-static int check_call(const call_parts *parts, const char **ret_reason) {
+static int check_call(protocol_call *call, const call_parts *parts, const char **ret_reason) {
         if (!parts->method_seen || !parts->method_is_string) {
                 *ret_reason = "message has no \"method\" string";
                 return -EBADMSG;
         }
+        if (parts->varlink_call)
+                return check_varlink_call(call, parts, ret_reason);
         if (parts->parameters_bad) {
                 *ret_reason = "\"parameters\" is not an object";
                 return -EBADMSG;
@@ -429,6 +492,8 @@ static int read_call_member(json_reader *r, const char *key, size_t key_len, voi
                 return read_method(r, w->call, &w->parts);
         if (json_key_is(key, key_len, "parameters"))
                 return read_call_parameters(r, w->call, &w->parts);
+        if (json_key_is(key, key_len, "oneway"))
+                w->call->oneway = json_reader_next_is(r, 't');
         return json_reader_skip(r);
 }
 
@@ -439,7 +504,7 @@ int protocol_parse_call(const char *s, size_t len, protocol_call *ret, const cha
         *ret = (protocol_call) {};
         e = walk_envelope(s, len, read_call_member, &w, ret_reason);
         if (e >= 0)
-                e = check_call(&w.parts, ret_reason);
+                e = check_call(ret, &w.parts, ret_reason);
         if (e < 0)
                 protocol_call_done(ret);
         return e;

@@ -10,9 +10,14 @@
 #include "buffer.h"
 #include "json-reader.h"  /* json_object_putp() */
 
-#define PROTOCOL_VERSION 1
+#define PROTOCOL_VERSION 2
 
 #define PROTOCOL_WORKER_PREFIX      "io.aetask.Worker."
+/* The methods of the Varlink interface io.aetask (varlink-interfaces.c):
+ * the greeting, and a call as a stock Varlink client makes it.  The
+ * library's own forms above are shorter, and older. */
+#define PROTOCOL_METHOD_HELLO       "io.aetask.Hello"
+#define PROTOCOL_METHOD_VARLINK_CALL "io.aetask.Call"
 #define PROTOCOL_METHOD_CALL        "io.aetask.Checkout.Call"
 #define PROTOCOL_METHOD_DONE        "io.aetask.Checkout.Done"
 
@@ -79,9 +84,12 @@ int protocol_append_done(buffer *b, const char *trace);
  * time left is known when the call is sent, not when it is made. */
 int protocol_append_call_with_timeout(buffer *b, const char *message, size_t size, uint64_t usec);
 
-/* Worker side: the greeting a worker writes before it reads anything, so a
- * client knows a worker has its connection.  A connection that ends before
- * the greeting never reached a worker: nothing sent on it ran. */
+/* Client side: the first request on a connection, asking for the greeting.
+ * A connection that ends before the greeting never reached a worker:
+ * nothing sent on it ran. */
+int protocol_append_hello_request(buffer *b);
+
+/* Worker side: the greeting, the answer to the hello request. */
 int protocol_append_hello(buffer *b, unsigned number, int pid);
 
 /* Worker side.  LOGS, when not NULL, is what the handler logged during the
@@ -93,6 +101,7 @@ typedef enum protocol_call_kind {
         PROTOCOL_CALL_METHOD,     /* io.aetask.Worker.<name> */
         PROTOCOL_CALL_ANONYMOUS,  /* io.aetask.Checkout.Call */
         PROTOCOL_CALL_DONE,       /* io.aetask.Checkout.Done */
+        PROTOCOL_CALL_HELLO,      /* io.aetask.Hello */
 } protocol_call_kind;
 
 typedef struct protocol_call {
@@ -101,6 +110,7 @@ typedef struct protocol_call {
         json_object *args;        /* an array, or NULL when the call has none; owned */
         const char *trace;        /* the checkout's trace id, or NULL */
         uint64_t timeout_usec;    /* the time the client gives the call from sending it, or 0 */
+        bool oneway;              /* Varlink's "oneway": the client wants no reply */
         /* where METHOD and TRACE point */
         char method_name[PROTOCOL_METHOD_NAME_MAX + 1];
         char trace_id[PROTOCOL_TRACE_MAX + 1];
@@ -110,8 +120,10 @@ typedef struct protocol_call {
  * the arguments are built as json-c values.  Returns -EBADMSG with a reason
  * in *RET_REASON (static) when the message is not a call we know the shape
  * of, -ENOENT for a method under the worker interface that is not a valid
- * name or an interface we do not know.  On success the caller owns the
- * arguments: protocol_call_done(). */
+ * name or an interface we do not know, -EINVAL for an io.aetask.Call
+ * with a parameter of the wrong type (its name in *RET_REASON: Varlink's
+ * InvalidParameter).  "parameters": null is no parameters.  On success the
+ * caller owns the arguments: protocol_call_done(). */
 int protocol_parse_call(const char *s, size_t len, protocol_call *ret, const char **ret_reason);
 void protocol_call_done(protocol_call *call);
 
