@@ -95,6 +95,7 @@ static json_object *worker_status(aetask_server *s, const worker_record *rec, ui
         add_u64(o, "calls", slot.calls);
         add_u64(o, "started_usec", slot.started_realtime);
         add_u64(o, "uptime_usec", now_real > slot.started_realtime ? now_real - slot.started_realtime : 0);
+        metrics_add_worker_status(s, rec, o);
         return o;
 }
 
@@ -165,6 +166,7 @@ static json_object *server_status(aetask_server *s) {
         for (unsigned i = 0; i < s->board.n_slots; i++)
                 if (s->workers[i].pid > 0 && slot_get_state(&s->board.slots[i]) != SLOT_FREE)
                         json_object_array_add(workers, worker_status(s, &s->workers[i], now_mono, now_real));
+        metrics_add_status(s, o);
         json_object_object_add(o, "users", users_status(s));
         json_object_object_add(o, "workers", workers);
         return o;
