@@ -16,11 +16,13 @@
 
 static const char status_request[] = "{\"method\":\"io.aetask.Server.Status\"}";
 
-/* "850ms", "12.3s", "5min 3s", "2h 5min", "3d 4h". */
+/* "420us", "850ms", "12.3s", "5min 3s", "2h 5min", "3d 4h". */
 static const char *format_duration(uint64_t usec, char buf[static 32]) {
         uint64_t s = usec / USEC_PER_SEC;
 
-        if (usec < USEC_PER_SEC)
+        if (usec < USEC_PER_MSEC)
+                snprintf(buf, 32, "%lluus", (unsigned long long) usec);
+        else if (usec < USEC_PER_SEC)
                 snprintf(buf, 32, "%llums", (unsigned long long) (usec / USEC_PER_MSEC));
         else if (s < 60)
                 snprintf(buf, 32, "%.1fs", (double) usec / USEC_PER_SEC);
