@@ -55,7 +55,7 @@ sleep 0.5
 out=$(ctl status t)
 match "status NAME: one busy worker" $'\nWorkers: 1 \\(1 busy, 0 idle\\) of at most 256, 128 per user; 2 calls served, 0 killed as hung\n' "$out"
 match "status NAME: workers per user" $'\nUSER +WORKERS +BUSY\nuid '"$(id -u)"$' +1 +1\n' "$out"
-match "status NAME: the worker's row" $'\n +[0-9]+ +3 busy +'"$bg"' +'"$(id -u)"' sleep +[0-9]+ms +0 +[0-9]+ms +[0-9.]+[KMG] +- +$' "$out"
+match "status NAME: the worker's row" $'\n +[0-9]+ +3 busy +'"$bg"' +'"$(id -u)"' sleep +[0-9]+ms +0 +[0-9]+ms +[0-9.]+[KMG] +-$' "$out"
 out=$(ctl t status)
 match "NAME status shorthand" "^echo: aetaskd pid $server" "$out"
 out=$(ctl --json --connect "unix:$dir/t.control" status)

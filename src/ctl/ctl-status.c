@@ -165,7 +165,7 @@ static void print_status(json_object *p) {
 
         if (!json_object_object_get_ex(p, "workers", &workers) || json_object_array_length(workers) == 0)
                 return;
-        printf("\n%8s %6s %-5s %10s %6s %-20s %8s %8s %9s %7s %-12s\n",
+        printf("\n%8s %6s %-5s %10s %6s %-20s %8s %8s %9s %7s %s\n",
                "PID", "WORKER", "STATE", "CLIENT", "UID", "METHOD", "FOR", "CALLS", "UPTIME", "RSS", "RETIRES");
         for (size_t i = 0; i < json_object_array_length(workers); i++) {
                 json_object *w = json_object_array_get_idx(workers, i);
@@ -175,7 +175,7 @@ static void print_status(json_object *p) {
                         snprintf(who, sizeof(who), "%llu", (unsigned long long) json_object_get_uint64(v));
                 else
                         snprintf(who, sizeof(who), "-");
-                printf("%8llu %6llu %-5s %10llu %6s %-20.20s %8s %8llu %9s %7s %-12s\n",
+                printf("%8llu %6llu %-5s %10llu %6s %-20.20s %8s %8llu %9s %7s %s\n",
                        (unsigned long long) get_u64(w, "pid"), (unsigned long long) get_u64(w, "number"),
                        get_str(w, "state", "?"), (unsigned long long) get_u64(w, "client_pid"),
                        who, busy ? get_str(w, "method", "") : "-",
