@@ -34,6 +34,7 @@ static void backoff_end(aetask_server *s) {
         s->spare_retry_at = 0;
         if (b->timer)
                 (void) sd_event_source_set_enabled(b->timer, SD_EVENT_OFF);
+        server_spares_refill(s);  /* the rest of --spare-workers */
 }
 
 /* A live worker whose setup has succeeded ends the back-off. */
@@ -105,7 +106,8 @@ bool backoff_admit(aetask_server *s, int fd) {
 }
 
 unsigned backoff_spares_wanted(aetask_server *s) {
-        return MAX(s->spare_workers, backoff_active(s) ? 1u : 0u);
+        /* One probe at a time, however many spares are wanted otherwise. */
+        return backoff_active(s) ? 1 : s->spare_workers;
 }
 
 static int on_backoff_timer(sd_event_source *source, uint64_t usec, void *userdata) {
