@@ -23,7 +23,7 @@ gcovr --root . --filter 'src/' --json-summary "$build/coverage.json" -j 2 "$buil
 python3 - "$build/coverage.json" <<'PY'
 import json, os, sys
 
-dirs = ["src/shared", "src/libaetask-sd", "src/server", "src/handlers", "src/ctl", "src/bench"]
+dirs = ["src/shared", "src/libaetask-sd", "src/server", "src/aetaskd", "src/handlers", "src/ctl", "src/bench"]
 sums = {d: [0, 0, 0, 0] for d in dirs + ["total"]}
 for f in json.load(open(sys.argv[1]))["files"]:
     d = os.path.dirname(f["filename"])

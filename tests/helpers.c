@@ -1,5 +1,6 @@
 /* Test helpers: real servers on temporary sockets, and loop running. */
 #include "helpers.h"
+#include "time-util.h"
 
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -90,10 +91,8 @@ aetask_client *test_client_new(test_server *t, sd_event **ret_event) {
         return c;
 }
 
-static double now_seconds(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+double now_seconds(void) {
+        return (double) now_usec(CLOCK_MONOTONIC) / 1e6;
 }
 
 void test_run_until(sd_event *event, const bool *done, double max_seconds) {
@@ -115,20 +114,3 @@ void test_run_for(sd_event *event, double seconds) {
         }
 }
 
-int test_count_fds(pid_t pid) {
-        char path[64];
-        DIR *d;
-        struct dirent *de;
-        int n = 0;
-
-        snprintf(path, sizeof(path), "/proc/%d/fd", (int) pid);
-        d = opendir(path);
-        if (!d)
-                return -errno;
-        while ((de = readdir(d)))
-                if (de->d_name[0] != '.')
-                        n++;
-        closedir(d);
-        /* Our own listing holds one descriptor of its own. */
-        return pid == getpid() ? n - 1 : n;
-}

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "fd-count.h"
+
 typedef struct test_server {
         char dir[128];
         char path[192];
@@ -32,10 +34,11 @@ void test_server_cleanup(test_server *t);
 /* A client on a new event loop for T's address. */
 aetask_client *test_client_new(test_server *t, sd_event **ret_event);
 
+/* CLOCK_MONOTONIC in seconds. */
+double now_seconds(void);
+
 /* Runs EVENT until *DONE is true; fails the test after MAX_SECONDS. */
 void test_run_until(sd_event *event, const bool *done, double max_seconds);
 /* Runs EVENT for SECONDS. */
 void test_run_for(sd_event *event, double seconds);
 
-/* How many descriptors this process has open. */
-int test_count_fds(pid_t pid);

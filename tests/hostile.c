@@ -14,12 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-double now_seconds(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
 void logged_server_start(logged_server *s, const aetask_handler *handler,
                          test_server_configure_t configure, void *userdata) {
         int saved, fd;
@@ -48,7 +42,7 @@ void logged_server_start(logged_server *s, const aetask_handler *handler,
         close(raw_connect(s->t.path, false));
         double deadline = now_seconds() + 5;
         int previous = -1, n;
-        while ((n = test_count_fds(s->t.pid)) != previous || n < 0 || count_children(s->t.pid) > 0) {
+        while ((n = count_fds(s->t.pid)) != previous || n < 0 || count_children(s->t.pid) > 0) {
                 cr_assert_lt(now_seconds(), deadline, "server did not settle");
                 previous = n;
                 usleep(50000);
@@ -151,7 +145,7 @@ void server_wait_settled(logged_server *s, double max_seconds) {
         for (;;) {
                 children = count_children(s->t.pid);
                 zombies = count_zombies(s->t.pid);
-                fds = test_count_fds(s->t.pid);
+                fds = count_fds(s->t.pid);
                 if (children == 0 && zombies == 0 && fds == s->base_fds)
                         return;
                 cr_assert_lt(now_seconds(), deadline,

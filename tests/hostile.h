@@ -71,4 +71,3 @@ ssize_t raw_read_message(int fd, char *buf, size_t size, double max_seconds);
 double raw_wait_eof(int fd, double max_seconds);
 void raw_send(int fd, const void *data, size_t size);
 
-double now_seconds(void);

@@ -8,11 +8,7 @@ trap 'kill $server 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
 server=$!
 for _ in $(seq 100); do [ -S "$dir/t.sock" ] && [ -S "$dir/t.control" ] && break; sleep 0.05; done
 
-passed=0 failed=0
-check() {  # check NAME EXPECTED ACTUAL
-        if [ "$2" == "$3" ]; then passed=$((passed + 1)); else
-                failed=$((failed + 1)); echo "FAIL $1: expected [$2], got [$3]"; fi
-}
+. "$(dirname "$0")/lib.sh"
 ctl() { "$AETASKCTL" --connect "unix:$dir/t.sock" "$@"; }
 
 check unicode '"héllo"' "$(ctl call echo '"héllo"')"
@@ -93,5 +89,4 @@ check raw-array '["a",1]' "$(ctl -r call - a 1)"
 check raw-null null "$(ctl --raw call echo null)"
 check not-raw '"a\"b"' "$(ctl call echo 'a"b')"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

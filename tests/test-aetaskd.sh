@@ -6,11 +6,7 @@ set -uo pipefail
 dir=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
-passed=0 failed=0
-check() {  # check NAME EXPECTED ACTUAL
-        if [ "$2" == "$3" ]; then passed=$((passed + 1)); else
-                failed=$((failed + 1)); echo "FAIL $1: expected [$2], got [$3]"; fi
-}
+. "$(dirname "$0")/lib.sh"
 wait_for_socket() { for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.05; done; return 1; }
 
 # Socket activation: systemd-socket-activate listens, and starts aetaskd on
@@ -140,5 +136,4 @@ wait_for_socket "$dir/good.sock"
 check bcrypt-good-options 1 "$("$AETASKCTL" --connect "unix:$dir/good.sock" call verify \
         "$("$AETASKCTL" --connect "unix:$dir/good.sock" call hash pw | tr -d '"')" pw | grep -c true)"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

@@ -11,28 +11,23 @@
 #include <unistd.h>
 
 #include "calls.h"
+#include "fixture.h"
 #include "hostile.h"
 
-static test_server srv;
-static sd_event *event;
-static aetask_client *client;
 static test_checkout co;
 static test_reply r;
 
 static void start(const char *option) {
         test_module_config config = { .module = "bcrypt", .options = { option } };
 
-        test_server_start(&srv, NULL, test_configure_module, &config);
-        client = test_client_new(&srv, &event);
+        fixture_start(NULL, test_configure_module, &config);
         test_checkout_begin(&co, client, event);
 }
 
 static void finish(void) {
         test_reply_clear(&r);
         test_checkout_end(&co);
-        client = aetask_client_unref(client);
-        event = sd_event_unref(event);
-        test_server_cleanup(&srv);
+        fixture_finish();
 }
 
 TestSuite(bcrypt, .fini = finish);

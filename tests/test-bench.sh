@@ -5,11 +5,7 @@
 # Performance section is where they are read.
 set -uo pipefail
 bench=$1
-passed=0 failed=0
-check() {  # check NAME EXPECTED ACTUAL
-        if [ "$2" == "$3" ]; then passed=$((passed + 1)); else
-                failed=$((failed + 1)); echo "FAIL $1: expected [$2], got [$3]"; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 out=$("$bench" --quick 2>&1); rc=$?
 check "exit status" 0 "$rc"
@@ -23,5 +19,4 @@ check "the targets" 1 "$(grep -c '^targets:' <<<"$out")"
 check "the machine line" 1 "$(grep -c '^machine: ' <<<"$out")"
 
 [ "$failed" -eq 0 ] || echo "$out"
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "helpers.h"
+#include "fixture.h"
 
 /* ---- A handler that counts what happens in its worker ----------------- */
 
@@ -145,20 +145,10 @@ static void on_error(aetask_checkout *co, aetask_error_kind kind, const char *me
         collect_check(c);
 }
 
-static test_server srv;
-static sd_event *event;
-static aetask_client *client;
 
 static void start(const aetask_handler *h, test_server_configure_t configure, void *userdata) {
-        test_server_start(&srv, h, configure, userdata);
-        client = test_client_new(&srv, &event);
+        fixture_start(h, configure, userdata);
         aetask_client_set_error_handler(client, on_error, NULL);
-}
-
-static void finish(void) {
-        client = aetask_client_unref(client);
-        event = sd_event_unref(event);
-        test_server_cleanup(&srv);
 }
 
 /* One call on a fresh checkout; returns the result (a new reference). */
@@ -189,13 +179,7 @@ static aetask_checkout *checkout(void) {
         return co;
 }
 
-static double now(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-TestSuite(client, .fini = finish);
+TestSuite(client, .fini = fixture_finish);
 
 Test(client, arguments_and_unicode_round_trip) {
         const char *text = "[\"h\\u00e9llo\",\"\\ud834\\uddda\",{\"nested\":[1,2.5,null,true,false]},"
@@ -397,10 +381,10 @@ Test(client, a_checkout_times_out_while_the_server_is_absent) {
         aetask_checkout *co = checkout();
         aetask_checkout_set_timeout(co, 500000);
         aetask_checkout_set_error_handler(co, on_error, &c);
-        double t0 = now();
+        double t0 = now_seconds();
         cr_assert_eq(aetask_checkout_call(co, NULL, "pid", NULL, on_reply, &c), 0);
         test_run_until(event, &c.done, 5);
-        double elapsed = now() - t0;
+        double elapsed = now_seconds() - t0;
         cr_assert_eq(c.kind, AETASK_ERROR_TIMEOUT);
         cr_assert(strncmp(c.message, "timed out after 0.5 seconds (no worker: connecting to unix:", 58) == 0 &&
                   strstr(c.message, "failed: No such file or directory)"),
@@ -471,11 +455,11 @@ Test(client, a_call_in_progress_times_out_and_its_worker_is_stopped) {
         int pid = call_pid(co);
         aetask_checkout_set_timeout(co, 300000);
         json_object *args = json_tokener_parse("[5]");
-        double t0 = now();
+        double t0 = now_seconds();
         call_once(co, "sleep", args, &c);
         cr_assert_eq(c.kind, AETASK_ERROR_TIMEOUT);
         cr_assert_str_eq(c.message, "timed out after 0.3 seconds");
-        cr_assert_lt(now() - t0, 2);
+        cr_assert_lt(now_seconds() - t0, 2);
         /* The server notices the client left a busy worker and stops it. */
         bool gone = false;
         for (int i = 0; i < 100 && !gone; i++) {
@@ -539,7 +523,7 @@ static void on_timed_error(aetask_checkout *co, aetask_error_kind kind, const ch
         timed *t = userdata;
         t->errors++;
         t->kind = kind;
-        t->when = now();
+        t->when = now_seconds();
 }
 
 static aetask_checkout *timed_checkout(timed *t, uint64_t timeout_usec, double sleep_seconds, int n_calls) {
@@ -567,11 +551,11 @@ Test(client, timeouts_run_per_call_and_expire_in_deadline_order) {
         aetask_checkout *a = timed_checkout(&steady, 400000, 0.1, 6);
         /* A shorter timeout set on a checkout filed under a longer one. */
         aetask_checkout *d = timed_checkout(&shortened, 5000000, 0, 1);
-        for (double t = now(); shortened.replies < 1;) {
-                cr_assert_lt(now() - t, 5, "the first call of the shortened checkout is answered");
+        for (double t = now_seconds(); shortened.replies < 1;) {
+                cr_assert_lt(now_seconds() - t, 5, "the first call of the shortened checkout is answered");
                 cr_assert_geq(sd_event_run(event, 50000), 0);
         }
-        double t0 = now();
+        double t0 = now_seconds();
         aetask_checkout *c = timed_checkout(&long_one, 600000, 5, 1);
         aetask_checkout *b = timed_checkout(&short_one, 200000, 5, 1);
         aetask_checkout_set_timeout(d, 300000);
@@ -581,7 +565,7 @@ Test(client, timeouts_run_per_call_and_expire_in_deadline_order) {
 
         bool done = false;
         while (!done) {
-                cr_assert_lt(now() - t0, 5, "the timeouts fired in time");
+                cr_assert_lt(now_seconds() - t0, 5, "the timeouts fired in time");
                 cr_assert_geq(sd_event_run(event, 50000), 0);
                 done = steady.replies + steady.errors == 6 && short_one.errors && long_one.errors && shortened.errors;
         }
@@ -610,11 +594,11 @@ Test(client, a_hung_worker_is_killed_by_the_server) {
         start(&counting_handler, hung_after_300ms, NULL);
         aetask_checkout *co = checkout();
         json_object *args = json_tokener_parse("[10]");
-        double t0 = now();
+        double t0 = now_seconds();
         call_once(co, "sleep", args, &c);
         cr_assert_eq(c.kind, AETASK_ERROR_WORKER_DIED);
         cr_assert_str_eq(c.message, "worker connection suddenly died");
-        cr_assert_lt(now() - t0, 3, "killed after %.2f s", now() - t0);
+        cr_assert_lt(now_seconds() - t0, 3, "killed after %.2f s", now_seconds() - t0);
         json_object_put(args);
         aetask_checkout_unref(co);
 

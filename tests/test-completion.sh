@@ -16,7 +16,7 @@ export AETASK_RUNTIME_DIR=$dir
 # shellcheck source=../shell-completion/aetaskctl.bash
 source "$1"
 
-passed=0 failed=0
+. "$(dirname "$0")/lib.sh"
 complete_line() {  # complete_line WORD...: the completions of the last word
         COMP_WORDS=(aetaskctl "$@")
         COMP_CWORD=$#
@@ -25,16 +25,16 @@ complete_line() {  # complete_line WORD...: the completions of the last word
         local IFS=' '
         echo "${COMPREPLY[*]}"
 }
+# Overrides lib.sh's check: this one completes the words itself.
 check() {  # check EXPECTED WORD...
-        local expected=$1 got
+        local expected=$1
         shift
-        got=$(complete_line "$@")
-        if [ "$expected" == "$got" ]; then passed=$((passed + 1)); else
-                failed=$((failed + 1)); echo "FAIL aetaskctl $*<TAB>: expected [$expected], got [$got]"; fi
+        if [ "$expected" == "$(complete_line "$@")" ]; then pass; else
+                fail "aetaskctl $*<TAB>: expected [$expected], got [$(complete_line "$@")]"; fi
 }
 
-[ "$(complete -p aetaskctl)" == "complete -F _aetaskctl aetaskctl" ] && passed=$((passed + 1)) || {
-        failed=$((failed + 1)); echo "FAIL registered: $(complete -p aetaskctl 2>&1)"; }
+[ "$(complete -p aetaskctl)" == "complete -F _aetaskctl aetaskctl" ] && pass ||
+        fail "registered: $(complete -p aetaskctl 2>&1)"
 check "call status bcrypt echo" ""
 check "call" c
 check "status" st
@@ -61,5 +61,4 @@ check "" bcrypt call echo --r
 check "" bcrypt call -- --r
 check "" bcrypt call echo ""
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "helpers.h"
+#include "fixture.h"
 
 #define NOBODY 65534
 
@@ -42,13 +42,6 @@ static json_object *hello(void) {
         return args;
 }
 
-static double now(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static test_server srv;
 
 /* One echo call on a new checkout of C, run on E; the outcome must be a result. */
 static void echo_once(aetask_client *c, sd_event *e) {
@@ -62,11 +55,7 @@ static void echo_once(aetask_client *c, sd_event *e) {
         aetask_checkout_unref(co);
 }
 
-static void finish(void) {
-        test_server_cleanup(&srv);
-}
-
-TestSuite(connect, .fini = finish);
+TestSuite(connect, .fini = fixture_finish);
 
 /* In a child that is nobody: one call with a 5 s timeout; writes the kind,
  * the seconds it took, and the message to OUT. */
@@ -80,14 +69,14 @@ static void child_call(const char *address, int out) {
                 dprintf(out, "-1 0 cannot become nobody: %s", strerror(errno));
                 _exit(1);
         }
-        double start = now();
+        double start = now_seconds();
         if (sd_event_new(&e) < 0 || aetask_client_new(&c, address) < 0 || aetask_client_attach_event(c, e, 0) < 0 ||
             aetask_client_set_timeout(c, 5 * 1000000ULL) < 0 || aetask_client_checkout(c, &co) < 0 ||
             aetask_checkout_call(co, NULL, "echo", hello(), on_outcome, &o) < 0)
                 _exit(1);
         while (!o.done && sd_event_run(e, UINT64_MAX) >= 0)
                 ;
-        dprintf(out, "%d %.3f %s", (int) o.kind, now() - start, o.message);
+        dprintf(out, "%d %.3f %s", (int) o.kind, now_seconds() - start, o.message);
         _exit(0);
 }
 

@@ -10,15 +10,7 @@ dir=$(mktemp -d)
 servers=()
 trap 'for p in "${servers[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$dir"' EXIT
 
-passed=0 failed=0
-check() {  # check NAME EXPECTED ACTUAL
-        if [ "$2" == "$3" ]; then passed=$((passed + 1)); else
-                failed=$((failed + 1)); echo "FAIL $1: expected [$2], got [$3]"; fi
-}
-check_match() {  # check_match NAME REGEX ACTUAL
-        if [[ "$3" =~ $2 ]]; then passed=$((passed + 1)); else
-                failed=$((failed + 1)); echo "FAIL $1: expected to match [$2], got [$3]"; fi
-}
+. "$(dirname "$0")/lib.sh"
 serve() {  # serve SOCKET HANDLER OPTIONS...
         local socket=$1 handler=$2
         shift 2
@@ -160,5 +152,4 @@ check verify-daemon-bad-option 2 "$("$verify_daemon" --max-outstanding 0 2>/dev/
 out=$(env -u LISTEN_FDS "$verify_daemon" 2>&1); rc=$?
 check verify-daemon-no-socket "1 verify-daemon: Failed to take the socket from systemd (one unix stream socket), and no --listen PATH: Bad file descriptor" "$rc $out"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

@@ -235,7 +235,7 @@ static int new_event_loop(void) {
         cr_assert_eq(sd_event_add_time_relative(event, &t, CLOCK_MONOTONIC, 1000, 0, NULL, NULL), 0);
         sd_event_source_unref(t);
         cr_assert_geq(sd_event_run(event, 10000), 0);
-        return test_count_fds(getpid());
+        return count_fds(getpid());
 }
 
 static void warm_up(aetask_client *c, double seconds) {
@@ -287,7 +287,7 @@ Test(faults, workers_killed_at_random_under_load) {
 
         long rss_after = rss_kib();
         c = aetask_client_unref(c);
-        int fds_after = test_count_fds(getpid());
+        int fds_after = count_fds(getpid());
         fprintf(stderr, "client fds %d before, %d after; RSS %ld KiB before, %ld KiB after%s\n",
                 fds_before, fds_after, rss_before, rss_after, UNDER_ASAN ? " (AddressSanitizer)" : "");
         cr_assert_eq(fds_after, fds_before, "descriptors left open");
@@ -356,7 +356,7 @@ static void restart_under_load(bool graceful) {
         cr_assert_gt(l.max_latency, restarted - stopped - 0.3, "calls waited out the gap");
 
         c = aetask_client_unref(c);
-        cr_assert_eq(test_count_fds(getpid()), fds_before, "descriptors left open");
+        cr_assert_eq(count_fds(getpid()), fds_before, "descriptors left open");
 }
 
 Test(faults, the_server_killed_and_restarted_under_load) {

@@ -11,11 +11,7 @@ source_root=$1 build_root=$2 meson=$3
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 
-passed=0 failed=0
-check() {  # check NAME EXPECTED ACTUAL
-        if [ "$2" == "$3" ]; then passed=$((passed + 1)); else
-                failed=$((failed + 1)); echo "FAIL $1: expected [$2], got [$3]"; fi
-}
+. "$(dirname "$0")/lib.sh"
 option() {  # option BUILD NAME: the value of a configured option
         "$meson" introspect --buildoptions "$1" |
                 python3 -c 'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == sys.argv[1]))' "$2"
@@ -49,5 +45,4 @@ check other-sysusers 1 "$(grep -c "^$dir/x/.*sysusers.d/aetask.conf$" "$dir/inst
 check other-catalog 1 "$(grep -c "^$dir/x/.*/aetask.catalog$" "$dir/installed")"
 check other-completion 1 "$(grep -c "^$dir/x/share/bash-completion/completions/aetaskctl$" "$dir/installed")"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

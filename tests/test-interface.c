@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "fixture.h"
 #include "calls.h"
 
 /* Echoes what it was called with: [METHOD or null, ARGS]. */
@@ -62,15 +63,11 @@ static const struct {
         .after = { (void *) 1, (void *) 1 },
 };
 
-static test_server srv;
-static sd_event *event;
-static aetask_client *client;
 static test_checkout co;
 static test_reply reply;
 
 static void start(const aetask_handler *h) {
-        test_server_start(&srv, h, NULL, NULL);
-        client = test_client_new(&srv, &event);
+        fixture_start(h, NULL, NULL);
         test_checkout_begin(&co, client, event);
 }
 
@@ -78,9 +75,7 @@ static void finish(void) {
         if (co.checkout)
                 test_checkout_end(&co);
         test_reply_clear(&reply);
-        client = aetask_client_unref(client);
-        event = sd_event_unref(event);
-        test_server_cleanup(&srv);
+        fixture_finish();
 }
 
 TestSuite(interface, .fini = finish);

@@ -11,7 +11,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include "helpers.h"
+#include "fixture.h"
 
 static int h_setup(aetask_worker *w) {
         aetask_log_info(w, "setup ran");
@@ -88,9 +88,6 @@ static const aetask_handler logging_handler = {
         .checkout_done = h_done,
 };
 
-static test_server srv;
-static sd_event *event;
-static aetask_client *client;
 static int replies, errors;
 static int worker_pid;
 static bool done;
@@ -119,24 +116,16 @@ static void call_and_wait(aetask_checkout *co, const char *method, const char *a
 }
 
 static void start_with(test_server_configure_t configure) {
-        test_server_start(&srv, &logging_handler, configure, NULL);
-        client = test_client_new(&srv, &event);
+        fixture_start(&logging_handler, configure, NULL);
         aetask_client_set_error_handler(client, on_error, NULL);
 }
 
 static void start(void) {
-        test_server_start(&srv, &logging_handler, NULL, NULL);
-        client = test_client_new(&srv, &event);
+        fixture_start(&logging_handler, NULL, NULL);
         aetask_client_set_error_handler(client, on_error, NULL);
 }
 
-static void finish(void) {
-        client = aetask_client_unref(client);
-        event = sd_event_unref(event);
-        test_server_cleanup(&srv);
-}
-
-TestSuite(log, .fini = finish);
+TestSuite(log, .fini = fixture_finish);
 
 static int find_message(aetask_log *l, const char *text) {
         for (unsigned i = 0; i < aetask_log_get_n_messages(l); i++) {

@@ -9,9 +9,7 @@
 set -uo pipefail
 src=$1 build=$2 sym=$3
 
-passed=0 failed=0
-pass() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL $*"; }
+. "$(dirname "$0")/lib.sh"
 
 if ! command -v man >/dev/null || ! command -v lexgrog >/dev/null; then
         echo "SKIP: man-db is not installed"
@@ -102,5 +100,4 @@ for page in "$src"/*.3; do
         if [ "$programs" -gt 0 ]; then pass; else fail "$name has no EXAMPLE with a whole program"; fi
 done
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "hostile.h"
 
 /* ---- The table: NULL and invalid arguments ------------------------------ */
@@ -260,17 +261,8 @@ static const aetask_handler m_handler = {
 
 /* ---- Calls, releases and frees at awkward times ------------------------ */
 
-static test_server srv;
-static sd_event *event;
-static aetask_client *client;
 
-static void finish(void) {
-        client = aetask_client_unref(client);
-        event = sd_event_unref(event);
-        test_server_cleanup(&srv);
-}
-
-TestSuite(misuse, .fini = finish, .timeout = 60);
+TestSuite(misuse, .fini = fixture_finish, .timeout = 60);
 
 static int m_sleep(aetask_worker *w, json_object *args, json_object **ret) {
         usleep((useconds_t) (json_object_get_double(json_object_array_get_idx(args, 0)) * 1e6));
@@ -296,8 +288,7 @@ static const aetask_handler c_handler = {
 };
 
 static void start(void) {
-        test_server_start(&srv, &c_handler, NULL, NULL);
-        client = test_client_new(&srv, &event);
+        fixture_start(&c_handler, NULL, NULL);
 }
 
 typedef struct seen {
@@ -330,8 +321,7 @@ Test(misuse, handler_api_checks_inside_a_worker) {
         seen s = {};
         aetask_checkout *k;
 
-        test_server_start(&srv, &m_handler, NULL, NULL);
-        client = test_client_new(&srv, &event);
+        fixture_start(&m_handler, NULL, NULL);
         cr_assert_eq(aetask_client_checkout(client, &k), 0);
         aetask_checkout_set_error_handler(k, on_error, &s);
         cr_assert_eq(aetask_checkout_call(k, NULL, "checks", NULL, on_reply, &s), 0);

@@ -12,11 +12,11 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 ln -s "$build_root" "$dir/build"
 
-passed=0 failed=0
+. "$(dirname "$0")/lib.sh"
 run_section() {  # run_section HEADING [N]: the Nth sh block of the section
         local name=${1// /-}${2:-} rc
         if ! "$source_root/tests/readme.sh" block "$readme" "$1" sh "${2:-1}" >"$dir/$name.sh"; then
-                failed=$((failed + 1)); return
+                fail "\"$1\": no such block in README.md"; return
         fi
         # In a session of its own, so that whatever it leaves running is ended.
         (cd "$dir" && exec setsid timeout 60 bash -e "$dir/$name.sh") >"$dir/$name.out" 2>&1 &
@@ -24,11 +24,11 @@ run_section() {  # run_section HEADING [N]: the Nth sh block of the section
         rc=$?
         kill -KILL -- "-$!" 2>/dev/null
         if [ "$rc" != 0 ]; then
-                failed=$((failed + 1)); echo "FAIL \"$1\" exited $rc:"; sed 's/^/  | /' "$dir/$name.out"
+                fail "\"$1\" exited $rc:"; sed 's/^/  | /' "$dir/$name.out"
         elif "$source_root/tests/readme.sh" check "$dir/$name.sh" "$dir/$name.out"; then
-                passed=$((passed + 1)); echo "ok   \"$1\""
+                pass; echo "ok   \"$1\""
         else
-                failed=$((failed + 1)); echo "FAIL \"$1\": its output differs from README's"
+                fail "\"$1\": its output differs from README's"
         fi
 }
 
@@ -37,5 +37,4 @@ run_section "The bcrypt and SQLite handlers"
 run_section "Under systemd" 2
 run_section "An example daemon"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

@@ -10,11 +10,7 @@ load=$1
 dir=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
-passed=0 failed=0
-check() {  # check NAME EXPECTED ACTUAL
-        if [ "$2" == "$3" ]; then passed=$((passed + 1)); else
-                failed=$((failed + 1)); echo "FAIL $1: expected [$2], got [$3]"; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 "$AETASKD" --listen "unix:$dir/s.sock" --handler echo --name reload-test 2>"$dir/server.log" &
 server=$!
@@ -48,5 +44,4 @@ check "workers from before each SIGHUP retired" yes "$recycled_all"
 check "five reloads logged" 5 "$(grep -c 'Reloading: recycling' "$dir/server.log")"
 check "a new call after the reloads" 42 "$("$AETASKCTL" --connect "unix:$dir/s.sock" call echo 42)"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

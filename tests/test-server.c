@@ -9,7 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "helpers.h"
+#include "fixture.h"
+#include "macro.h"
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 
@@ -54,14 +55,9 @@ static const aetask_handler s_handler = {
         .methods = s_methods,
 };
 
-static test_server srv;
-static sd_event *event;
-static aetask_client *client;
 
 static void finish(void) {
-        client = aetask_client_unref(client);
-        event = sd_event_unref(event);
-        test_server_cleanup(&srv);
+        fixture_finish();
         if (marker[0])
                 unlink(marker);
 }
@@ -122,8 +118,7 @@ Test(server, setup_runs_lazily_before_the_first_call_not_at_connect) {
 
         snprintf(marker, sizeof(marker), "/tmp/aetask-setup-%d", (int) getpid());
         unlink(marker);
-        test_server_start(&srv, &s_handler, NULL, NULL);
-        client = test_client_new(&srv, &event);
+        fixture_start(&s_handler, NULL, NULL);
         aetask_client_set_min_workers(client, 2);
         test_run_for(event, 0.3);
         cr_assert_eq(access(marker, F_OK), -1, "no setup for hot-standby workers that took no call");
@@ -164,8 +159,7 @@ Test(server, worker_titles_carry_their_number) {
         char path[64], cmdline[256];
         aetask_checkout *co;
 
-        test_server_start(&srv, &s_handler, named, NULL);
-        client = test_client_new(&srv, &event);
+        fixture_start(&s_handler, named, NULL);
         aetask_client_set_error_handler(client, on_error, NULL);
         aetask_client_checkout(client, &co);
         reply_seen = false;
@@ -260,8 +254,7 @@ static int field(json_object *o, const char *key) {
 Test(server, worker_accessors_in_real_workers) {
         aetask_checkout *a, *b;
 
-        test_server_start(&srv, &s_handler, NULL, NULL);
-        client = test_client_new(&srv, &event);
+        fixture_start(&s_handler, NULL, NULL);
         aetask_client_set_error_handler(client, on_error, NULL);
         cr_assert_eq(aetask_client_checkout(client, &a), 0);
         cr_assert_eq(aetask_client_checkout(client, &b), 0);
@@ -382,4 +375,36 @@ Test(server, a_forked_server_at_log_level_err_is_quiet) {
 
         stderr_of_server(quiet, out, sizeof(out));
         cr_assert_str_eq(out, "");
+}
+
+/* The library says nothing of a module it cannot load: the caller gets the
+ * reason as a string, and a success clears it. */
+Test(server, load_handler_failures_are_returned_not_logged) {
+        aetask_server *s = NULL;
+        int saved = dup(STDERR_FILENO), pipe_fds[2];
+        char out[256];
+
+        cr_assert_eq(aetask_server_new(&s), 0);
+        cr_assert_null(aetask_server_get_load_error(s));
+        cr_assert_eq(pipe2(pipe_fds, O_CLOEXEC), 0);
+        dup2(pipe_fds[1], STDERR_FILENO);
+        int r1 = aetask_server_load_handler(s, "no-such-handler", NULL);
+        int r2 = aetask_server_load_handler(s, "bad/name", NULL);
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+        close(pipe_fds[1]);
+        ssize_t n = read(pipe_fds[0], out, sizeof(out) - 1);
+        cr_assert_eq(n, 0, "the library wrote to stderr: %.*s", (int) MAX(n, 0), out);
+        close(pipe_fds[0]);
+
+        cr_assert_eq(r1, -ENOENT);
+        cr_assert_eq(r2, -EINVAL);
+        cr_assert_str_eq(aetask_server_get_load_error(s), "Invalid handler name 'bad/name'");
+        cr_assert_eq(aetask_server_load_handler(s, "no-such-handler", NULL), -ENOENT);
+        cr_assert(strncmp(aetask_server_get_load_error(s), "Failed to load handler 'no-such-handler': ", 42) == 0,
+                  "%s", aetask_server_get_load_error(s));
+        cr_assert_eq(aetask_server_load_handler(s, "echo", NULL), 0);
+        cr_assert_null(aetask_server_get_load_error(s));
+        cr_assert_null(aetask_server_get_load_error(NULL));
+        aetask_server_free(s);
 }

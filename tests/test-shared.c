@@ -10,6 +10,7 @@
 #include "address.h"
 #include "buffer.h"
 #include "heap.h"
+#include "json-out.h"
 #include "json-reader.h"
 #include "json-writer.h"
 #include "macro.h"
@@ -762,4 +763,47 @@ Test(protocol, a_call_carries_its_timeout) {
         protocol_call_done(&c);
         buffer_done(&b);
         buffer_done(&scratch);
+}
+
+Test(json_out, writes_members_and_elements_with_their_commas) {
+        buffer b = {};
+        buffer_append_str(&b, "before");
+        json_out o = json_out_start(&b);
+
+        json_out_open(&o, NULL, '{');
+        json_out_int(&o, "pid", -1);
+        json_out_u64(&o, "max", UINT64_MAX);
+        json_out_bool(&o, "draining", false);
+        json_out_text(&o, "name", "a\"b\xff");
+        json_out_open(&o, "list", '[');
+        json_out_open(&o, NULL, '{');
+        json_out_close(&o);
+        json_out_u64(&o, NULL, 7);
+        json_out_close(&o);
+        json_out_open(&o, "empty", '[');
+        json_out_close(&o);
+        json_out_close(&o);
+        cr_assert_eq(json_out_finish(&o), 0);
+        buffer_append(&b, "", 1);
+        cr_assert_str_eq(buffer_head(&b), "before{\"pid\":-1,\"max\":18446744073709551615,\"draining\":false,"
+                                          "\"name\":\"a\\\"b\xef\xbf\xbd\",\"list\":[{},7],\"empty\":[]}");
+        buffer_done(&b);
+}
+
+Test(json_out, takes_back_a_message_that_failed) {
+        buffer b = {};
+        buffer_append_str(&b, "kept");
+        json_out o = json_out_start(&b);
+
+        for (int i = 0; i <= JSON_OUT_DEPTH_MAX; i++)
+                json_out_open(&o, NULL, '[');
+        json_out_u64(&o, NULL, 1);  /* ignored after the error */
+        cr_assert_eq(json_out_finish(&o), -ELOOP);
+        cr_assert_eq(buffer_length(&b), 4);
+
+        o = json_out_start(&b);
+        json_out_open(&o, NULL, '{');
+        cr_assert_eq(json_out_finish(&o), -EINVAL, "an object left open is a bug, not a message");
+        cr_assert_eq(buffer_length(&b), 4);
+        buffer_done(&b);
 }

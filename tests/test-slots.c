@@ -14,7 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "helpers.h"
+#include "fixture.h"
+#include "time-util.h"
 
 /* ---- A handler that records what its worker ran ------------------------ */
 
@@ -52,11 +53,7 @@ static int t_args(aetask_worker *w, json_object *args, json_object **ret) {
 }
 
 static int t_deadline(aetask_worker *w, json_object *args, json_object **ret) {
-        uint64_t deadline = aetask_worker_get_deadline(w);
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t now = (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+        uint64_t deadline = aetask_worker_get_deadline(w), now = now_usec(CLOCK_MONOTONIC);
         *ret = json_object_new_int64(deadline == UINT64_MAX ? -1 : (int64_t) (deadline - now));
         return 0;
 }
@@ -110,23 +107,13 @@ static void on_checkout_error(aetask_checkout *co, aetask_error_kind kind, const
         snprintf(e->message, sizeof(e->message), "%s", message);
 }
 
-static test_server srv;
-static sd_event *event;
-static aetask_client *client;
 
 static void start(void) {
-        test_server_start(&srv, &recording_handler, NULL, NULL);
-        client = test_client_new(&srv, &event);
+        fixture_start(&recording_handler, NULL, NULL);
         aetask_client_set_max_workers(client, 1);
 }
 
-static void finish(void) {
-        client = aetask_client_unref(client);
-        event = sd_event_unref(event);
-        test_server_cleanup(&srv);
-}
-
-TestSuite(slots, .init = start, .fini = finish);
+TestSuite(slots, .init = start, .fini = fixture_finish);
 
 static json_object *args_of(const char *name, double secs) {
         json_object *a = json_object_new_array();
@@ -504,12 +491,6 @@ Test(slots, the_deadline_reaches_the_worker) {
         aetask_checkout_unref(co);
 }
 
-static double seconds_now(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Reads one NUL-terminated message from FD into BUF, 5 s at most. */
 static size_t read_message(int fd, char *buf, size_t size) {
         size_t n = 0;
@@ -550,10 +531,10 @@ Test(slots, a_call_past_its_deadline_and_grace_stops_its_worker) {
         read_message(fd, buf, sizeof(buf));
         cr_assert(strstr(buf, "\"longer\""), "a call within its deadline is not stopped: %s", buf);
 
-        double start = seconds_now();
+        double start = now_seconds();
         cr_assert_eq(write(fd, call_message, sizeof(call_message)), (ssize_t) sizeof(call_message));
         read_message(fd, buf, sizeof(buf));
-        double took = seconds_now() - start;
+        double took = now_seconds() - start;
         cr_assert(strstr(buf, "\"error\":\"io.aetask.DeadlineExceeded\""), "its own error: %s", buf);
         cr_assert(strstr(buf, "past its deadline of 200 ms and the grace of 250 ms: the worker was stopped"), "%s", buf);
         /* 0.2 s and 0.25 s of grace: well before the 5 s the handler sleeps. */

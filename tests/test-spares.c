@@ -226,12 +226,12 @@ Test(spares, descriptors_and_memory_stay_flat_over_many_hand_overs) {
         for (int i = 0; i < WARMUP; i++)
                 cr_assert_gt(pid_call_when_served(), 0);
         wait_children(2);
-        int fds0 = test_count_fds(d.pid);
+        int fds0 = count_fds(d.pid);
         long rss0 = server_rss_kib();
         for (int i = 0; i < SPAWNS; i++)
                 cr_assert_gt(pid_call_when_served(), 0);
         wait_children(2);
-        int fds1 = test_count_fds(d.pid);
+        int fds1 = count_fds(d.pid);
         long rss1 = server_rss_kib();
         fprintf(stderr, "over %d spawns: server fds %d -> %d, RSS %ld -> %ld KiB\n", SPAWNS, fds0, fds1, rss0, rss1);
         cr_assert_eq(fds1, fds0);

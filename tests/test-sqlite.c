@@ -13,11 +13,9 @@
 #include <unistd.h>
 
 #include "calls.h"
+#include "fixture.h"
 #include "hostile.h"
 
-static test_server srv;
-static sd_event *event;
-static aetask_client *client;
 static test_checkout co;
 static test_reply r;
 static char dir[64], database[128], database_option[160];
@@ -32,8 +30,7 @@ static void make_dir(void) {
 
 /* A server with CONFIG; a client allowed MAX_WORKERS workers; a checkout. */
 static void serve(test_module_config *config, unsigned max_workers) {
-        test_server_start(&srv, NULL, test_configure_module, config);
-        client = test_client_new(&srv, &event);
+        fixture_start(NULL, test_configure_module, config);
         aetask_client_set_min_workers(client, 0);
         aetask_client_set_max_workers(client, max_workers);
         test_checkout_begin(&co, client, event);
@@ -67,9 +64,7 @@ static void remove_dir(const char *path) {
 static void finish(void) {
         test_reply_clear(&r);
         test_checkout_end(&co);
-        client = aetask_client_unref(client);
-        event = sd_event_unref(event);
-        test_server_cleanup(&srv);
+        fixture_finish();
         if (dir[0])
                 remove_dir(dir);
 }
@@ -510,8 +505,7 @@ static void check_result_bound(const char *method, unsigned rows, const char *se
         const char *m;
 
         make_dir();
-        test_server_start(&srv, NULL, configure_sized, &config);
-        client = test_client_new(&srv, &event);
+        fixture_start(NULL, configure_sized, &config);
         aetask_client_set_max_workers(client, 1);
         test_checkout_begin(&co, client, event);
 

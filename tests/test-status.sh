@@ -8,15 +8,7 @@ server=
 trap '[ -n "$server" ] && kill $server 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
 chmod 755 "$dir"
 
-passed=0 failed=0
-check() {  # check NAME EXPECTED ACTUAL
-        if [ "$2" == "$3" ]; then passed=$((passed + 1)); else
-                failed=$((failed + 1)); echo "FAIL $1: expected [$2], got [$3]"; fi
-}
-match() {  # match NAME REGEX ACTUAL
-        if [[ "$3" =~ $2 ]]; then passed=$((passed + 1)); else
-                failed=$((failed + 1)); echo "FAIL $1: [$3] does not match [$2]"; fi
-}
+. "$(dirname "$0")/lib.sh"
 start() {
         "$AETASKD" --listen "unix:$dir/t.sock" --control "unix:$dir/t.control" --handler echo "$@" &
         server=$!
@@ -44,8 +36,8 @@ export AETASK_RUNTIME_DIR=$dir
 
 start --drain-timeout=1
 out=$(ctl status "unix:$dir/t.control")
-match "status header" "^echo: aetaskd pid $server, handler echo, up [0-9.]+ms" "$out"
-match "status of an idle server" $'\nWorkers: 0 \\(0 busy, 0 idle\\) of at most 256, 128 per user; 0 calls served, 0 killed as hung\nCalls: 0 \\(0.0/s\\), duration p50 0us, p99 0us; errors: none\nWorkers spawned: 0; retired: none$' "$out"
+check_match "status header" "^echo: aetaskd pid $server, handler echo, up [0-9.]+ms" "$out"
+check_match "status of an idle server" $'\nWorkers: 0 \\(0 busy, 0 idle\\) of at most 256, 128 per user; 0 calls served, 0 killed as hung\nCalls: 0 \\(0.0/s\\), duration p50 0us, p99 0us; errors: none\nWorkers spawned: 0; retired: none$' "$out"
 
 check "NAME call shorthand" 5 "$(ctl t call echo 5)"
 check "NAME call shorthand again" '"x"' "$(ctl t call echo x)"
@@ -53,27 +45,27 @@ check "NAME call shorthand again" '"x"' "$(ctl t call echo x)"
 bg=$!
 sleep 0.5
 out=$(ctl status t)
-match "status NAME: one busy worker" $'\nWorkers: 1 \\(1 busy, 0 idle\\) of at most 256, 128 per user; 2 calls served, 0 killed as hung\n' "$out"
-match "status NAME: workers per user" $'\nUSER +WORKERS +BUSY\nuid '"$(id -u)"$' +1 +1\n' "$out"
-match "status NAME: the worker's row" $'\n +[0-9]+ +3 busy +'"$bg"' +'"$(id -u)"' sleep +[0-9]+ms +0 +[0-9]+ms +[0-9.]+[KMG] +-$' "$out"
+check_match "status NAME: one busy worker" $'\nWorkers: 1 \\(1 busy, 0 idle\\) of at most 256, 128 per user; 2 calls served, 0 killed as hung\n' "$out"
+check_match "status NAME: workers per user" $'\nUSER +WORKERS +BUSY\nuid '"$(id -u)"$' +1 +1\n' "$out"
+check_match "status NAME: the worker's row" $'\n +[0-9]+ +3 busy +'"$bg"' +'"$(id -u)"' sleep +[0-9]+ms +0 +[0-9]+ms +[0-9.]+[KMG] +-$' "$out"
 out=$(ctl t status)
-match "NAME status shorthand" "^echo: aetaskd pid $server" "$out"
+check_match "NAME status shorthand" "^echo: aetaskd pid $server" "$out"
 out=$(ctl --json --connect "unix:$dir/t.control" status)
-match "status --json" "\"alive\":1,\"busy\":1,\"idle\":0,\"max_workers\":256,\"max_workers_per_uid\":128,\"calls\":2,.*\"users\":\[\{\"uid\":$(id -u),\"workers\":1,\"busy\":1\}\],.*\"state\":\"busy\",\"client_pid\":$bg,.*\"method\":\"sleep\"" "$out"
+check_match "status --json" "\"alive\":1,\"busy\":1,\"idle\":0,\"max_workers\":256,\"max_workers_per_uid\":128,\"calls\":2,.*\"users\":\[\{\"uid\":$(id -u),\"workers\":1,\"busy\":1\}\],.*\"state\":\"busy\",\"client_pid\":$bg,.*\"method\":\"sleep\"" "$out"
 wait $bg
 check "the call answered" null "$(cat "$dir/sleep.out")"
 sleep 0.1
-match "calls served counts exited workers" "; 3 calls served," "$(ctl status t)"
+check_match "calls served counts exited workers" "; 3 calls served," "$(ctl status t)"
 
 out=$("$AETASKD" --listen "unix:$dir/g.sock" --handler echo --control-group no-such-group-here 2>&1); rc=$?
 check "an unknown control group: usage" 2 "$rc"
-match "an unknown control group says which" "Failed to find group no-such-group-here for --control-group" "$out"
+check_match "an unknown control group says which" "Failed to find group no-such-group-here for --control-group" "$out"
 
 out=$(ctl status 2>&1); rc=$?
 check "status without a server: usage" 2 "$rc"
 out=$(ctl status "unix:$dir/absent.control" 2>&1); rc=$?
 check "status of an absent server fails" "1" "$rc"
-match "status of an absent server says why" "cannot connect to unix:$dir/absent.control" "$out"
+check_match "status of an absent server says why" "cannot connect to unix:$dir/absent.control" "$out"
 
 if [ "$(id -u)" = 0 ]; then
         # Another user may not enter the build tree (a clone in /root is
@@ -99,8 +91,7 @@ if [ "$(id -u)" = 0 ]; then
         ms=$(( ($(date +%s%N) - t0) / 1000000 ))
         check "call on a socket nobody may open: exit" 1 "$rc"
         check "call on a socket nobody may open: error" "aetaskctl: connect error: connecting to unix:$dir/t.sock failed: Permission denied" "$out"
-        if [ "$ms" -lt 1000 ]; then passed=$((passed + 1)); else
-                failed=$((failed + 1)); echo "FAIL call on a socket nobody may open took $ms ms"; fi
+        if [ "$ms" -lt 1000 ]; then pass; else fail "call on a socket nobody may open took $ms ms"; fi
         chmod 666 "$dir/t.sock"
         # The socket file lets everyone in: the server's own check refuses.
         chmod 666 "$dir/t.control"
@@ -111,18 +102,18 @@ if [ "$(id -u)" = 0 ]; then
         start --control-group=4321
         chmod 666 "$dir/t.control"
         out=$(as_user --reuid=65534 --regid=65534 --groups=4321 -- status t 2>&1)
-        match "status allowed to the control group (supplementary)" "^echo: aetaskd pid $server" "$out"
+        check_match "status allowed to the control group (supplementary)" "^echo: aetaskd pid $server" "$out"
         out=$(as_user --reuid=65534 --regid=4321 --clear-groups -- status t 2>&1)
-        match "status allowed to the control group (primary)" "^echo: aetaskd pid $server" "$out"
+        check_match "status allowed to the control group (primary)" "^echo: aetaskd pid $server" "$out"
         # The group by name, as units write it: any group of this system.
         read -r group gid < <(getent group | awk -F: '$3 > 0 && $3 < 65534 { print $1, $3; exit }')
         stop
         start --control-group="$group"
         chmod 666 "$dir/t.control"
         out=$(as_user --reuid=65534 --regid="$gid" --clear-groups -- status t 2>&1)
-        match "status allowed to the control group by name ($group)" "^echo: aetaskd pid $server" "$out"
+        check_match "status allowed to the control group by name ($group)" "^echo: aetaskd pid $server" "$out"
         out=$(as_user --reuid=65534 --regid=65534 --clear-groups -- status t 2>&1)
-        match "and refused outside it" "PermissionDenied" "$out"
+        check_match "and refused outside it" "PermissionDenied" "$out"
 fi
 
 # SIGTERM: a busy worker finishes its call; the server exits after it.
@@ -146,7 +137,7 @@ kill -TERM "$server"
 wait "$server"; rc=$?; server=
 took=$(( ($(date +%s%N) - t0) / 1000000 ))
 wait $bg
-match "drain limit: the server exits after about 0.5 s" "^(4[5-9][0-9]|[5-9][0-9][0-9]|1[0-9][0-9][0-9])$" "$took"
+check_match "drain limit: the server exits after about 0.5 s" "^(4[5-9][0-9]|[5-9][0-9][0-9]|1[0-9][0-9][0-9])$" "$took"
 check "drain limit: the server's exit status" 0 "$rc"
 check "drain limit: the call fails" "aetaskctl: worker-died error: worker connection suddenly died" "$(cat "$dir/drain.out")"
 check "drain limit: the worker is gone" "gone" "$([ -n "$worker" ] && ! alive "$worker" && echo gone)"
@@ -178,9 +169,8 @@ wait "$server" 2>/dev/null; server=
 wait $bg
 took=$(( ($(date +%s%N) - t0) / 1000000 ))
 check "server killed: the orphan past the drain limit fails its call" "aetaskctl: worker-died error: worker connection suddenly died" "$(cat "$dir/orphan.out")"
-match "server killed: the orphan ends after the drain limit (1 s)" "^(9[5-9][0-9]|1[0-9][0-9][0-9]|2[0-4][0-9][0-9])$" "$took"
+check_match "server killed: the orphan ends after the drain limit (1 s)" "^(9[5-9][0-9]|1[0-9][0-9][0-9]|2[0-4][0-9][0-9])$" "$took"
 check "server killed: the orphan is gone" "gone" "$(for _ in $(seq 50); do alive "$worker" || break; sleep 0.02; done; alive "$worker" || echo gone)"
 rm -f "$dir/t.sock" "$dir/t.control"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

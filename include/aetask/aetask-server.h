@@ -23,6 +23,9 @@ aetask_server *aetask_server_free(aetask_server *server);
  * installed handler directory, or $AETASK_HANDLER_DIR). */
 int aetask_server_set_handler(aetask_server *server, const aetask_handler *handler);
 int aetask_server_load_handler(aetask_server *server, const char *name, const char *dir);
+/* Why the last aetask_server_load_handler() failed, for the caller to print
+ * (the library logs nothing); NULL after a success. */
+const char *aetask_server_get_load_error(aetask_server *server);
 
 int aetask_server_set_name(aetask_server *server, const char *name);
 int aetask_server_set_hung_timeout(aetask_server *server, uint64_t usec);

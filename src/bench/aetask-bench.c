@@ -38,12 +38,6 @@ static const char *const workload_names[] = {
 #define N_WORKLOADS (sizeof(workload_names) / sizeof(workload_names[0]))
 static bool selected[N_WORKLOADS];
 
-uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
-
 void die(const char *format, ...) {
         va_list ap;
         va_start(ap, format);

@@ -147,7 +147,7 @@ static struct {
 
 void report_begin(void) {
         (void) getloadavg(run_info.load_start, 3);
-        run_info.start = now_usec();
+        run_info.start = now_usec(CLOCK_MONOTONIC);
 }
 
 static void machine_line(char *buf, size_t size) {
@@ -160,7 +160,7 @@ static void machine_line(char *buf, size_t size) {
                  "%.0f s; %u runs of %g s",
                  sysconf(_SC_NPROCESSORS_ONLN), u.release,
                  run_info.load_start[0], run_info.load_start[1], run_info.load_start[2], load[0], load[1], load[2],
-                 (double) (now_usec() - run_info.start) / USEC_PER_SEC, arg.runs, arg.duration);
+                 (double) (now_usec(CLOCK_MONOTONIC) - run_info.start) / USEC_PER_SEC, arg.runs, arg.duration);
 }
 
 void report_print_table(void) {
@@ -216,7 +216,7 @@ void report_print_json(void) {
         }
         json_object_object_add(root, "loadavg_start", la0);
         json_object_object_add(root, "loadavg_end", la);
-        json_object_object_add(root, "seconds", json_object_new_double((double) (now_usec() - run_info.start) / USEC_PER_SEC));
+        json_object_object_add(root, "seconds", json_object_new_double((double) (now_usec(CLOCK_MONOTONIC) - run_info.start) / USEC_PER_SEC));
         json_object_object_add(root, "runs", json_object_new_int((int) arg.runs));
         json_object_object_add(root, "duration", json_object_new_double(arg.duration));
         for (size_t i = 0; i < n_figures; i++) {

@@ -2,7 +2,6 @@
  * an sd-event loop: a reply issues the next call until the run's time or
  * count is up, so each workload measures what a real program would see. */
 #include <aetask/aetask-client.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -16,6 +15,7 @@
 
 #include "bench.h"
 #include "child-exit.h"
+#include "fd-count.h"
 
 /* The value below which a fraction Q of the sorted samples lie. */
 static double quantile(const double *sorted, size_t n, double q) {
@@ -23,24 +23,6 @@ static double quantile(const double *sorted, size_t n, double q) {
                 return NAN;
         size_t i = (size_t) ceil(q * (double) n);
         return sorted[i > 0 ? i - 1 : 0];
-}
-
-/* Counts the descriptors process PID has open. */
-static int count_fds(pid_t pid) {
-        char path[64];
-        struct dirent *de;
-        DIR *d;
-        int n = 0;
-
-        snprintf(path, sizeof(path), "/proc/%d/fd", (int) pid);
-        d = opendir(path);
-        if (!d)
-                return -errno;
-        while ((de = readdir(d)))
-                if (de->d_name[0] != '.')
-                        n++;
-        closedir(d);
-        return n;
 }
 
 long proc_kib(pid_t pid, const char *file, const char *field) {
@@ -132,7 +114,7 @@ static void issue(slot *sl) {
 static bool driver_may_issue(driver *d) {
         if (d->limit > 0 && d->issued >= d->limit)
                 return false;
-        if (d->deadline > 0 && now_usec() >= d->deadline)
+        if (d->deadline > 0 && now_usec(CLOCK_MONOTONIC) >= d->deadline)
                 return false;
         return true;
 }
@@ -145,7 +127,7 @@ static int on_reply(aetask_checkout *co, json_object *result, const aetask_error
 
         d->completed++;
         if (d->marks && d->completed % d->window == 0)
-                d->marks[d->n_marks++] = now_usec();
+                d->marks[d->n_marks++] = now_usec(CLOCK_MONOTONIC);
         if (d->cycle)
                 /* Released once this callback returns: its calls are done. */
                 sl->co = aetask_checkout_unref(sl->co);
@@ -154,7 +136,7 @@ static int on_reply(aetask_checkout *co, json_object *result, const aetask_error
                 return 0;
         }
         if (--d->in_flight == 0)
-                d->finished = now_usec();
+                d->finished = now_usec(CLOCK_MONOTONIC);
         return 0;
 }
 
@@ -193,7 +175,7 @@ static uint64_t drive(driver *d, unsigned n_slots, double *ret_rate) {
         d->issued = d->completed = 0;
         d->n_marks = 0;
         d->in_flight = n_slots;
-        d->started = now_usec();
+        d->started = now_usec(CLOCK_MONOTONIC);
         for (unsigned i = 0; i < n_slots; i++) {
                 slots[i] = (slot) { .d = d };
                 issue(&slots[i]);
@@ -217,11 +199,11 @@ static void rate_workload(const char *workload, const char *name, const char *ad
         d.event = event;
         d.client = client_new(event, address, o);
 
-        d.deadline = now_usec() + (uint64_t) (arg.duration * USEC_PER_SEC / 5);
+        d.deadline = now_usec(CLOCK_MONOTONIC) + (uint64_t) (arg.duration * USEC_PER_SEC / 5);
         (void) drive(&d, n_slots, NULL);
         for (unsigned run = 0; run < arg.runs; run++) {
                 progress("%s: run %u of %u", workload, run + 1, arg.runs);
-                d.deadline = now_usec() + (uint64_t) (arg.duration * USEC_PER_SEC);
+                d.deadline = now_usec(CLOCK_MONOTONIC) + (uint64_t) (arg.duration * USEC_PER_SEC);
                 (void) drive(&d, n_slots, &rate);
                 record(workload, name, "calls/s", UNIT_RATE, rate);
         }
@@ -283,13 +265,13 @@ static void ping_pong(const char *workload, const char *name, size_t size) {
                 close(sv[1]);
 
                 double duration = run == 0 ? arg.duration / 5 : arg.duration;
-                uint64_t start = now_usec(), end = start + (uint64_t) (duration * USEC_PER_SEC), now, n = 0;
+                uint64_t start = now_usec(CLOCK_MONOTONIC), end = start + (uint64_t) (duration * USEC_PER_SEC), now, n = 0;
                 unsigned batch = size > 4096 ? 1 : 64;
                 do {
                         for (unsigned i = 0; i < batch; i++, n++)
                                 if (write_full(sv[0], b, size) < 0 || read_full(sv[0], b, size) < 0)
                                         die("%s ping-pong failed: %m", workload);
-                        now = now_usec();
+                        now = now_usec(CLOCK_MONOTONIC);
                 } while (now < end);
                 close(sv[0]);
                 waitpid(pid, NULL, 0);
@@ -437,7 +419,7 @@ typedef struct lateness {
 
 static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         lateness *l = userdata;
-        uint64_t now = now_usec();
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
 
         if (l->n < l->max)
                 l->samples[l->n++] = (double) (now - l->target) / 1000.0;
@@ -486,7 +468,7 @@ void bench_offload(const char *address) {
                 driver d = { .event = event, .method = "hash", .args = args, .cycle = true, .limit = arg.inflight };
                 d.client = client_new(event, address, &o);
 
-                l.target = now_usec() + TIMER_PERIOD_USEC;
+                l.target = now_usec(CLOCK_MONOTONIC) + TIMER_PERIOD_USEC;
                 /* Accuracy 1 us: sd-event would otherwise coalesce the wakeups. */
                 r = sd_event_add_time(event, &l.timer, CLOCK_MONOTONIC, l.target, 1, on_tick, &l);
                 if (r < 0)

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "time-util.h"  /* now_usec() */
+
 #define USEC_PER_SEC 1000000ULL
 #define MAX_RUNS 100
 
@@ -38,7 +40,6 @@ typedef struct bench_server {
 } bench_server;
 
 /* aetask-bench.c */
-uint64_t now_usec(void);
 _Noreturn void die(const char *format, ...) __attribute__((format(printf, 1, 2)));
 void progress(const char *format, ...) __attribute__((format(printf, 1, 2)));
 

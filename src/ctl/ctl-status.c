@@ -8,13 +8,13 @@
 
 #include "address.h"
 #include "buffer.h"
+#include "control-protocol.h"
 #include "ctl.h"
 #include "macro.h"
 #include "protocol.h"
+#include "time-util.h"
 
-#define STATUS_REPLY_MAX (4U * 1024U * 1024U)
-
-static const char status_request[] = "{\"method\":\"io.aetask.Server.Status\"}";
+static const char status_request[] = CONTROL_STATUS_REQUEST;
 
 /* "420us", "850ms", "12.3s", "5min 3s", "2h 5min", "3d 4h". */
 static const char *format_duration(uint64_t usec, char buf[static 32]) {
@@ -186,15 +186,9 @@ static void print_status(json_object *p) {
         }
 }
 
-static uint64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
 /* Sends the request and reads one reply, within the timeout. */
 static int exchange(int fd, uint64_t timeout_usec, buffer *in, const char **ret_reply, size_t *ret_len) {
-        uint64_t deadline = now_ms() + timeout_usec / USEC_PER_MSEC;
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + timeout_usec;
         size_t scanned = 0;
 
         /* A server that refuses us may have answered and closed already:
@@ -210,16 +204,16 @@ static int exchange(int fd, uint64_t timeout_usec, buffer *in, const char **ret_
                         *ret_len = (size_t) len;
                         return 0;
                 }
-                uint64_t now = now_ms();
+                uint64_t now = now_usec(CLOCK_MONOTONIC);
                 if (now >= deadline)
                         return -ETIMEDOUT;
                 struct pollfd pfd = { .fd = fd, .events = POLLIN };
-                int r = poll(&pfd, 1, (int) MIN(deadline - now, (uint64_t) 60000));
+                int r = poll(&pfd, 1, (int) MIN((deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC, (uint64_t) 60000));
                 if (r < 0 && errno != EINTR)
                         return -errno;
                 if (r <= 0)
                         continue;
-                ssize_t n = buffer_read(in, fd, STATUS_REPLY_MAX);
+                ssize_t n = buffer_read(in, fd, CONTROL_REPLY_MAX);
                 if (n == 0)
                         return -ECONNRESET;
                 if (n < 0 && n != -EAGAIN && n != -EINTR)

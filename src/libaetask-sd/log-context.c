@@ -8,12 +8,7 @@
 
 #include "log-context.h"
 #include "macro.h"
-
-static uint64_t realtime_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
+#include "time-util.h"
 
 _public_ int aetask_log_new(aetask_log **ret) {
         aetask_log *l;
@@ -23,7 +18,7 @@ _public_ int aetask_log_new(aetask_log **ret) {
         if (!l)
                 return -ENOMEM;
         l->n_ref = 1;
-        l->start = realtime_usec();
+        l->start = now_usec(CLOCK_REALTIME);
         *ret = l;
         return 0;
 }
@@ -222,7 +217,7 @@ _public_ int aetask_log_append(aetask_log *l, int priority, const char *format, 
         va_end(ap);
         if (r < 0)
                 return -ENOMEM;
-        return log_context_add_message(l, realtime_usec(), getpid(), priority, text);
+        return log_context_add_message(l, now_usec(CLOCK_REALTIME), getpid(), priority, text);
 }
 
 void log_context_merge(aetask_log *l, json_object *logs) {

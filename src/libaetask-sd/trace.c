@@ -13,6 +13,7 @@
 #include "macro.h"
 #include "message-ids.h"
 #include "protocol.h"
+#include "time-util.h"
 
 extern char *program_invocation_short_name;
 
@@ -87,43 +88,25 @@ void checkout_journal(aetask_checkout *co, const char *event, int priority, cons
 
 void checkout_journal_text(aetask_checkout *co, const char *event, int priority, const char *message_id,
                            const char *method, uint64_t duration, const char *kind, const char *text) {
-        char message[1024], prio[32], trace[128], ev[64], meth[192], dur[64], kd[64], mid[64], client[160], ident[128];
-        const char *fields[12];
-        size_t n = 0;
+        _cleanup_(journal_entry_done) journal_entry e = {};
 
-        snprintf(message, sizeof(message), "MESSAGE=%s", text);
-
-        snprintf(prio, sizeof(prio), "PRIORITY=%d", priority);
-        snprintf(trace, sizeof(trace), "AETASK_TRACE=%s", checkout_trace_id(co) ?: "");
-        snprintf(ev, sizeof(ev), "AETASK_EVENT=%s", event);
-        snprintf(ident, sizeof(ident), "SYSLOG_IDENTIFIER=%s", program_invocation_short_name ?: "aetask-client");
-        fields[n++] = message;
-        fields[n++] = prio;
-        fields[n++] = ident;
-        fields[n++] = "AETASK_ORIGIN=client";
-        fields[n++] = trace;
-        fields[n++] = ev;
-        if (co->client && co->client->name) {
-                snprintf(client, sizeof(client), "AETASK_CLIENT=%s", co->client->name);
-                fields[n++] = client;
-        }
-        if (method) {
-                snprintf(meth, sizeof(meth), "AETASK_METHOD=%s", method);
-                fields[n++] = meth;
-        }
-        if (duration != UINT64_MAX) {
-                snprintf(dur, sizeof(dur), "AETASK_DURATION_USEC=%" PRIu64, duration);
-                fields[n++] = dur;
-        }
-        if (kind) {
-                snprintf(kd, sizeof(kd), "AETASK_ERROR_KIND=%s", kind);
-                fields[n++] = kd;
-        }
-        if (message_id) {
-                snprintf(mid, sizeof(mid), "MESSAGE_ID=%s", message_id);
-                fields[n++] = mid;
-        }
-        (void) journal_send(fields, n);
+        journal_entry_add(&e, "MESSAGE", "%s", text);
+        journal_entry_add(&e, "PRIORITY", "%d", priority);
+        journal_entry_add(&e, "SYSLOG_IDENTIFIER", "%s", program_invocation_short_name ?: "aetask-client");
+        journal_entry_add(&e, "AETASK_ORIGIN", "client");
+        journal_entry_add(&e, "AETASK_TRACE", "%s", checkout_trace_id(co) ?: "");
+        journal_entry_add(&e, "AETASK_EVENT", "%s", event);
+        if (co->client && co->client->name)
+                journal_entry_add(&e, "AETASK_CLIENT", "%s", co->client->name);
+        if (method)
+                journal_entry_add(&e, "AETASK_METHOD", "%s", method);
+        if (duration != UINT64_MAX)
+                journal_entry_add(&e, "AETASK_DURATION_USEC", "%" PRIu64, duration);
+        if (kind)
+                journal_entry_add(&e, "AETASK_ERROR_KIND", "%s", kind);
+        if (message_id)
+                journal_entry_add(&e, "MESSAGE_ID", "%s", message_id);
+        (void) journal_entry_send(&e);
 }
 
 /* The method name of a call, from its message: "->()" for the catch-all. */
@@ -140,17 +123,11 @@ static void call_method_name(const call *k, char *buf, size_t size) {
         snprintf(buf, size, "%.*s", end ? (int) (end - p) : 0, p);
 }
 
-static uint64_t clock_usec(clockid_t clock) {
-        struct timespec ts;
-        clock_gettime(clock, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
-
 void call_trace_sent(aetask_checkout *co, call *k) {
         if (!checkout_is_traced(co))
                 return;
-        k->sent_realtime = clock_usec(CLOCK_REALTIME);
-        k->sent_monotonic = clock_usec(CLOCK_MONOTONIC);
+        k->sent_realtime = now_usec(CLOCK_REALTIME);
+        k->sent_monotonic = now_usec(CLOCK_MONOTONIC);
 }
 
 void call_trace_done(aetask_checkout *co, call *k, json_object *logs, const char *error) {
@@ -161,7 +138,7 @@ void call_trace_done(aetask_checkout *co, call *k, json_object *logs, const char
         if (!checkout_is_traced(co) || k->sent_monotonic == 0)
                 return;
 
-        uint64_t duration = clock_usec(CLOCK_MONOTONIC) - k->sent_monotonic;
+        uint64_t duration = now_usec(CLOCK_MONOTONIC) - k->sent_monotonic;
         call_method_name(k, method, sizeof(method));
         if (co->log)
                 (void) log_context_add_timer(co->log, method, k->sent_realtime, duration);

@@ -14,6 +14,8 @@
 
 #include "access.h"
 #include "buffer.h"
+#include "control-protocol.h"
+#include "json-out.h"
 #include "log.h"
 #include "macro.h"
 #include "peer.h"
@@ -22,13 +24,9 @@
 
 #define CONTROL_RESERVED_FOR_ROOT 4
 #define CONTROL_CONNECTIONS_PER_UID 4
-#define CONTROL_REQUEST_MAX 4096
 /* From the connection or the last answer to the end of the next request:
  * aetaskctl sends its request at once. */
 #define CONTROL_REQUEST_TIMEOUT_USEC (5 * USEC_PER_SEC)
-
-#define CONTROL_METHOD_STATUS          "io.aetask.Server.Status"
-#define CONTROL_ERROR_METHOD_NOT_FOUND "org.varlink.service.MethodNotFound"
 
 typedef struct control_conn {
         list_node node;                /* in server->control_conns */
@@ -60,43 +58,36 @@ static bool peer_is_allowed(aetask_server *s, int fd, const struct ucred *cred) 
         return s->control_gid_set && access_in_group(fd, cred, s->control_gid);
 }
 
-static int add_u64(json_object *o, const char *key, uint64_t v) {
-        return json_object_object_add(o, key, json_object_new_uint64(v));
-}
-
 /* Who holds workers: a client's uid (or TCP address) for each worker. */
-static void add_peer(json_object *o, const char *uid_key, const char *address_key, const peer_id *peer) {
+static void put_peer(json_out *o, const char *uid_key, const char *address_key, const peer_id *peer) {
         char address[PEER_ID_ADDRESS_MAX];
 
         if (peer->family == AF_UNIX)
-                add_u64(o, uid_key, peer->uid);
+                json_out_u64(o, uid_key, peer->uid);
         else if (peer_id_address_to_string(peer, address))
-                json_object_object_add(o, address_key, json_object_new_string(address));
+                json_out_text(o, address_key, address);
 }
 
-static json_object *worker_status(aetask_server *s, const worker_record *rec, uint64_t now_mono, uint64_t now_real) {
-        const scoreboard_slot *live = rec->slot;
+static void put_worker(json_out *o, const worker_record *rec, uint64_t now_mono, uint64_t now_real) {
         scoreboard_slot slot;
-        json_object *o = json_object_new_object();
 
-        if (!o)
-                return NULL;
-        slot_snapshot(live, &slot);
+        slot_snapshot(rec->slot, &slot);
         bool busy = slot.state == SLOT_BUSY;
-        json_object_object_add(o, "pid", json_object_new_int(slot.pid));
-        add_u64(o, "number", slot.number);
-        json_object_object_add(o, "state", json_object_new_string(busy ? "busy" : "idle"));
-        json_object_object_add(o, "client_pid", json_object_new_int(slot.client_pid));
-        add_peer(o, "client_uid", "client_address", &rec->peer);
+        json_out_open(o, NULL, '{');
+        json_out_int(o, "pid", slot.pid);
+        json_out_u64(o, "number", slot.number);
+        json_out_text(o, "state", busy ? "busy" : "idle");
+        json_out_int(o, "client_pid", slot.client_pid);
+        put_peer(o, "client_uid", "client_address", &rec->peer);
         if (busy) {
-                json_object_object_add(o, "method", json_object_new_string(slot.method));
-                add_u64(o, "call_usec", now_mono > slot.call_started ? now_mono - slot.call_started : 0);
+                json_out_text(o, "method", slot.method);
+                json_out_u64(o, "call_usec", now_mono > slot.call_started ? now_mono - slot.call_started : 0);
         }
-        add_u64(o, "calls", slot.calls);
-        add_u64(o, "started_usec", slot.started_realtime);
-        add_u64(o, "uptime_usec", now_real > slot.started_realtime ? now_real - slot.started_realtime : 0);
-        metrics_add_worker_status(s, rec, o);
-        return o;
+        json_out_u64(o, "calls", slot.calls);
+        json_out_u64(o, "started_usec", slot.started_realtime);
+        json_out_u64(o, "uptime_usec", now_real > slot.started_realtime ? now_real - slot.started_realtime : 0);
+        metrics_put_worker(o, rec);
+        json_out_close(o);
 }
 
 typedef struct peer_use {
@@ -110,97 +101,83 @@ static int peer_use_compare(const void *a, const void *b) {
 
 /* Workers per user (or TCP address), each counted against the share:
  * [{"uid":1000,"workers":3,"busy":1}, {"address":"192.0.2.7",...}]. */
-static json_object *users_status(aetask_server *s) {
+static int put_users(json_out *o, aetask_server *s) {
         _cleanup_(freep) peer_use *uses = calloc(MAX(s->n_alive, 1u), sizeof(peer_use));
-        json_object *users = json_object_new_array();
         size_t n = 0;
 
-        if (!uses || !users) {
-                json_object_put(users);
-                return NULL;
-        }
+        if (!uses)
+                return -ENOMEM;
         for (unsigned i = 0; i < s->board.n_slots && n < s->n_alive; i++)
                 if (s->workers[i].pid > 0 && s->workers[i].state == WORKER_SERVING)
                         uses[n++] = (peer_use) { s->workers[i].peer, slot_get_state(&s->board.slots[i]) == SLOT_BUSY };
         qsort(uses, n, sizeof(peer_use), peer_use_compare);
+        json_out_open(o, "users", '[');
         for (size_t i = 0, j; i < n; i = j) {
                 unsigned busy = 0;
                 for (j = i; j < n && peer_id_compare(&uses[j].peer, &uses[i].peer) == 0; j++)
                         busy += uses[j].busy;
-                json_object *u = json_object_new_object();
-                if (!u)
-                        break;
-                add_peer(u, "uid", "address", &uses[i].peer);
-                add_u64(u, "workers", j - i);
-                add_u64(u, "busy", busy);
-                json_object_array_add(users, u);
+                json_out_open(o, NULL, '{');
+                put_peer(o, "uid", "address", &uses[i].peer);
+                json_out_u64(o, "workers", j - i);
+                json_out_u64(o, "busy", busy);
+                json_out_close(o);
         }
-        return users;
+        json_out_close(o);
+        return 0;
 }
 
-static json_object *server_status(aetask_server *s) {
+/* The reply to io.aetask.Server.Status (control-protocol.h), with its NUL. */
+static int append_status(buffer *b, aetask_server *s) {
         uint64_t now_mono = now_usec(CLOCK_MONOTONIC), now_real = now_usec(CLOCK_REALTIME);
-        json_object *o = json_object_new_object(), *workers = json_object_new_array();
+        json_out o = json_out_start(b);
         server_counts c;
 
-        if (!o || !workers) {
-                json_object_put(o);
-                json_object_put(workers);
-                return NULL;
-        }
         server_get_counts(s, &c);
-        json_object_object_add(o, "name", json_object_new_string(server_display_name(s)));
+        json_out_open(&o, NULL, '{');
+        json_out_open(&o, "parameters", '{');
+        json_out_text(&o, "name", server_display_name(s));
         if (s->handler_name || s->handler->name)
-                json_object_object_add(o, "handler", json_object_new_string(s->handler_name ?: s->handler->name));
-        json_object_object_add(o, "pid", json_object_new_int(getpid()));
-        json_object_object_add(o, "draining", json_object_new_boolean(s->shutting_down));
-        add_u64(o, "started_usec", s->started_realtime);
-        add_u64(o, "uptime_usec", now_mono - s->started);
-        add_u64(o, "alive", c.alive);
-        add_u64(o, "busy", c.busy);
-        add_u64(o, "idle", c.idle);
-        add_u64(o, "max_workers", s->max_workers);
-        add_u64(o, "max_workers_per_uid", s->share);
-        add_u64(o, "calls", c.calls);
-        add_u64(o, "killed_hung", c.killed_hung);
+                json_out_text(&o, "handler", s->handler_name ?: s->handler->name);
+        json_out_int(&o, "pid", getpid());
+        json_out_bool(&o, "draining", s->shutting_down);
+        json_out_u64(&o, "started_usec", s->started_realtime);
+        json_out_u64(&o, "uptime_usec", now_mono - s->started);
+        json_out_u64(&o, "alive", c.alive);
+        json_out_u64(&o, "busy", c.busy);
+        json_out_u64(&o, "idle", c.idle);
+        json_out_u64(&o, "max_workers", s->max_workers);
+        json_out_u64(&o, "max_workers_per_uid", s->share);
+        json_out_u64(&o, "calls", c.calls);
+        json_out_u64(&o, "killed_hung", c.killed_hung);
+        metrics_put_status(&o, s);
+        if (put_users(&o, s) < 0)
+                o.r = -ENOMEM;
+        json_out_open(&o, "workers", '[');
         for (unsigned i = 0; i < s->board.n_slots; i++)
                 if (s->workers[i].pid > 0 && slot_get_state(&s->board.slots[i]) != SLOT_FREE)
-                        json_object_array_add(workers, worker_status(s, &s->workers[i], now_mono, now_real));
-        metrics_add_status(s, o);
-        json_object_object_add(o, "users", users_status(s));
-        json_object_object_add(o, "workers", workers);
-        return o;
+                        put_worker(&o, &s->workers[i], now_mono, now_real);
+        json_out_close(&o);
+        json_out_close(&o);
+        json_out_close(&o);
+        if (json_out_finish(&o) < 0)
+                return o.r;
+        return buffer_append(b, "", 1);  /* the NUL ends the message */
 }
 
-static int append_json(buffer *b, json_object *m) {
-        const char *text = json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-        if (!text)
-                return -ENOMEM;
-        return buffer_append(b, text, strlen(text) + 1);  /* the NUL ends the message */
-}
-
-static int append_reply(buffer *b, json_object *parameters) {
-        _cleanup_(json_object_putp) json_object *m = json_object_new_object();
-        if (!m || !parameters) {
-                json_object_put(parameters);
-                return -ENOMEM;
-        }
-        json_object_object_add(m, "parameters", parameters);
-        return append_json(b, m);
-}
-
+/* An error reply: {"error":ERROR,"parameters":{KEY:VALUE}}, KEY NULL for none. */
 static int append_error(buffer *b, const char *error, const char *key, const char *value) {
-        _cleanup_(json_object_putp) json_object *m = json_object_new_object();
-        json_object *p = json_object_new_object();
-        if (!m || !p) {
-                json_object_put(p);
-                return -ENOMEM;
-        }
-        json_object_object_add(m, "error", json_object_new_string(error));
+        json_out o = json_out_start(b);
+
+        json_out_open(&o, NULL, '{');
+        json_out_text(&o, "error", error);
+        json_out_open(&o, "parameters", '{');
         if (key)
-                json_object_object_add(p, key, json_object_new_string(value));
-        json_object_object_add(m, "parameters", p);
-        return append_json(b, m);
+                json_out_text(&o, key, value);
+        json_out_close(&o);
+        json_out_close(&o);
+        if (json_out_finish(&o) < 0)
+                return o.r;
+        return buffer_append(b, "", 1);
 }
 
 /* One request.  Returns < 0 when the connection must end. */
@@ -215,7 +192,7 @@ static int control_handle(control_conn *c, const char *text, size_t len) {
             !json_object_is_type(method, json_type_string))
                 return -EBADMSG;
         if (strcmp(json_object_get_string(method), CONTROL_METHOD_STATUS) == 0)
-                return append_reply(&c->out, server_status(c->server));
+                return append_status(&c->out, c->server);
         return append_error(&c->out, CONTROL_ERROR_METHOD_NOT_FOUND, "method", json_object_get_string(method));
 }
 
@@ -364,16 +341,12 @@ int control_start(aetask_server *s) {
 
         if (s->n_control_fds == 0)
                 return 0;
-        s->control_sources = calloc(s->n_control_fds, sizeof(sd_event_source *));
-        if (!s->control_sources)
-                return -ENOMEM;
-        for (size_t i = 0; i < s->n_control_fds; i++) {
-                (void) fd_nonblock(s->control_fds[i]);
-                r = sd_event_add_io(s->event, &s->control_sources[i], s->control_fds[i], EPOLLIN, on_control_accept, s);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to watch the control socket");
-                (void) sd_event_source_set_description(s->control_sources[i], "aetask-control");
-        }
+        r = server_watch_sockets(s, s->control_fds, s->n_control_fds, &s->control_sources, on_control_accept,
+                                 "aetask-control");
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch the control socket");
         return 0;
 }
 

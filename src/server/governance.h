@@ -9,12 +9,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <systemd/sd-event.h>
-#include <json-c/json.h>
 
 #include "histogram.h"
 
 typedef struct aetask_server aetask_server;
 typedef struct worker_record worker_record;
+typedef struct json_out json_out;
 
 /* Why a worker ended.  The first three are the server asking it to retire
  * (between checkouts), the kills are the server's too, the rest are the
@@ -127,6 +127,7 @@ retire_cause metrics_worker_exited(aetask_server *s, worker_record *rec, int sta
 void metrics_call_done(aetask_server *s, uint64_t usec, call_error error);
 /* Samples the calls count for calls/s (the status timer, once a second). */
 void metrics_sample(aetask_server *s);
-/* Adds "metrics" (and "backoff") to the status reply O, and a worker's own to W. */
-void metrics_add_status(aetask_server *s, json_object *o);
-void metrics_add_worker_status(aetask_server *s, const worker_record *rec, json_object *w);
+/* Writes "metrics" (and "backoff", the limits) into the status reply O,
+ * and a worker's own members into its object. */
+void metrics_put_status(json_out *o, aetask_server *s);
+void metrics_put_worker(json_out *o, const worker_record *rec);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "json-out.h"
 #include "macro.h"
 #include "protocol.h"
 #include "server-internal.h"
@@ -97,68 +98,57 @@ void metrics_sample(aetask_server *s) {
         g->rate_at = now;
 }
 
-static int add_u64(json_object *o, const char *key, uint64_t v) {
-        return json_object_object_add(o, key, json_object_new_uint64(v));
-}
-
-static json_object *metrics_object(aetask_server *s) {
+static void put_metrics(json_out *o, aetask_server *s) {
         governance *g = &s->gov;
-        json_object *m = json_object_new_object(), *errors = json_object_new_object(),
-                *retired = json_object_new_object();
 
-        if (!m || !errors || !retired) {
-                json_object_put(m);
-                json_object_put(errors);
-                json_object_put(retired);
-                return NULL;
-        }
-        add_u64(m, "calls", __atomic_load_n(&g->shared->calls, __ATOMIC_RELAXED));
+        json_out_open(o, "metrics", '{');
+        json_out_u64(o, "calls", __atomic_load_n(&g->shared->calls, __ATOMIC_RELAXED));
+        json_out_open(o, "errors", '{');
         for (call_error e = 0; e < _CALL_ERROR_MAX; e++)
-                add_u64(errors, call_error_to_string(e), __atomic_load_n(&g->shared->errors[e], __ATOMIC_RELAXED));
-        json_object_object_add(m, "errors", errors);
-        add_u64(m, "call_usec_p50", histogram_quantile(&g->shared->call_usec, 0.50));
-        add_u64(m, "call_usec_p99", histogram_quantile(&g->shared->call_usec, 0.99));
-        json_object_object_add(m, "calls_per_sec", json_object_new_double(g->calls_per_sec));
-        add_u64(m, "workers_spawned", g->spawned);
+                json_out_u64(o, call_error_to_string(e), __atomic_load_n(&g->shared->errors[e], __ATOMIC_RELAXED));
+        json_out_close(o);
+        json_out_u64(o, "call_usec_p50", histogram_quantile(&g->shared->call_usec, 0.50));
+        json_out_u64(o, "call_usec_p99", histogram_quantile(&g->shared->call_usec, 0.99));
+        json_out_decimal(o, "calls_per_sec", g->calls_per_sec, 1);
+        json_out_u64(o, "workers_spawned", g->spawned);
+        json_out_open(o, "retired", '{');
         for (retire_cause c = RETIRE_NONE + 1; c < _RETIRE_CAUSE_MAX; c++)
-                add_u64(retired, retire_cause_to_string(c), g->retired[c]);
-        json_object_object_add(m, "retired", retired);
-        add_u64(m, "killed_hung", g->retired[RETIRE_HUNG]);
-        return m;
+                json_out_u64(o, retire_cause_to_string(c), g->retired[c]);
+        json_out_close(o);
+        json_out_u64(o, "killed_hung", g->retired[RETIRE_HUNG]);
+        json_out_close(o);
 }
 
-static json_object *backoff_object(aetask_server *s) {
+static void put_backoff(json_out *o, aetask_server *s) {
         const backoff *b = &s->gov.backoff;
         uint64_t now = now_usec(CLOCK_MONOTONIC);
-        json_object *o = json_object_new_object();
 
-        if (!o)
-                return NULL;
-        add_u64(o, "failures", b->failures);
-        add_u64(o, "delay_usec", b->delay);
-        add_u64(o, "next_attempt_usec", b->until > now ? b->until - now : 0);
-        add_u64(o, "probes", b->attempts);
-        json_object_object_add(o, "last_error", json_object_new_string(b->last_error));
-        return o;
+        json_out_open(o, "backoff", '{');
+        json_out_u64(o, "failures", b->failures);
+        json_out_u64(o, "delay_usec", b->delay);
+        json_out_u64(o, "next_attempt_usec", b->until > now ? b->until - now : 0);
+        json_out_u64(o, "probes", b->attempts);
+        json_out_text(o, "last_error", b->last_error);
+        json_out_close(o);
 }
 
-void metrics_add_status(aetask_server *s, json_object *o) {
+void metrics_put_status(json_out *o, aetask_server *s) {
         if (s->gov.shared)
-                json_object_object_add(o, "metrics", metrics_object(s));
+                put_metrics(o, s);
         if (s->gov.max_lifetime > 0)
-                add_u64(o, "max_worker_lifetime_usec", s->gov.max_lifetime);
+                json_out_u64(o, "max_worker_lifetime_usec", s->gov.max_lifetime);
         if (s->gov.max_rss > 0)
-                add_u64(o, "max_worker_rss", s->gov.max_rss);
+                json_out_u64(o, "max_worker_rss", s->gov.max_rss);
         if (backoff_active(s))
-                json_object_object_add(o, "backoff", backoff_object(s));
+                put_backoff(o, s);
 }
 
-void metrics_add_worker_status(aetask_server *s, const worker_record *rec, json_object *w) {
+void metrics_put_worker(json_out *o, const worker_record *rec) {
         uint64_t now = now_usec(CLOCK_MONOTONIC);
 
-        add_u64(w, "rss", recycle_read_rss(rec->pid));
+        json_out_u64(o, "rss", recycle_read_rss(rec->pid));
         if (rec->retire != RETIRE_NONE)
-                json_object_object_add(w, "retiring", json_object_new_string(retire_cause_to_string(rec->retire)));
+                json_out_text(o, "retiring", retire_cause_to_string(rec->retire));
         else if (rec->retire_after > 0)
-                add_u64(w, "retire_in_usec", rec->retire_after > now ? rec->retire_after - now : 0);
+                json_out_u64(o, "retire_in_usec", rec->retire_after > now ? rec->retire_after - now : 0);
 }

@@ -7,12 +7,6 @@
 #include <sys/mman.h>
 #include <time.h>
 
-uint64_t now_usec(int clock) {
-        struct timespec ts;
-        clock_gettime(clock, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
-
 int scoreboard_init(scoreboard *b, unsigned n_slots) {
         void *p = mmap(NULL, n_slots * sizeof(scoreboard_slot), PROT_READ | PROT_WRITE,
                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);

@@ -4,6 +4,8 @@
  * workers and to report status. */
 #pragma once
 
+#include "time-util.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -60,4 +62,3 @@ slot_setup slot_get_setup(const scoreboard_slot *s);
 /* A consistent copy of a slot a worker may be writing to. */
 void slot_snapshot(const scoreboard_slot *s, scoreboard_slot *ret);
 
-uint64_t now_usec(int clock);

@@ -49,6 +49,7 @@ struct aetask_server {
         aetask_handler handler_copy;   /* of whichever ABI version, with what it lacks NULL */
         void *module;
         char *handler_name;
+        char *load_error;              /* why the last aetask_server_load_handler() failed */
         char *name;
         uint64_t hung_timeout;
         size_t max_message_size;
@@ -106,7 +107,9 @@ struct aetask_server {
 };
 
 /* handler-module.c */
-int handler_module_load(const char *name, const char *dir, void **ret_module, const aetask_handler **ret);
+/* On failure *RET_ERROR is a message saying why (or NULL without memory). */
+int handler_module_load(const char *name, const char *dir, void **ret_module, const aetask_handler **ret,
+                        char **ret_error);
 /* Makes H the server's handler; -EPROTONOSUPPORT for an unknown ABI version. */
 int handler_adopt(aetask_server *s, const aetask_handler *h);
 
@@ -158,10 +161,23 @@ worker_record *server_spare_find(aetask_server *s);
 int server_spare_hand_over(aetask_server *s, worker_record *rec, int conn_fd, const peer_id *peer);
 /* Spare REC exited without a connection (its record still filled in). */
 void server_spare_exited(aetask_server *s, worker_record *rec);
-/* server.c: a worker's record filled in, and counted. */
+/* server-accept.c: a worker's record filled in, and counted. */
 worker_record *server_add_worker(aetask_server *s, scoreboard_slot *slot, pid_t pid);
-/* server.c: watches REC's connection for the client leaving. */
+/* server-accept.c: watches REC's connection for the client leaving. */
 void server_watch_client(aetask_server *s, worker_record *rec);
+/* server-accept.c: the listening sockets' handler. */
+int server_on_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata);
+/* server.c: the STATUS= line for systemd, sent when it changed. */
+void server_notify_status(aetask_server *s);
+/* server.c: watches the N listening sockets FDS with HANDLER (S its
+ * userdata), their sources in a new array *RET_SOURCES. */
+int server_watch_sockets(aetask_server *s, const int *fds, size_t n, sd_event_source ***ret_sources,
+                         sd_event_io_handler_t handler, const char *description);
+/* server.c: ends the loop when draining and no worker is left. */
+void server_maybe_exit(aetask_server *s);
+/* worker-reap.c: SIGCHLD's handler, and the hung check's timer. */
+int server_on_sigchld(sd_event_source *source, const struct signalfd_siginfo *si, void *userdata);
+int server_on_hung_check(sd_event_source *source, uint64_t usec, void *userdata);
 
 /* worker.c: has the handler check the server's options (its check_options
  * hook); -EINVAL, logged, when it refuses them. */

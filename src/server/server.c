@@ -55,6 +55,7 @@ _public_ aetask_server *aetask_server_free(aetask_server *s) {
                 free(s->options[i]);
         free(s->options);
         free(s->handler_name);
+        free(s->load_error);
         free(s->name);
         /* The module stays loaded: handler code may have left atexit hooks
          * or threads behind, and unloading it buys nothing at exit. */
@@ -85,7 +86,9 @@ _public_ int aetask_server_load_handler(aetask_server *s, const char *name, cons
         assert_return(s, -EINVAL);
         assert_return(name, -EINVAL);
 
-        r = handler_module_load(name, dir, &module, &h);
+        free(s->load_error);
+        s->load_error = NULL;
+        r = handler_module_load(name, dir, &module, &h, &s->load_error);
         if (r < 0)
                 return r;
         r = set_string(&s->handler_name, name);
@@ -98,6 +101,11 @@ _public_ int aetask_server_load_handler(aetask_server *s, const char *name, cons
                 dlclose(s->module);
         s->module = module;
         return handler_adopt(s, h);
+}
+
+_public_ const char *aetask_server_get_load_error(aetask_server *s) {
+        assert_return(s, NULL);
+        return s->load_error;
 }
 
 _public_ int aetask_server_set_name(aetask_server *s, const char *name) {
@@ -284,10 +292,6 @@ const char *server_display_name(aetask_server *s) {
         return s->name ?: s->handler_name ?: s->handler->name ?: "aetask";
 }
 
-static worker_record *record_for_slot(aetask_server *s, scoreboard_slot *slot) {
-        return &s->workers[slot - s->board.slots];
-}
-
 void server_get_counts(aetask_server *s, server_counts *ret) {
         server_counts c = { .alive = s->n_alive, .calls = s->calls_exited, .killed_hung = s->n_killed_hung };
 
@@ -305,7 +309,7 @@ void server_get_counts(aetask_server *s, server_counts *ret) {
 
 /* The STATUS= line of systemctl status, sent when it changes (see
  * aetask@.service(8) for what it says). */
-static void server_notify_status(aetask_server *s) {
+void server_notify_status(aetask_server *s) {
         _cleanup_(freep) char *line = NULL;
         server_counts c;
         char backing_off[160];
@@ -332,226 +336,9 @@ static int on_status_timer(sd_event_source *source, uint64_t usec, void *userdat
         return 0;
 }
 
-static void server_maybe_exit(aetask_server *s) {
+void server_maybe_exit(aetask_server *s) {
         if (s->shutting_down && s->n_alive == 0)
                 (void) sd_event_exit(s->event, 0);
-}
-
-/* The client closed its end: a worker still busy on its call works for
- * nobody, so it is stopped now rather than when the call ends. */
-static int on_client_hangup(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
-        worker_record *rec = userdata;
-        int domain = 0;
-        socklen_t len = sizeof(domain);
-
-        /* A client on a unix socket that only shut down its sending side
-         * (shutdown(SHUT_WR) after its call) still waits for the answer;
-         * it has left once both directions are down (EPOLLHUP, which epoll
-         * reports whatever the mask).  Over TCP the two look alike until
-         * a write fails, and both count as leaving. */
-        if (!(revents & (EPOLLHUP | EPOLLERR)) &&
-            getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) >= 0 && domain == AF_UNIX) {
-                (void) sd_event_source_set_io_events(source, 0);
-                return 0;
-        }
-        (void) sd_event_source_set_enabled(source, SD_EVENT_OFF);
-        if (rec->pid > 0 && slot_get_state(rec->slot) == SLOT_BUSY) {
-                rec->killed_abandoned = true;
-                (void) kill(rec->pid, SIGKILL);
-        }
-        return 0;
-}
-
-void server_watch_client(aetask_server *s, worker_record *rec) {
-        if (sd_event_add_io(s->event, &rec->hangup, rec->conn_fd, EPOLLRDHUP, on_client_hangup, rec) >= 0)
-                (void) sd_event_source_set_description(rec->hangup, "aetask-worker-hangup");
-}
-
-worker_record *server_add_worker(aetask_server *s, scoreboard_slot *slot, pid_t pid) {
-        worker_record *rec = record_for_slot(s, slot);
-
-        *rec = (worker_record) { .pid = pid, .conn_fd = -1, .hand_fd = -1, .slot = slot };
-        s->n_alive++;
-        governance_worker_added(s, rec);
-        return rec;
-}
-
-static void log_worker_started(aetask_server *s, worker_record *rec, const char *how) {
-        char who[PEER_ID_STRING_MAX];
-
-        log_worker_event(LOG_DEBUG, AETASK_MESSAGE_WORKER_STARTED, server_display_name(s), rec->slot->number, rec->pid,
-                         "Worker %u %s (pid %d) for client pid %d, %s", rec->slot->number, how,
-                         rec->pid, rec->peer.pid, peer_id_to_string(&rec->peer, who));
-}
-
-static int spawn_worker(aetask_server *s, int conn_fd) {
-        scoreboard_slot *slot;
-        worker_record *rec;
-        peer_id peer;
-        pid_t pid;
-
-        if (server_admit(s, conn_fd, &peer) < 0 || !backoff_admit(s, conn_fd))
-                return -EBUSY;
-        /* A spare first; one that fails to take it is retired, and the next tried. */
-        while ((rec = server_spare_find(s)))
-                if (server_spare_hand_over(s, rec, conn_fd, &peer) >= 0) {
-                        log_worker_started(s, rec, "taken from the spares");
-                        return 0;
-                }
-        if (s->n_alive >= s->max_workers) {
-                server_refuse(conn_fd, "the server is at its worker limit, try again later");
-                return -EBUSY;
-        }
-        slot = scoreboard_take(&s->board);
-        if (!slot)
-                return log_error_errno(-EBUSY, "Failed to find a free worker slot with %u workers alive", s->n_alive);
-        slot->number = ++s->next_number;
-        slot->client_pid = peer.pid;
-        slot->client_uid = peer.family == AF_UNIX ? peer.uid : (uid_t) -1;
-        slot->started_realtime = now_usec(CLOCK_REALTIME);
-
-        pid = fork();
-        if (pid < 0) {
-                int r = -errno;
-                unsigned suppressed;
-                scoreboard_release(slot);
-                /* Out of tasks (TasksMax=, RLIMIT_NPROC): every connection
-                 * would say so; the client is told to come back later. */
-                server_refuse(conn_fd, "the server cannot start a worker now, try again later");
-                if (log_ratelimit_test(&s->refusal_log, &suppressed))
-                        log_error_errno(r, "Failed to fork worker (%u more refusals since the last message)", suppressed);
-                return r;
-        }
-        if (pid == 0)
-                worker_run(s, slot, conn_fd);
-
-        slot->pid = pid;
-        rec = server_add_worker(s, slot, pid);
-        rec->conn_fd = conn_fd;
-        rec->peer = peer;
-        server_watch_client(s, rec);
-        log_worker_started(s, rec, "started");
-        return 0;
-}
-
-static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
-        aetask_server *s = userdata;
-
-        /* A bounded batch per wakeup, so a flood cannot starve reaping. */
-        for (int i = 0; i < 64; i++) {
-                int conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
-                if (conn < 0) {
-                        if (!server_pause_accepting_on(s, -errno) &&
-                            errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                                log_warning_errno(-errno, "Failed to accept connection");
-                        break;
-                }
-                struct ucred cred;
-                if (!access_may_use_workers(s, conn, &cred))
-                        access_refuse(s, conn, &cred);
-                else if (spawn_worker(s, conn) >= 0)
-                        continue;
-                safe_close(conn);
-        }
-        server_notify_status(s);
-        return 0;
-}
-
-/* A worker's exit, with what it spent: its peak memory and CPU time tell
- * which clients cost the most (and the hostile-client tests read them). */
-static void describe_exit(aetask_server *s, worker_record *rec, int status, const struct rusage *ru) {
-        unsigned number = rec->slot->number;
-        const char *handler = server_display_name(s);
-        double cpu = (double) (ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) +
-                     (double) (ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) / 1e6;
-
-        if (rec->killed_drain)
-                log_worker_event(LOG_WARNING, AETASK_MESSAGE_WORKER_CRASHED, handler, number, rec->pid,
-                                 "Worker %u (pid %d) of %s killed: still busy when the drain limit of %.3f s ran out",
-                                 number, rec->pid, handler, (double) s->drain_timeout / USEC_PER_SEC);
-        else if (rec->killed_hung)
-                log_worker_event(LOG_WARNING, AETASK_MESSAGE_WORKER_HUNG, handler, number, rec->pid,
-                                 "Worker %u (pid %d) of %s killed as hung: a call ran longer than %.3f s",
-                                 number, rec->pid, handler, (double) s->hung_timeout / USEC_PER_SEC);
-        else if (rec->killed_abandoned)
-                log_worker_event(LOG_INFO, AETASK_MESSAGE_WORKER_EXITED, handler, number, rec->pid,
-                                 "Worker %u (pid %d) of %s stopped: its client went away during a call",
-                                 number, rec->pid, handler);
-        else if (WIFSIGNALED(status))
-                log_worker_event(LOG_WARNING, AETASK_MESSAGE_WORKER_CRASHED, handler, number, rec->pid,
-                                 "Worker %u (pid %d) of %s died on signal %s",
-                                 number, rec->pid, handler, strsignal(WTERMSIG(status)));
-        else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-                log_worker_event(LOG_WARNING, AETASK_MESSAGE_WORKER_CRASHED, handler, number, rec->pid,
-                                 "Worker %u (pid %d) of %s exited with status %d",
-                                 number, rec->pid, handler, WEXITSTATUS(status));
-        else
-                log_worker_event(LOG_DEBUG, AETASK_MESSAGE_WORKER_EXITED, handler, number, rec->pid,
-                                 "Worker %u (pid %d) of %s exited", number, rec->pid, handler);
-        log_debug("Worker %u (pid %d) of %s: peak memory %ld KiB, CPU %.3f s",
-                  number, rec->pid, handler, ru->ru_maxrss, cpu);
-}
-
-static int on_sigchld(sd_event_source *source, const struct signalfd_siginfo *si, void *userdata) {
-        aetask_server *s = userdata;
-        bool reaped = false;
-
-        for (;;) {
-                struct rusage ru;
-                int status;
-                pid_t pid = wait4(-1, &status, WNOHANG, &ru);
-                if (pid <= 0)
-                        break;
-                for (unsigned i = 0; i < s->board.n_slots; i++) {
-                        worker_record *rec = &s->workers[i];
-                        if (rec->pid != pid)
-                                continue;
-                        governance_worker_exited(s, rec, status);
-                        if (rec->state == WORKER_SPARE)
-                                server_spare_exited(s, rec);
-                        else
-                                describe_exit(s, rec, status, &ru);
-                        s->calls_exited += __atomic_load_n(&rec->slot->calls, __ATOMIC_RELAXED);
-                        rec->hangup = sd_event_source_disable_unref(rec->hangup);
-                        safe_close(rec->conn_fd);
-                        safe_close(rec->hand_fd);
-                        scoreboard_release(rec->slot);
-                        *rec = (worker_record) { .conn_fd = -1, .hand_fd = -1 };
-                        s->n_alive--;
-                        reaped = true;
-                        break;
-                }
-        }
-        if (reaped) {
-                server_resume_accepting(s);  /* a descriptor is free again */
-                server_spares_refill(s);
-        }
-        server_notify_status(s);
-        server_maybe_exit(s);
-        return 0;
-}
-
-static int on_hung_check(sd_event_source *source, uint64_t usec, void *userdata) {
-        aetask_server *s = userdata;
-        uint64_t now = now_usec(CLOCK_MONOTONIC);
-
-        for (unsigned i = 0; i < s->board.n_slots; i++) {
-                worker_record *rec = &s->workers[i];
-                scoreboard_slot *slot = &s->board.slots[i];
-                if (rec->pid <= 0 || rec->killed_hung || slot_get_state(slot) != SLOT_BUSY)
-                        continue;
-                uint64_t started = __atomic_load_n(&slot->call_started, __ATOMIC_RELAXED);
-                /* A call that began after NOW was read is not hung: without
-                 * this check the difference wraps around, and a worker
-                 * starting a call at that moment was killed as hung. */
-                if (started >= now || now - started < s->hung_timeout)
-                        continue;
-                rec->killed_hung = true;
-                s->n_killed_hung++;
-                (void) kill(rec->pid, SIGKILL);
-        }
-        (void) sd_event_source_set_time_relative(source, MIN(MAX(s->hung_timeout / 10, 1000ULL), USEC_PER_SEC));
-        return 0;
 }
 
 /* The drain limit ran out: the workers still busy are stopped, and the
@@ -635,8 +422,101 @@ static void server_stop_running(aetask_server *s) {
         s->event = sd_event_unref(s->event);
 }
 
-_public_ int aetask_server_run(aetask_server *s) {
+/* The signals the loop handles, blocked so that sd-event can take them. */
+static void server_block_signals(void) {
         sigset_t mask;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+}
+
+int server_watch_sockets(aetask_server *s, const int *fds, size_t n, sd_event_source ***ret_sources,
+                         sd_event_io_handler_t handler, const char *description) {
+        int r;
+
+        *ret_sources = calloc(n, sizeof(sd_event_source *));
+        if (!*ret_sources)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                (void) fd_nonblock(fds[i]);
+                r = sd_event_add_io(s->event, &(*ret_sources)[i], fds[i], EPOLLIN, handler, s);
+                if (r < 0)
+                        return r;
+                (void) sd_event_source_set_description((*ret_sources)[i], description);
+        }
+        return 0;
+}
+
+/* Everything the loop waits for: connections, signals, the hung check,
+ * the keep-alive pipe, the control socket, the status line's timer. */
+static int server_add_sources(aetask_server *s) {
+        int r;
+
+        if ((r = server_watch_sockets(s, s->listen_fds, s->n_listen_fds, &s->listen_sources,
+                                      server_on_accept, "aetask-listen")) < 0 ||
+            (r = sd_event_add_signal(s->event, NULL, SIGCHLD, server_on_sigchld, s)) < 0 ||
+            (r = sd_event_add_signal(s->event, NULL, SIGTERM, on_terminate, s)) < 0 ||
+            (r = sd_event_add_signal(s->event, NULL, SIGINT, on_terminate, s)) < 0 ||
+            (r = server_reload_start(s)) < 0)
+                return r;
+
+        if (s->hung_timeout > 0) {
+                r = sd_event_add_time_relative(s->event, &s->hung_timer, CLOCK_MONOTONIC,
+                                               MIN(MAX(s->hung_timeout / 10, 1000ULL), USEC_PER_SEC),
+                                               1000, server_on_hung_check, s);
+                if (r < 0)
+                        return r;
+                (void) sd_event_source_set_enabled(s->hung_timer, SD_EVENT_ON);
+        }
+
+        if (s->keepalive_fd >= 0) {
+                r = sd_event_add_io(s->event, NULL, s->keepalive_fd, EPOLLIN, on_keepalive, s);
+                if (r < 0)
+                        return r;
+        }
+
+        r = control_start(s);
+        if (r < 0)
+                return r;
+
+        r = sd_event_add_time_relative(s->event, &s->status_timer, CLOCK_MONOTONIC, USEC_PER_SEC,
+                                       100 * USEC_PER_MSEC, on_status_timer, s);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(s->status_timer, SD_EVENT_ON);
+        (void) sd_event_source_set_description(s->status_timer, "aetask-status");
+        return 0;
+}
+
+/* The worker slots and their records, as many as the descriptors left
+ * allow, and the spares in them. */
+static int server_make_slots(aetask_server *s) {
+        int r;
+
+        /* Every fixed descriptor is open now: what is left is the workers'. */
+        r = server_fit_limits(s);
+        if (r < 0)
+                return r;
+        r = scoreboard_init(&s->board, s->max_workers);
+        if (r < 0)
+                return r;
+        s->workers = calloc(s->max_workers, sizeof(worker_record));
+        if (!s->workers)
+                return -ENOMEM;
+        for (unsigned i = 0; i < s->max_workers; i++)
+                s->workers[i] = (worker_record) { .conn_fd = -1, .hand_fd = -1 };
+        r = governance_start(s);
+        if (r < 0)
+                return r;
+        return server_spares_start(s);
+}
+
+_public_ int aetask_server_run(aetask_server *s) {
         int r;
 
         assert_return(s, -EINVAL);
@@ -657,88 +537,21 @@ _public_ int aetask_server_run(aetask_server *s) {
         list_init(&s->control_conns);
         proctitle_init();
         proctitle_set("%s: server", server_display_name(s));
-
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGCHLD);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        sigaddset(&mask, SIGHUP);
-        sigprocmask(SIG_BLOCK, &mask, NULL);
-        signal(SIGPIPE, SIG_IGN);
+        server_block_signals();
 
         r = sd_event_new(&s->event);
         if (r < 0)
                 return log_error_errno(r, "Failed to create event loop");
-        s->listen_sources = calloc(s->n_listen_fds, sizeof(sd_event_source *));
-        if (!s->listen_sources) {
-                r = -ENOMEM;
-                goto finish;
-        }
-
-        for (size_t i = 0; i < s->n_listen_fds; i++) {
-                (void) fd_nonblock(s->listen_fds[i]);
-                r = sd_event_add_io(s->event, &s->listen_sources[i], s->listen_fds[i], EPOLLIN, on_accept, s);
-                if (r < 0)
-                        goto finish;
-                (void) sd_event_source_set_description(s->listen_sources[i], "aetask-listen");
-        }
-
-        if ((r = sd_event_add_signal(s->event, NULL, SIGCHLD, on_sigchld, s)) < 0 ||
-            (r = sd_event_add_signal(s->event, NULL, SIGTERM, on_terminate, s)) < 0 ||
-            (r = sd_event_add_signal(s->event, NULL, SIGINT, on_terminate, s)) < 0 ||
-            (r = server_reload_start(s)) < 0)
-                goto finish;
-
-        if (s->hung_timeout > 0) {
-                r = sd_event_add_time_relative(s->event, &s->hung_timer, CLOCK_MONOTONIC,
-                                               MIN(MAX(s->hung_timeout / 10, 1000ULL), USEC_PER_SEC),
-                                               1000, on_hung_check, s);
-                if (r < 0)
-                        goto finish;
-                (void) sd_event_source_set_enabled(s->hung_timer, SD_EVENT_ON);
-        }
-
-        if (s->keepalive_fd >= 0) {
-                r = sd_event_add_io(s->event, NULL, s->keepalive_fd, EPOLLIN, on_keepalive, s);
-                if (r < 0)
-                        goto finish;
-        }
-
-        r = control_start(s);
+        r = server_add_sources(s);
         if (r < 0)
                 goto finish;
-
-        r = sd_event_add_time_relative(s->event, &s->status_timer, CLOCK_MONOTONIC, USEC_PER_SEC,
-                                       100 * USEC_PER_MSEC, on_status_timer, s);
-        if (r < 0)
-                goto finish;
-        (void) sd_event_source_set_enabled(s->status_timer, SD_EVENT_ON);
-        (void) sd_event_source_set_description(s->status_timer, "aetask-status");
-
         /* WATCHDOG=1 at half of WatchdogSec=, from the loop itself: a loop
          * that stops turning stops the pings. */
         (void) sd_event_set_watchdog(s->event, true);
+        r = server_make_slots(s);
+        if (r < 0)
+                goto finish;
 
-        /* Every fixed descriptor is open now: what is left is the workers'. */
-        r = server_fit_limits(s);
-        if (r < 0)
-                goto finish;
-        r = scoreboard_init(&s->board, s->max_workers);
-        if (r < 0)
-                goto finish;
-        s->workers = calloc(s->max_workers, sizeof(worker_record));
-        if (!s->workers) {
-                r = -ENOMEM;
-                goto finish;
-        }
-        for (unsigned i = 0; i < s->max_workers; i++)
-                s->workers[i] = (worker_record) { .conn_fd = -1, .hand_fd = -1 };
-        r = governance_start(s);
-        if (r < 0)
-                goto finish;
-        r = server_spares_start(s);
-        if (r < 0)
-                goto finish;
         s->pid = getpid();
         s->started = now_usec(CLOCK_MONOTONIC);
         s->started_realtime = now_usec(CLOCK_REALTIME);

@@ -34,32 +34,24 @@ static bool worker_log_admit(worker_log *l, size_t size) {
         return true;
 }
 
-/* One entry with the worker's fields, and EXTRA ones (N_EXTRA, at most 4). */
-static void journal_entry_with(worker_log *l, int priority, const char *text, const char *const *extra,
-                               size_t n_extra) {
-        char priority_field[32], number[48], pid[48], trace[96], method[192], handler[96];
-        _cleanup_(freep) char *message = NULL;
+/* An entry with the worker's fields (the caller adds its own, then sends it
+ * with worker_entry_send()). */
+static void worker_entry_begin(worker_log *l, journal_entry *e, int priority, const char *text) {
+        journal_entry_add(e, "MESSAGE", "%s", text);
+        journal_entry_add(e, "PRIORITY", "%d", priority);
+        journal_entry_add(e, "SYSLOG_IDENTIFIER", "aetaskd");
+        journal_entry_add(e, "AETASK_ORIGIN", "worker");
+        journal_entry_add(e, "AETASK_HANDLER", "%s", l->handler ?: "");
+        journal_entry_add(e, "AETASK_WORKER", "%u", l->number);
+        journal_entry_add(e, "AETASK_WORKER_PID", "%d", (int) getpid());
+        journal_entry_add(e, "AETASK_METHOD", "%s", l->method ?: "");
+}
 
-        if (asprintf(&message, "MESSAGE=%s", text) < 0)
-                return;
-        snprintf(priority_field, sizeof(priority_field), "PRIORITY=%d", priority);
-        snprintf(number, sizeof(number), "AETASK_WORKER=%u", l->number);
-        snprintf(pid, sizeof(pid), "AETASK_WORKER_PID=%d", (int) getpid());
-        snprintf(trace, sizeof(trace), "AETASK_TRACE=%s", l->trace);
-        snprintf(method, sizeof(method), "AETASK_METHOD=%s", l->method ?: "");
-        snprintf(handler, sizeof(handler), "AETASK_HANDLER=%s", l->handler ?: "");
-
-        const char *fields[13] = {
-                message, priority_field, "SYSLOG_IDENTIFIER=aetaskd", "AETASK_ORIGIN=worker",
-                handler, number, pid, method,
-        };
-        size_t n = 8;
-        for (size_t i = 0; i < n_extra && i < 4; i++)
-                fields[n++] = extra[i];
+static void worker_entry_send(worker_log *l, journal_entry *e, int priority, const char *text) {
         /* Fields with empty values are left out rather than written empty. */
         if (l->trace[0])
-                fields[n++] = trace;
-        if (journal_send_only(fields, n) >= 0)
+                journal_entry_add(e, "AETASK_TRACE", "%s", l->trace);
+        if (journal_entry_send_only(e) >= 0)
                 return;
 
         /* No journal: a plain line, up to the server's log level. */
@@ -68,12 +60,16 @@ static void journal_entry_with(worker_log *l, int priority, const char *text, co
                         l->handler ?: "?", l->trace[0] ? ", trace " : "", l->trace, text);
 }
 
-static void journal_entry(worker_log *l, int priority, const char *text) {
-        journal_entry_with(l, priority, text, NULL, 0);
+static void worker_entry(worker_log *l, int priority, const char *text) {
+        _cleanup_(journal_entry_done) journal_entry e = {};
+
+        worker_entry_begin(l, &e, priority, text);
+        worker_entry_send(l, &e, priority, text);
 }
 
 void worker_log_call(worker_log *l, int priority, uint64_t duration, const char *error) {
-        char text[512], duration_field[64];
+        _cleanup_(journal_entry_done) journal_entry e = {};
+        char text[512];
 
         if (priority > log_get_max_level())
                 return;
@@ -83,11 +79,11 @@ void worker_log_call(worker_log *l, int priority, uint64_t duration, const char 
         else
                 snprintf(text, sizeof(text), "Call %s answered after %.3f ms", l->method ?: "->()",
                          (double) duration / 1000.0);
-        snprintf(duration_field, sizeof(duration_field), "AETASK_DURATION_USEC=%llu", (unsigned long long) duration);
-        const char *extra[] = {
-                duration_field, error ? "AETASK_OUTCOME=failed" : "AETASK_OUTCOME=answered", "AETASK_EVENT=call",
-        };
-        journal_entry_with(l, priority, text, extra, ELEMENTSOF(extra));
+        worker_entry_begin(l, &e, priority, text);
+        journal_entry_add(&e, "AETASK_DURATION_USEC", "%llu", (unsigned long long) duration);
+        journal_entry_add(&e, "AETASK_OUTCOME", "%s", error ? "failed" : "answered");
+        journal_entry_add(&e, "AETASK_EVENT", "call");
+        worker_entry_send(l, &e, priority, text);
 }
 
 int worker_log_message(worker_log *l, int priority, const char *text) {
@@ -98,7 +94,7 @@ int worker_log_message(worker_log *l, int priority, const char *text) {
         if (!worker_log_admit(l, len + 32))
                 return 0;
 
-        journal_entry(l, priority, text);
+        worker_entry(l, priority, text);
 
         if (!l->messages && !(l->messages = json_object_new_array()))
                 return -ENOMEM;
@@ -184,7 +180,7 @@ json_object *worker_log_end(worker_log *l) {
                 char text[128];
                 snprintf(text, sizeof(text), "%u log entries of this call were dropped (more than %u entries or %u bytes)",
                          l->dropped, WORKER_LOG_MAX_ENTRIES, WORKER_LOG_MAX_BYTES);
-                journal_entry(l, LOG_WARNING, text);
+                worker_entry(l, LOG_WARNING, text);
         }
 
         if (l->messages || l->timers || l->data || l->dropped) {

@@ -4,6 +4,7 @@
 
 #include <endian.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,19 +157,38 @@ int journal_sendv(const struct iovec *fields, size_t n) {
         return r == -ENOTCONN || r == -EMFILE || r == -ENFILE ? send_stderr(fields, n) : r;
 }
 
-static void to_iovec(const char *const *fields, size_t n, struct iovec *iov) {
-        for (size_t i = 0; i < n; i++)
-                iov[i] = (struct iovec) { .iov_base = (void *) fields[i], .iov_len = strlen(fields[i]) };
+void journal_entry_add(journal_entry *e, const char *field, const char *format, ...) {
+        size_t k = strlen(field);
+        va_list ap;
+        char *s;
+        int n;
+
+        if (e->n >= JOURNAL_ENTRY_FIELDS_MAX)
+                return;
+        va_start(ap, format);
+        n = vsnprintf(NULL, 0, format, ap);
+        va_end(ap);
+        s = n >= 0 ? malloc(k + 1 + (size_t) n + 1) : NULL;
+        if (!s)
+                return;
+        memcpy(s, field, k);
+        s[k] = '=';
+        va_start(ap, format);
+        vsnprintf(s + k + 1, (size_t) n + 1, format, ap);
+        va_end(ap);
+        e->fields[e->n++] = (struct iovec) { .iov_base = s, .iov_len = k + 1 + (size_t) n };
 }
 
-int journal_send_only(const char *const *fields, size_t n) {
-        struct iovec iov[n > 0 ? n : 1];
-        to_iovec(fields, n, iov);
-        return send_native(iov, n);
+int journal_entry_send(journal_entry *e) {
+        return journal_sendv(e->fields, e->n);
 }
 
-int journal_send(const char *const *fields, size_t n) {
-        struct iovec iov[n > 0 ? n : 1];
-        to_iovec(fields, n, iov);
-        return journal_sendv(iov, n);
+int journal_entry_send_only(journal_entry *e) {
+        return send_native(e->fields, e->n);
+}
+
+void journal_entry_done(journal_entry *e) {
+        for (size_t i = 0; i < e->n; i++)
+                free(e->fields[i].iov_base);
+        e->n = 0;
 }

@@ -14,7 +14,7 @@ trap 'boot_cleanup; rm -rf "$work"' EXIT
 cat > "$work/driver.sh" <<DRIVER
 #!/bin/bash
 # bcrypt, a handler that logs nothing, with the worker's entry per call on.
-$build_root/src/server/aetaskd --handler bcrypt --handler-dir $build_root/src/handlers \\
+$build_root/src/aetaskd/aetaskd --handler bcrypt --handler-dir $build_root/src/handlers \\
         --listen unix:/run/aetask-bcrypt.sock --call-log-level info -o cost=4 &
 for _ in \$(seq 100); do [ -S /run/aetask-bcrypt.sock ] && break; sleep 0.05; done
 $program unix:/run/aetask-bcrypt.sock > /results/client.out 2>&1

@@ -16,7 +16,7 @@ trap 'boot_cleanup; rm -rf "$stage"' EXIT
 mkdir -p "$stage/units" "$stage/aetask-dropin"
 # aetask's units as installed, aetaskd from the build tree; the example's as shipped.
 for u in aetask@.socket aetask-control@.socket aetask@.service; do
-        sed "s|$sbindir/aetaskd|$C/src/server/aetaskd|" "$build/units/$u" >"$stage/units/$u"
+        sed "s|$sbindir/aetaskd|$C/src/aetaskd/aetaskd|" "$build/units/$u" >"$stage/units/$u"
 done
 cp "$source_root/examples/verify-daemon.socket" "$source_root/examples/verify-daemon.service" "$stage/units/"
 printf '[Service]\nEnvironment=AETASK_HANDLER_DIR=%s/src/handlers\n' "$C" >"$stage/aetask-dropin/test.conf"

@@ -18,7 +18,7 @@ mkdir -p "$stage/dropin"
 
 # The units as installed, with aetaskd's path pointing into the build tree.
 for u in aetask@.socket aetask-control@.socket aetask@.service; do
-        sed "s|$sbindir/aetaskd|$C/src/server/aetaskd|" "$build/units/$u" >"$stage/$u"
+        sed "s|$sbindir/aetaskd|$C/src/aetaskd/aetaskd|" "$build/units/$u" >"$stage/$u"
 done
 # Test-only settings, as an administrator would make them: a drop-in.
 {

@@ -197,27 +197,164 @@ static int take_systemd_sockets(aetask_server *s) {
         return r < 0 ? r : n_data;
 }
 
-int main(int argc, char *argv[]) {
-        enum {
-                ARG_VERSION = 0x100,
-                ARG_HANDLER,
-                ARG_HANDLER_DIR,
-                ARG_NAME,
-                ARG_HUNG_TIMEOUT,
-                ARG_MAX_MESSAGE_SIZE,
-                ARG_MAX_WORKERS,
-                ARG_MAX_WORKERS_PER_UID,
-                ARG_SPARE_WORKERS,
-                ARG_DRAIN_TIMEOUT,
-                ARG_MAX_WORKER_LIFETIME,
-                ARG_MAX_WORKER_RSS,
-                ARG_CONTROL,
-                ARG_CONTROL_GROUP,
-                ARG_ALLOW_USER,
-                ARG_ALLOW_GROUP,
-                ARG_LOG_LEVEL,
-                ARG_CALL_LOG_LEVEL,
-        };
+enum {
+        ARG_VERSION = 0x100,
+        ARG_HANDLER,
+        ARG_HANDLER_DIR,
+        ARG_NAME,
+        ARG_HUNG_TIMEOUT,
+        ARG_MAX_MESSAGE_SIZE,
+        ARG_MAX_WORKERS,
+        ARG_MAX_WORKERS_PER_UID,
+        ARG_SPARE_WORKERS,
+        ARG_DRAIN_TIMEOUT,
+        ARG_MAX_WORKER_LIFETIME,
+        ARG_MAX_WORKER_RSS,
+        ARG_CONTROL,
+        ARG_CONTROL_GROUP,
+        ARG_ALLOW_USER,
+        ARG_ALLOW_GROUP,
+        ARG_LOG_LEVEL,
+        ARG_CALL_LOG_LEVEL,
+};
+
+/* What an option's parser returns to go on with the next (the others
+ * return the exit status). */
+#define ARGV_CONTINUE (-1)
+
+/* What the command line asks for that the server is not told at once. */
+static const char *arg_handler = NULL;
+static const char *arg_handler_dir = NULL;
+static unsigned arg_n_listen = 0;
+
+/* --listen and --control: the sockets are made as the options come, so that
+ * a failure names the option that asked for it. */
+static int option_listen(aetask_server *s, int c, const char *value) {
+        int r = c == 'l' ? aetask_server_listen(s, value) : aetask_server_listen_control(s, value);
+
+        if (c == 'l' && r == -EINVAL) {
+                log_error("Invalid address '%s': expected unix:/PATH, unix:@NAME or tcp:HOST:PORT", value);
+                return EXIT_USAGE;
+        }
+        if (c == ARG_CONTROL && r == -EAFNOSUPPORT) {
+                log_control_not_unix(value);
+                return EXIT_USAGE;
+        }
+        if (r < 0) {
+                log_error_errno(r, "Failed to listen on %s", value);
+                return EXIT_FAILURE;
+        }
+        arg_n_listen += c == 'l';
+        return ARGV_CONTINUE;
+}
+
+/* The options that take a number of seconds, bytes or workers. */
+static int option_number(aetask_server *s, int c, const char *value) {
+        uint64_t n;
+
+        switch (c) {
+        case ARG_HUNG_TIMEOUT:
+        case ARG_DRAIN_TIMEOUT:
+                if (parse_option_seconds(c == ARG_HUNG_TIMEOUT ? "--hung-timeout" : "--drain-timeout", value, &n) < 0)
+                        return EXIT_USAGE;
+                (void) (c == ARG_HUNG_TIMEOUT ? aetask_server_set_hung_timeout(s, n) : aetask_server_set_drain_timeout(s, n));
+                break;
+        case ARG_MAX_MESSAGE_SIZE:
+                if (parse_option_number("--max-message-size", value, PROTOCOL_MESSAGE_SIZE_MIN,
+                                        PROTOCOL_MESSAGE_SIZE_LIMIT, &n) < 0)
+                        return EXIT_USAGE;
+                (void) aetask_server_set_max_message_size(s, n);
+                break;
+        case ARG_MAX_WORKERS:
+                if (parse_option_number("--max-workers", value, 1, MAX_WORKERS_LIMIT, &n) < 0)
+                        return EXIT_USAGE;
+                (void) aetask_server_set_max_workers(s, (unsigned) n);
+                break;
+        case ARG_MAX_WORKERS_PER_UID:
+                if (parse_option_number("--max-workers-per-uid", value, 1, MAX_WORKERS_LIMIT, &n) < 0)
+                        return EXIT_USAGE;
+                (void) aetask_server_set_max_workers_per_uid(s, (unsigned) n);
+                break;
+        case ARG_SPARE_WORKERS:
+                if (parse_option_number("--spare-workers", value, 0, MAX_WORKERS_LIMIT, &n) < 0)
+                        return EXIT_USAGE;
+                (void) aetask_server_set_spare_workers(s, (unsigned) n);
+                break;
+        case ARG_MAX_WORKER_LIFETIME:
+                if (parse_option_seconds("--max-worker-lifetime", value, &n) < 0)
+                        return EXIT_USAGE;
+                (void) aetask_server_set_max_worker_lifetime(s, n);
+                break;
+        case ARG_MAX_WORKER_RSS:
+                if (parse_option_bytes("--max-worker-rss", value, &n) < 0)
+                        return EXIT_USAGE;
+                (void) aetask_server_set_max_worker_rss(s, n);
+                break;
+        }
+        return ARGV_CONTINUE;
+}
+
+/* --control-group, --allow-user and --allow-group: who may talk to us. */
+static int option_access(aetask_server *s, int c, const char *value) {
+        const char *option = c == ARG_CONTROL_GROUP ? "--control-group" :
+                             c == ARG_ALLOW_USER ? "--allow-user" : "--allow-group";
+        uid_t uid = 0;
+        gid_t gid = 0;
+        int r;
+
+        r = c == ARG_ALLOW_USER ? parse_user(value, &uid) : parse_group(value, &gid);
+        if (r < 0) {
+                log_error_errno(r, "Failed to find %s %s for %s", c == ARG_ALLOW_USER ? "user" : "group", value, option);
+                return EXIT_USAGE;
+        }
+        if (c == ARG_CONTROL_GROUP) {
+                (void) aetask_server_set_control_group(s, gid);
+                return ARGV_CONTINUE;
+        }
+        r = c == ARG_ALLOW_USER ? aetask_server_allow_user(s, uid) : aetask_server_allow_group(s, gid);
+        if (r < 0) {
+                log_error_errno(r, "Failed to allow %s %s", c == ARG_ALLOW_USER ? "user" : "group", value);
+                return EXIT_FAILURE;
+        }
+        return ARGV_CONTINUE;
+}
+
+static int option_level(aetask_server *s, int c, const char *value) {
+        int level;
+
+        if (parse_level(c == ARG_LOG_LEVEL ? "--log-level" : "--call-log-level", value, &level) < 0)
+                return EXIT_USAGE;
+        if (c == ARG_LOG_LEVEL) {
+                /* At once, for what is said before the server runs too. */
+                log_set_max_level(level);
+                (void) aetask_server_set_log_level(s, level);
+        } else
+                (void) aetask_server_set_call_log_level(s, level);
+        return ARGV_CONTINUE;
+}
+
+/* -o KEY=VALUE, handed to the handler as it is. */
+static int option_handler_option(aetask_server *s, char *value) {
+        char *eq = strchr(value, '=');
+        int r;
+
+        if (!eq || eq == value) {
+                log_error("Invalid --option, expected KEY=VALUE: %s", value);
+                return EXIT_USAGE;
+        }
+        *eq = 0;
+        r = aetask_server_set_option(s, value, eq + 1);
+        *eq = '=';
+        if (r < 0) {
+                log_error_errno(r, "Invalid --option %s", value);
+                return EXIT_USAGE;
+        }
+        return ARGV_CONTINUE;
+}
+
+/* Reads the command line into S (and arg_*), option by option.  Returns
+ * ARGV_CONTINUE to run, or the exit status. */
+static int parse_argv(int argc, char *argv[], aetask_server *s) {
         static const struct option options[] = {
                 { "help",             no_argument,       NULL, 'h'                  },
                 { "version",          no_argument,       NULL, ARG_VERSION          },
@@ -242,18 +379,9 @@ int main(int argc, char *argv[]) {
                 { "option",           required_argument, NULL, 'o'                  },
                 {}
         };
-        _cleanup_(aetask_server_freep) aetask_server *s = NULL;
-        const char *handler = NULL, *handler_dir = NULL;
-        uint64_t n, usec;
-        int c, r, n_listen = 0;
+        int c, r = ARGV_CONTINUE;
 
-        r = aetask_server_new(&s);
-        if (r < 0) {
-                log_error_errno(r, "Failed to create server");
-                return EXIT_FAILURE;
-        }
-
-        while ((c = getopt_long(argc, argv, "hl:o:", options, NULL)) >= 0)
+        while (r == ARGV_CONTINUE && (c = getopt_long(argc, argv, "hl:o:", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
                         help();
@@ -262,162 +390,65 @@ int main(int argc, char *argv[]) {
                         puts("aetaskd " AETASK_VERSION);
                         return EXIT_SUCCESS;
                 case ARG_HANDLER:
-                        handler = optarg;
+                        arg_handler = optarg;
                         break;
                 case ARG_HANDLER_DIR:
-                        handler_dir = optarg;
-                        break;
-                case 'l':
-                        r = aetask_server_listen(s, optarg);
-                        if (r == -EINVAL) {
-                                log_error("Invalid address '%s': expected unix:/PATH, unix:@NAME or tcp:HOST:PORT", optarg);
-                                return EXIT_USAGE;
-                        }
-                        if (r < 0) {
-                                log_error_errno(r, "Failed to listen on %s", optarg);
-                                return EXIT_FAILURE;
-                        }
-                        n_listen++;
+                        arg_handler_dir = optarg;
                         break;
                 case ARG_NAME:
                         (void) aetask_server_set_name(s, optarg);
                         break;
-                case ARG_HUNG_TIMEOUT:
-                        if (parse_option_seconds("--hung-timeout", optarg, &usec) < 0)
-                                return EXIT_USAGE;
-                        (void) aetask_server_set_hung_timeout(s, usec);
-                        break;
-                case ARG_DRAIN_TIMEOUT:
-                        if (parse_option_seconds("--drain-timeout", optarg, &usec) < 0)
-                                return EXIT_USAGE;
-                        (void) aetask_server_set_drain_timeout(s, usec);
-                        break;
-                case ARG_MAX_WORKER_LIFETIME:
-                        if (parse_option_seconds("--max-worker-lifetime", optarg, &usec) < 0)
-                                return EXIT_USAGE;
-                        (void) aetask_server_set_max_worker_lifetime(s, usec);
-                        break;
-                case ARG_MAX_WORKER_RSS:
-                        if (parse_option_bytes("--max-worker-rss", optarg, &n) < 0)
-                                return EXIT_USAGE;
-                        (void) aetask_server_set_max_worker_rss(s, n);
-                        break;
+                case 'l':
                 case ARG_CONTROL:
-                        r = aetask_server_listen_control(s, optarg);
-                        if (r == -EAFNOSUPPORT) {
-                                log_control_not_unix(optarg);
-                                return EXIT_USAGE;
-                        }
-                        if (r < 0) {
-                                log_error_errno(r, "Failed to listen on %s", optarg);
-                                return EXIT_FAILURE;
-                        }
+                        r = option_listen(s, c, optarg);
                         break;
-                case ARG_CONTROL_GROUP: {
-                        gid_t gid;
-                        r = parse_group(optarg, &gid);
-                        if (r < 0) {
-                                log_error_errno(r, "Failed to find group %s for --control-group", optarg);
-                                return EXIT_USAGE;
-                        }
-                        (void) aetask_server_set_control_group(s, gid);
+                case ARG_HUNG_TIMEOUT: case ARG_DRAIN_TIMEOUT: case ARG_MAX_MESSAGE_SIZE:
+                case ARG_MAX_WORKERS: case ARG_MAX_WORKERS_PER_UID: case ARG_SPARE_WORKERS:
+                case ARG_MAX_WORKER_LIFETIME: case ARG_MAX_WORKER_RSS:
+                        r = option_number(s, c, optarg);
                         break;
-                }
-                case ARG_ALLOW_USER: {
-                        uid_t uid;
-                        r = parse_user(optarg, &uid);
-                        if (r < 0) {
-                                log_error_errno(r, "Failed to find user %s for --allow-user", optarg);
-                                return EXIT_USAGE;
-                        }
-                        r = aetask_server_allow_user(s, uid);
-                        if (r < 0) {
-                                log_error_errno(r, "Failed to allow user %s", optarg);
-                                return EXIT_FAILURE;
-                        }
+                case ARG_CONTROL_GROUP: case ARG_ALLOW_USER: case ARG_ALLOW_GROUP:
+                        r = option_access(s, c, optarg);
                         break;
-                }
-                case ARG_ALLOW_GROUP: {
-                        gid_t gid;
-                        r = parse_group(optarg, &gid);
-                        if (r < 0) {
-                                log_error_errno(r, "Failed to find group %s for --allow-group", optarg);
-                                return EXIT_USAGE;
-                        }
-                        r = aetask_server_allow_group(s, gid);
-                        if (r < 0) {
-                                log_error_errno(r, "Failed to allow group %s", optarg);
-                                return EXIT_FAILURE;
-                        }
+                case ARG_LOG_LEVEL: case ARG_CALL_LOG_LEVEL:
+                        r = option_level(s, c, optarg);
                         break;
-                }
-                case ARG_MAX_MESSAGE_SIZE:
-                        if (parse_option_number("--max-message-size", optarg, PROTOCOL_MESSAGE_SIZE_MIN,
-                                                PROTOCOL_MESSAGE_SIZE_LIMIT, &n) < 0)
-                                return EXIT_USAGE;
-                        (void) aetask_server_set_max_message_size(s, n);
+                case 'o':
+                        r = option_handler_option(s, optarg);
                         break;
-                case ARG_MAX_WORKERS:
-                        if (parse_option_number("--max-workers", optarg, 1, MAX_WORKERS_LIMIT, &n) < 0)
-                                return EXIT_USAGE;
-                        (void) aetask_server_set_max_workers(s, (unsigned) n);
-                        break;
-                case ARG_MAX_WORKERS_PER_UID:
-                        if (parse_option_number("--max-workers-per-uid", optarg, 1, MAX_WORKERS_LIMIT, &n) < 0)
-                                return EXIT_USAGE;
-                        (void) aetask_server_set_max_workers_per_uid(s, (unsigned) n);
-                        break;
-                case ARG_SPARE_WORKERS:
-                        if (parse_option_number("--spare-workers", optarg, 0, MAX_WORKERS_LIMIT, &n) < 0)
-                                return EXIT_USAGE;
-                        (void) aetask_server_set_spare_workers(s, (unsigned) n);
-                        break;
-                case ARG_LOG_LEVEL:
-                case ARG_CALL_LOG_LEVEL: {
-                        int level;
-                        if (parse_level(c == ARG_LOG_LEVEL ? "--log-level" : "--call-log-level", optarg, &level) < 0)
-                                return EXIT_USAGE;
-                        if (c == ARG_LOG_LEVEL) {
-                                /* At once, for what is said before the server runs too. */
-                                log_set_max_level(level);
-                                (void) aetask_server_set_log_level(s, level);
-                        } else
-                                (void) aetask_server_set_call_log_level(s, level);
-                        break;
-                }
-                case 'o': {
-                        char *eq = strchr(optarg, '=');
-                        if (!eq || eq == optarg) {
-                                log_error("Invalid --option, expected KEY=VALUE: %s", optarg);
-                                return EXIT_USAGE;
-                        }
-                        *eq = 0;
-                        r = aetask_server_set_option(s, optarg, eq + 1);
-                        *eq = '=';
-                        if (r < 0) {
-                                log_error_errno(r, "Invalid --option %s", optarg);
-                                return EXIT_USAGE;
-                        }
-                        break;
-                }
                 default:
                         return EXIT_USAGE;
                 }
+        if (r != ARGV_CONTINUE)
+                return r;
 
         if (optind < argc) {
                 log_error("Unexpected argument: %s", argv[optind]);
                 return EXIT_USAGE;
         }
-        if (!handler) {
+        if (!arg_handler) {
                 log_error("No handler given: use --handler NAME");
                 return EXIT_USAGE;
         }
+        return ARGV_CONTINUE;
+}
 
-        r = aetask_server_load_handler(s, handler, handler_dir);
-        if (r < 0)
+/* Loads the handler, takes systemd's sockets when none were given, and
+ * serves until told to stop.  Returns the exit status. */
+static int run(aetask_server *s) {
+        int r;
+
+        r = aetask_server_load_handler(s, arg_handler, arg_handler_dir);
+        if (r < 0) {
+                const char *why = aetask_server_get_load_error(s);
+                if (why)
+                        log_error("%s", why);
+                else
+                        log_error_errno(r, "Failed to load handler '%s'", arg_handler);
                 return EXIT_NOT_CONFIGURED;
+        }
 
-        if (n_listen == 0) {
+        if (arg_n_listen == 0) {
                 r = take_systemd_sockets(s);
                 if (r < 0)
                         return EXIT_FAILURE;
@@ -433,4 +464,19 @@ int main(int argc, char *argv[]) {
         if (r == -EINVAL)
                 return EXIT_NOT_CONFIGURED;  /* the handler refused its options, said already */
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int main(int argc, char *argv[]) {
+        _cleanup_(aetask_server_freep) aetask_server *s = NULL;
+        int r;
+
+        r = aetask_server_new(&s);
+        if (r < 0) {
+                log_error_errno(r, "Failed to create server");
+                return EXIT_FAILURE;
+        }
+        r = parse_argv(argc, argv, s);
+        if (r != ARGV_CONTINUE)
+                return r;
+        return run(s);
 }

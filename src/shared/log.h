@@ -7,7 +7,6 @@
 #include <syslog.h>
 #include <sys/types.h>
 
-void log_set_identity(const char *identity);
 /* The most verbose priority written, to stderr or the journal (a syslog
  * level); until set, LOG_INFO, or LOG_DEBUG when $AETASK_DEBUG is set. */
 void log_set_max_level(int level);

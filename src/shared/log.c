@@ -2,6 +2,8 @@
 #include "log.h"
 
 #include "journal.h"
+#include "macro.h"
+#include "time-util.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -12,7 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *log_identity = "aetaskd";
 static int log_max_level = -1;  /* unset: info, or debug with $AETASK_DEBUG */
 
 void log_set_max_level(int level) {
@@ -23,10 +24,6 @@ int log_get_max_level(void) {
         if (log_max_level < 0)
                 log_max_level = getenv("AETASK_DEBUG") ? LOG_DEBUG : LOG_INFO;
         return log_max_level;
-}
-
-void log_set_identity(const char *identity) {
-        log_identity = identity;
 }
 
 /* True when stderr is the stream systemd connected to the journal. */
@@ -60,23 +57,20 @@ int log_full(int priority, int error, const char *format, ...) {
         if (stderr_is_journal())
                 fprintf(stderr, "<%d>%s%s%s\n", priority, text, error ? ": " : "", error ? strerror(abs(error)) : "");
         else
-                fprintf(stderr, "%s: %s%s%s\n", log_identity, text, error ? ": " : "", error ? strerror(abs(error)) : "");
+                fprintf(stderr, "aetaskd: %s%s%s\n", text, error ? ": " : "", error ? strerror(abs(error)) : "");
 
         errno = saved;
         return -abs(error);
 }
 
 bool log_ratelimit_test(log_ratelimit *rl, unsigned *ret_suppressed) {
-        struct timespec ts;
-        uint64_t now;
+        uint64_t t = now_usec(CLOCK_MONOTONIC);
 
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        now = (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-        if (now < rl->next) {
+        if (t < rl->next) {
                 rl->suppressed++;
                 return false;
         }
-        rl->next = now + 1000000;
+        rl->next = t + 1000000;
         *ret_suppressed = rl->suppressed;
         rl->suppressed = 0;
         return true;
@@ -84,25 +78,24 @@ bool log_ratelimit_test(log_ratelimit *rl, unsigned *ret_suppressed) {
 
 int log_worker_event(int priority, const char *message_id, const char *handler, unsigned number, pid_t pid,
                      const char *format, ...) {
-        char message[2048], prio[32], mid[64], hand[128], num[48], pidf[48];
+        _cleanup_(journal_entry_done) journal_entry e = {};
+        char message[2048];
         va_list ap;
 
         if (priority > log_get_max_level())
                 return 0;
         va_start(ap, format);
-        snprintf(message, sizeof(message), "MESSAGE=");
-        vsnprintf(message + 8, sizeof(message) - 8, format, ap);
+        vsnprintf(message, sizeof(message), format, ap);
         va_end(ap);
-        snprintf(prio, sizeof(prio), "PRIORITY=%d", priority);
-        snprintf(mid, sizeof(mid), "MESSAGE_ID=%s", message_id);
-        snprintf(hand, sizeof(hand), "AETASK_HANDLER=%s", handler);
-        snprintf(num, sizeof(num), "AETASK_WORKER=%u", number);
-        snprintf(pidf, sizeof(pidf), "AETASK_WORKER_PID=%d", (int) pid);
-
-        const char *fields[] = {
-                message, prio, mid, "SYSLOG_IDENTIFIER=aetaskd", "AETASK_ORIGIN=server", hand, num, pidf,
-        };
-        if (journal_send_only(fields, sizeof(fields) / sizeof(fields[0])) >= 0)
+        journal_entry_add(&e, "MESSAGE", "%s", message);
+        journal_entry_add(&e, "PRIORITY", "%d", priority);
+        journal_entry_add(&e, "MESSAGE_ID", "%s", message_id);
+        journal_entry_add(&e, "SYSLOG_IDENTIFIER", "aetaskd");
+        journal_entry_add(&e, "AETASK_ORIGIN", "server");
+        journal_entry_add(&e, "AETASK_HANDLER", "%s", handler);
+        journal_entry_add(&e, "AETASK_WORKER", "%u", number);
+        journal_entry_add(&e, "AETASK_WORKER_PID", "%d", (int) pid);
+        if (journal_entry_send_only(&e) >= 0)
                 return 0;
-        return log_full(priority, 0, "%s", message + 8);
+        return log_full(priority, 0, "%s", message);
 }
