@@ -291,19 +291,22 @@ Test(governance, failing_setup_backs_off_and_service_resumes_by_itself) {
         notify_drain();
         cr_assert(notify_said_backing_off, "no back-off in the STATUS= line");
 
-        /* The setup can succeed now: the next probe (within 1.6 s) finds it,
+        /* The setup can succeed now: the next probe finds it,
          * and calls are served without the server being touched. */
         int fd = open(gate, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
         cr_assert_geq(fd, 0);
         close(fd);
-        double resumed = now_seconds(), deadline = resumed + 5;
+        double resumed = now_seconds(), deadline = resumed + 8;  /* the next delay is 6.4 s at most */
         while (notify_drain(), status_get("backoff.failures") >= 0) {
                 cr_assert_lt(now_seconds(), deadline, "the back-off did not end");
                 usleep(10000);
         }
         fprintf(stderr, "service resumed %.2f s after the setup could succeed\n", now_seconds() - resumed);
         cr_assert_gt(call_pid(), 0);
-        cr_assert_eq(status_get("metrics.retired.setup_failed"), seen);
+        /* A probe may have failed between the last look and the file. */
+        int64_t failed = status_get("metrics.retired.setup_failed");
+        cr_assert(failed == seen || failed == seen + 1, "%lld setup failures, %lld seen", (long long) failed,
+                  (long long) seen);
         cr_assert_eq(daemon_log_count(&d, "succeeded again after"), 1);
         unlink(gate);
 }
