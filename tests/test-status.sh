@@ -57,6 +57,26 @@ check "the call answered" null "$(cat "$dir/sleep.out")"
 sleep 0.1
 check_match "calls served counts exited workers" "; 3 calls served," "$(ctl status t)"
 
+# status --watch refreshes until Ctrl-C (SIGINT: a background job of a
+# script ignores it, which aetaskctl's own handler overrides).
+"$AETASKCTL" status --watch --interval 0.2 t >"$dir/watch.out" &
+watcher=$!
+sleep 1
+kill -INT "$watcher"
+wait "$watcher"
+check "status --watch ends on Ctrl-C, exit 0" 0 "$?"
+check_match "status --watch refreshed" "Every 0.2s: aetaskctl status unix:.*Every 0.2s: aetaskctl status unix:" "$(tr '\n' ' ' <"$dir/watch.out")"
+check_match "status --watch shows the metrics" $'\nCalls: 3 \\([0-9.]+/s\\), duration p50 [0-9.]+[mu]?s, p99 [0-9.]+[mu]?s; errors: none\n' "$(cat "$dir/watch.out")"
+# On a terminal (script(1) makes one): the screen cleared each refresh,
+# and q typed ends it.
+if command -v script >/dev/null; then
+        (sleep 0.7; printf q) | timeout 10 script -qfec "$AETASKCTL status --watch --interval 0.2 t" /dev/null >"$dir/tty.out"
+        check "status --watch on a terminal ends on q, exit 0" 0 "$?"
+        check_match "status --watch on a terminal clears the screen" $'\033\\[H\033\\[2JEvery 0.2s: .*\\(q quits\\)' "$(cat "$dir/tty.out")"
+else
+        echo "skip status --watch on a terminal: no script(1)"
+fi
+
 out=$("$AETASKD" --listen "unix:$dir/g.sock" --handler echo --control-group no-such-group-here 2>&1); rc=$?
 check "an unknown control group: usage" 2 "$rc"
 check_match "an unknown control group says which" "Failed to find group no-such-group-here for --control-group" "$out"
