@@ -462,8 +462,15 @@ static void usage(FILE *f) {
                    "socket (systemd's, or PATH) through the bcrypt handler's workers.\n");
 }
 
-int main(int argc, char *argv[]) {
-        static const struct option options[] = {
+typedef struct options {
+        const char *listen_path, *address;
+        unsigned timeout_s, max_workers;
+} options;
+
+/* Returns 1 to go on, 0 to exit at once (--help), or 2, the exit status of
+ * a usage error. */
+static int parse_argv(int argc, char *argv[], daemon_state *d, options *o) {
+        static const struct option long_options[] = {
                 { "listen", required_argument, NULL, 'l' },
                 { "connect", required_argument, NULL, 'c' },
                 { "max-connections", required_argument, NULL, 'C' },
@@ -473,25 +480,19 @@ int main(int argc, char *argv[]) {
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
-        daemon_state d = { .max_connections = 64, .max_outstanding = 8 };
-        const char *listen_path = NULL, *address = NULL;
-        unsigned timeout_s = 10, max_workers = 20;
-        sigset_t mask;
-        int opt, fd, r;
+        int opt, r;
 
-        while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+        while ((opt = getopt_long(argc, argv, "h", long_options, NULL)) >= 0) {
                 switch (opt) {
-                case 'l': listen_path = optarg; break;
-                case 'c': address = optarg; break;
-                case 'C': r = parse_unsigned(optarg, &d.max_connections); goto check;
-                case 'O': r = parse_unsigned(optarg, &d.max_outstanding); goto check;
-                case 'W': r = parse_unsigned(optarg, &max_workers); goto check;
-                case 't': r = parse_unsigned(optarg, &timeout_s); goto check;
+                case 'l': o->listen_path = optarg; continue;
+                case 'c': o->address = optarg; continue;
+                case 'C': r = parse_unsigned(optarg, &d->max_connections); break;
+                case 'O': r = parse_unsigned(optarg, &d->max_outstanding); break;
+                case 'W': r = parse_unsigned(optarg, &o->max_workers); break;
+                case 't': r = parse_unsigned(optarg, &o->timeout_s); break;
                 case 'h': usage(stdout); return 0;
                 default: usage(stderr); return 2;
                 }
-                continue;
-        check:
                 if (r < 0) {
                         fprintf(stderr, "verify-daemon: a number from 1 to 100000 was expected, not \"%s\"\n", optarg);
                         return 2;
@@ -501,16 +502,13 @@ int main(int argc, char *argv[]) {
                 usage(stderr);
                 return 2;
         }
+        return 1;
+}
 
-        fd = open_listener(listen_path);
-        if (fd < 0) {
-                if (listen_path)
-                        fprintf(stderr, "verify-daemon: Failed to listen on %s: %s\n", listen_path, strerror(-fd));
-                else
-                        fprintf(stderr, "verify-daemon: Failed to take the socket from systemd (one unix stream socket), "
-                                        "and no --listen PATH: %s\n", strerror(-fd));
-                return 1;
-        }
+/* The pool of bcrypt workers and the event sources, on D's loop. */
+static int setup(daemon_state *d, const options *o, int fd) {
+        sigset_t mask;
+        int r;
 
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
@@ -518,22 +516,45 @@ int main(int argc, char *argv[]) {
         sigaddset(&mask, SIGUSR1);
         sigprocmask(SIG_BLOCK, &mask, NULL);
 
-        if ((r = sd_event_default(&d.event)) < 0 ||
-            (r = address ? aetask_client_new(&d.client, address) : aetask_client_new_handler(&d.client, "bcrypt")) < 0 ||
-            (r = aetask_client_attach_event(d.client, d.event, 0)) < 0 ||
-            (r = aetask_client_set_name(d.client, "verify-daemon")) < 0 ||
-            (r = aetask_client_set_max_workers(d.client, max_workers)) < 0 ||
-            (r = aetask_client_set_timeout(d.client, (uint64_t) timeout_s * 1000000)) < 0 ||
-            (r = aetask_client_set_max_checkouts(d.client, d.max_connections * d.max_outstanding)) < 0 ||
-            (r = sd_event_add_io(d.event, NULL, fd, EPOLLIN, on_accept, &d)) < 0 ||
-            (r = sd_event_add_signal(d.event, NULL, SIGTERM, NULL, NULL)) < 0 ||
-            (r = sd_event_add_signal(d.event, NULL, SIGINT, NULL, NULL)) < 0 ||
-            (r = sd_event_add_signal(d.event, NULL, SIGUSR1, on_usr1, &d)) < 0) {
+        if ((r = sd_event_default(&d->event)) < 0 ||
+            (r = o->address ? aetask_client_new(&d->client, o->address) : aetask_client_new_handler(&d->client, "bcrypt")) < 0 ||
+            (r = aetask_client_attach_event(d->client, d->event, 0)) < 0 ||
+            (r = aetask_client_set_name(d->client, "verify-daemon")) < 0 ||
+            (r = aetask_client_set_max_workers(d->client, o->max_workers)) < 0 ||
+            (r = aetask_client_set_timeout(d->client, (uint64_t) o->timeout_s * 1000000)) < 0 ||
+            (r = sd_event_add_io(d->event, NULL, fd, EPOLLIN, on_accept, d)) < 0 ||
+            (r = sd_event_add_signal(d->event, NULL, SIGTERM, NULL, NULL)) < 0 ||
+            (r = sd_event_add_signal(d->event, NULL, SIGINT, NULL, NULL)) < 0 ||
+            (r = sd_event_add_signal(d->event, NULL, SIGUSR1, on_usr1, d)) < 0)
+                return r;
+        return 0;
+}
+
+int main(int argc, char *argv[]) {
+        daemon_state d = { .max_connections = 64, .max_outstanding = 8 };
+        options o = { .timeout_s = 10, .max_workers = 20 };
+        int fd, r;
+
+        r = parse_argv(argc, argv, &d, &o);
+        if (r != 1)
+                return r;
+
+        fd = open_listener(o.listen_path);
+        if (fd < 0) {
+                if (o.listen_path)
+                        fprintf(stderr, "verify-daemon: Failed to listen on %s: %s\n", o.listen_path, strerror(-fd));
+                else
+                        fprintf(stderr, "verify-daemon: Failed to take the socket from systemd (one unix stream socket), "
+                                        "and no --listen PATH: %s\n", strerror(-fd));
+                return 1;
+        }
+        r = setup(&d, &o, fd);
+        if (r < 0) {
                 fprintf(stderr, "verify-daemon: Failed to set up: %s\n", strerror(-r));
                 return 1;
         }
         fprintf(stderr, "verify-daemon: listening on %s, workers at %s\n",
-                listen_path ?: "the socket from systemd", address ?: "aetask@bcrypt's socket");
+                o.listen_path ?: "the socket from systemd", o.address ?: "aetask@bcrypt's socket");
         (void) sd_notify(false, "READY=1");
 
         r = sd_event_loop(d.event);

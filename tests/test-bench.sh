@@ -10,7 +10,7 @@ bench=$1
 out=$("$bench" --quick 2>&1); rc=$?
 check "exit status" 0 "$rc"
 check "the table's heading" 1 "$(grep -c '^workload  figure  *median  *min  *max unit' <<<"$out")"
-for workload in floor held cycle parallel payload spawn offload memory; do
+for workload in floor held cycle parallel payload spawn offload memory many; do
         # Each row ends in numbers: a workload that failed would not print one.
         rows=$(grep -cE "^$workload +[a-z0-9-]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ " <<<"$out")
         check "rows for $workload" yes "$([ "$rows" -ge 1 ] && echo yes || echo "no ($rows)")"

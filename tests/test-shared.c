@@ -12,6 +12,7 @@
 #include "heap.h"
 #include "json-out.h"
 #include "json-reader.h"
+#include "json-scan.h"
 #include "json-writer.h"
 #include "macro.h"
 #include "parse-number.h"
@@ -131,6 +132,38 @@ Test(json_writer, finds_a_bad_byte_anywhere_in_a_long_string) {
                         }
                         buffer_done(&b);
                 }
+}
+
+Test(json_scan, stops_at_the_first_special_byte_wherever_it_is) {
+        /* Each byte that matters, and its neighbours, at every position of
+         * the sixteen-, eight- and one-byte steps, and past the end. */
+        static const unsigned char bytes[] = { 0x00, 0x1f, 0x20, '"', '\\', 0x7f, 0x80, 0xc3, 0xff, 'a' };
+        unsigned char s[80];
+
+        for (size_t k = 0; k < sizeof(bytes); k++)
+                for (size_t pos = 0; pos < sizeof(s); pos++)
+                        for (size_t len = pos; len <= sizeof(s); len += 7)
+                                for (int high = 0; high < 2; high++) {
+                                        memset(s, 'x', sizeof(s));
+                                        s[pos] = bytes[k];
+                                        size_t want = 0;
+                                        while (want < len && json_byte_is_plain(s[want], high))
+                                                want++;
+                                        cr_assert_eq(json_plain_length(s, s + len, high), want,
+                                                     "byte 0x%02x at %zu of %zu, high %d", bytes[k], pos, len, high);
+                                }
+}
+
+Test(utf8, finds_a_bad_byte_past_the_fast_paths) {
+        /* ASCII in 64-, 8- and 1-byte steps: a bad byte anywhere in them. */
+        char s[200];
+        for (size_t pos = 0; pos < sizeof(s); pos++) {
+                memset(s, 'a', sizeof(s));
+                cr_assert(utf8_is_valid(s, sizeof(s)));
+                s[pos] = '\x80';
+                cr_assert(!utf8_is_valid(s, sizeof(s)), "a stray continuation byte at %zu", pos);
+                cr_assert(utf8_is_valid(s, pos), "before it, at %zu", pos);
+        }
 }
 
 /* A reference decoder: the code point of the sequence at S, by the

@@ -198,6 +198,68 @@ Test(slots, cancel_before_send_drops_the_call) {
         aetask_checkout_unref(co2);
 }
 
+/* A request that owns its slot and lets go of it when it is destroyed, as
+ * a daemon's request object does: the destroy callback, run by the last
+ * unref, unrefs the same slot again.  Nothing is freed twice (ASan and
+ * valgrind watch), and a request whose call ended normally lets go the same
+ * way. */
+typedef struct request {
+        aetask_slot *slot;
+        int *destroys;
+} request;
+
+static void request_destroy(void *userdata) {
+        request *r = userdata;
+        (*r->destroys)++;
+        aetask_slot_unref(r->slot);  /* not cleared first: the hazard */
+        free(r);
+}
+
+static int on_request_reply(aetask_checkout *co, json_object *result, const aetask_error *error, void *userdata) {
+        return 0;
+}
+
+static request *new_request(aetask_checkout *co, const char *name, double secs, int *destroys) {
+        request *r = calloc(1, sizeof(*r));
+        json_object *a = args_of(name, secs);
+
+        r->destroys = destroys;
+        cr_assert_eq(aetask_checkout_call(co, &r->slot, "record", a, on_request_reply, r), 0);
+        json_object_put(a);
+        cr_assert_eq(aetask_slot_set_destroy_callback(r->slot, request_destroy), 0);
+        return r;
+}
+
+Test(slots, a_destroy_callback_may_unref_its_own_slot) {
+        aetask_checkout *co;
+        int destroys = 0;
+
+        cr_assert_eq(aetask_client_checkout(client, &co), 0);
+        request *running = new_request(co, "running", 0.1, &destroys);
+        request *queued = new_request(co, "queued", 0, &destroys);
+        aetask_slot_unref(queued->slot);  /* cancelled before it is sent */
+        cr_assert_eq(destroys, 1);
+
+        test_run_for(event, 0.02);
+        aetask_slot_unref(running->slot);  /* cancelled in flight */
+        cr_assert_eq(destroys, 2);
+
+        outcome done = {};
+        aetask_slot *last = call(co, "record", "last", 0, &done);
+        request *answered = new_request(co, "answered", 0, &destroys);
+        aetask_slot_ref(answered->slot);  /* kept past its call's end */
+        aetask_slot *kept = answered->slot;
+        wait_for(&done);
+        for (int i = 0; i < 100 && destroys < 3; i++)
+                test_run_for(event, 0.01);
+        cr_assert_eq(destroys, 3, "a call that ended ran its destroy callback");
+        cr_assert_null(aetask_slot_get_checkout(kept), "the slot outlives its call");
+        aetask_slot_unref(kept);
+        aetask_slot_unref(last);
+        expect_ran(co, "[\"running\",\"last\",\"answered\"]");
+        aetask_checkout_unref(co);
+}
+
 Test(slots, cancel_in_flight_discards_the_reply_and_keeps_the_checkout) {
         aetask_checkout *co;
         outcome slow = {}, failing = {}, next = {};

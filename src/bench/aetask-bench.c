@@ -30,10 +30,13 @@ bench_options arg = {
         .bcrypt_cost = 10,
         .offload_calls = 24,
         .inflight = 100,
+        .many = { 8, 32, 128, 512 },
+        .n_many = 4,
+        .client_processes = 4,
 };
 
 static const char *const workload_names[] = {
-        "floor", "held", "cycle", "parallel", "spawn", "payload", "offload", "memory", "parse",
+        "floor", "held", "cycle", "parallel", "spawn", "payload", "offload", "memory", "many", "parse",
 };
 #define N_WORKLOADS (sizeof(workload_names) / sizeof(workload_names[0]))
 static bool selected[N_WORKLOADS];
@@ -61,11 +64,12 @@ void progress(const char *format, ...) {
 /* ---- The servers -------------------------------------------------------- */
 
 static void server_start(bench_server *b, const char *handler, unsigned bcrypt_cost, unsigned spares) {
+        static unsigned n_servers;
         aetask_server *s = NULL;
         char cost[16];
         int r;
 
-        snprintf(b->address, sizeof(b->address), "unix:@aetask-bench-%d-%s-%u", (int) getpid(), handler, spares);
+        snprintf(b->address, sizeof(b->address), "unix:@aetask-bench-%d-%s-%u", (int) getpid(), handler, n_servers++);
         if ((r = aetask_server_new(&s)) < 0 ||
             (r = aetask_server_load_handler(s, handler, arg.handler_dir)) < 0)
                 die("Failed to load the %s handler: %s (set AETASK_HANDLER_DIR or --handler-dir, "
@@ -97,7 +101,8 @@ static void usage(FILE *f) {
         fprintf(f,
                 "Usage: aetask-bench [OPTIONS] [WORKLOAD...]\n"
                 "Measures aetask against a 16-byte socketpair ping-pong (the floor).\n"
-                "Workloads: floor held cycle parallel spawn payload offload memory parse (default: all)\n\n"
+                "Workloads: floor held cycle parallel spawn payload offload memory many parse\n"
+                "(default: all)\n\n"
                 "  -r, --runs=N          runs of each workload (default 5)\n"
                 "  -d, --duration=SEC    length of a run of a rate workload (default 1)\n"
                 "  -p, --parallel=N      checkouts in flight for parallel (default 8)\n"
@@ -107,11 +112,15 @@ static void usage(FILE *f) {
                 "      --payload=BYTES   string length for payload (default 65536), echoed\n"
                 "                        and then 1 MiB, each against a ping-pong that size\n"
                 "      --bcrypt-cost=N   bcrypt cost for offload (default 10)\n"
+                "      --connections=N,N... the steps of many: connections in all, each a held\n"
+                "                        checkout making echo calls (default 8,32,128,512)\n"
+                "      --client-processes=N processes that share them (default 4)\n"
                 "      --parse-size=BYTES message size for parse (default 16777216)\n"
                 "      --handler-dir=DIR where the echo and bcrypt modules are\n"
                 "                        (default $AETASK_HANDLER_DIR, else the installed ones)\n"
                 "  -q, --quick           small and short, for CI: 3 runs of 0.2 s, 2000 spawns,\n"
-                "                        10000 queued, bcrypt cost 6, 4 MiB messages to parse\n"
+                "                        10000 queued, bcrypt cost 6, 4 MiB messages to parse,\n"
+                "                        8 then 32 connections for many\n"
                 "  -j, --json            print JSON instead of the table\n"
                 "      --no-floor        skip the floor (and the ratios): for profiling\n"
                 "  -h, --help\n");
@@ -127,8 +136,117 @@ static unsigned long parse_number(const char *s, const char *what) {
         return v;
 }
 
+/* "8,32,128,512": the many workload's steps. */
+static void parse_steps(const char *list) {
+        char *copy = strdup(list), *state = NULL;
+
+        if (!copy)
+                die("out of memory");
+        arg.n_many = 0;
+        for (char *s = strtok_r(copy, ",", &state); s; s = strtok_r(NULL, ",", &state)) {
+                if (arg.n_many >= MANY_STEPS_MAX)
+                        die("at most %d steps of connections", MANY_STEPS_MAX);
+                arg.many[arg.n_many++] = (unsigned) parse_number(s, "number of connections");
+        }
+        if (arg.n_many == 0)
+                die("invalid connections: %s (expected numbers separated by commas)", list);
+        free(copy);
+}
+
+static void set_quick_defaults(void) {
+        arg.quick = true;
+        arg.runs = 3;
+        arg.duration = 0.2;
+        arg.spawns = 2000;
+        arg.queued = 10000;
+        arg.bcrypt_cost = 6;
+        arg.parse_size = 4 * 1024 * 1024;
+        arg.many[0] = 8;
+        arg.many[1] = 32;
+        arg.n_many = 2;
+}
+
+/* The workloads named on the command line, or all of them. */
+static void select_workloads(int n, char **names) {
+        for (int i = 0; i < n; i++) {
+                size_t k;
+                for (k = 0; k < N_WORKLOADS; k++)
+                        if (strcmp(names[i], workload_names[k]) == 0)
+                                break;
+                if (k == N_WORKLOADS)
+                        die("unknown workload: %s", names[i]);
+                selected[k] = true;
+        }
+        for (size_t k = 0; k < N_WORKLOADS; k++)
+                if (n == 0)
+                        selected[k] = true;
+        /* Every ratio needs the floor. */
+        selected[0] = !arg.no_floor;
+}
+
+enum { OPT_SPAWNS = 256, OPT_QUEUED, OPT_PAYLOAD, OPT_COST, OPT_HANDLER_DIR, OPT_NO_FLOOR, OPT_PARSE_SIZE,
+       OPT_CONNECTIONS, OPT_CLIENT_PROCESSES };
+
+/* One option of the command line (getopt_long()'s C and optarg). */
+static void parse_option(int c) {
+        switch (c) {
+        case 'r':
+                arg.runs = (unsigned) parse_number(optarg, "number of runs");
+                if (arg.runs > MAX_RUNS)
+                        die("at most %d runs", MAX_RUNS);
+                break;
+        case 'd': {
+                char *end;
+                arg.duration = strtod(optarg, &end);
+                if (*end || !(arg.duration > 0))
+                        die("invalid duration: %s", optarg);
+                break;
+        }
+        case 'p':
+                arg.parallel = (unsigned) parse_number(optarg, "parallel count");
+                break;
+        case OPT_SPAWNS:
+                arg.spawns = parse_number(optarg, "number of spawns");
+                break;
+        case OPT_QUEUED:
+                arg.queued = parse_number(optarg, "number of queued checkouts");
+                break;
+        case OPT_PAYLOAD:
+                arg.payload = parse_number(optarg, "payload size");
+                break;
+        case OPT_COST:
+                arg.bcrypt_cost = (unsigned) parse_number(optarg, "bcrypt cost");
+                break;
+        case OPT_PARSE_SIZE:
+                arg.parse_size = parse_number(optarg, "message size");
+                break;
+        case OPT_CONNECTIONS:
+                parse_steps(optarg);
+                break;
+        case OPT_CLIENT_PROCESSES:
+                arg.client_processes = (unsigned) parse_number(optarg, "number of client processes");
+                break;
+        case OPT_HANDLER_DIR:
+                arg.handler_dir = optarg;
+                break;
+        case OPT_NO_FLOOR:
+                arg.no_floor = true;
+                break;
+        case 'q':
+                break;
+        case 'j':
+                arg.json = true;
+                break;
+        case 'h':
+                usage(stdout);
+                exit(EXIT_SUCCESS);
+        default:
+                usage(stderr);
+                exit(2);
+        }
+}
+
 static void parse_args(int argc, char **argv) {
-        enum { OPT_SPAWNS = 256, OPT_QUEUED, OPT_PAYLOAD, OPT_COST, OPT_HANDLER_DIR, OPT_NO_FLOOR, OPT_PARSE_SIZE };
         static const struct option options[] = {
                 { "runs", required_argument, NULL, 'r' },
                 { "duration", required_argument, NULL, 'd' },
@@ -138,6 +256,8 @@ static void parse_args(int argc, char **argv) {
                 { "payload", required_argument, NULL, OPT_PAYLOAD },
                 { "bcrypt-cost", required_argument, NULL, OPT_COST },
                 { "parse-size", required_argument, NULL, OPT_PARSE_SIZE },
+                { "connections", required_argument, NULL, OPT_CONNECTIONS },
+                { "client-processes", required_argument, NULL, OPT_CLIENT_PROCESSES },
                 { "handler-dir", required_argument, NULL, OPT_HANDLER_DIR },
                 { "no-floor", no_argument, NULL, OPT_NO_FLOOR },
                 { "quick", no_argument, NULL, 'q' },
@@ -147,83 +267,14 @@ static void parse_args(int argc, char **argv) {
         };
         /* --quick sets defaults that explicit options still override. */
         for (int i = 1; i < argc; i++)
-                if (strcmp(argv[i], "--quick") == 0 || strcmp(argv[i], "-q") == 0) {
-                        arg.quick = true;
-                        arg.runs = 3;
-                        arg.duration = 0.2;
-                        arg.spawns = 2000;
-                        arg.queued = 10000;
-                        arg.bcrypt_cost = 6;
-                        arg.parse_size = 4 * 1024 * 1024;
-                }
+                if (strcmp(argv[i], "--quick") == 0 || strcmp(argv[i], "-q") == 0)
+                        set_quick_defaults();
 
         int c;
         while ((c = getopt_long(argc, argv, "r:d:p:qjh", options, NULL)) >= 0)
-                switch (c) {
-                case 'r':
-                        arg.runs = (unsigned) parse_number(optarg, "number of runs");
-                        if (arg.runs > MAX_RUNS)
-                                die("at most %d runs", MAX_RUNS);
-                        break;
-                case 'd': {
-                        char *end;
-                        arg.duration = strtod(optarg, &end);
-                        if (*end || !(arg.duration > 0))
-                                die("invalid duration: %s", optarg);
-                        break;
-                }
-                case 'p':
-                        arg.parallel = (unsigned) parse_number(optarg, "parallel count");
-                        break;
-                case OPT_SPAWNS:
-                        arg.spawns = parse_number(optarg, "number of spawns");
-                        break;
-                case OPT_QUEUED:
-                        arg.queued = parse_number(optarg, "number of queued checkouts");
-                        break;
-                case OPT_PAYLOAD:
-                        arg.payload = parse_number(optarg, "payload size");
-                        break;
-                case OPT_COST:
-                        arg.bcrypt_cost = (unsigned) parse_number(optarg, "bcrypt cost");
-                        break;
-                case OPT_PARSE_SIZE:
-                        arg.parse_size = parse_number(optarg, "message size");
-                        break;
-                case OPT_HANDLER_DIR:
-                        arg.handler_dir = optarg;
-                        break;
-                case OPT_NO_FLOOR:
-                        arg.no_floor = true;
-                        break;
-                case 'q':
-                        break;
-                case 'j':
-                        arg.json = true;
-                        break;
-                case 'h':
-                        usage(stdout);
-                        exit(EXIT_SUCCESS);
-                default:
-                        usage(stderr);
-                        exit(2);
-                }
+                parse_option(c);
 
-        bool any = optind < argc;
-        for (int i = optind; i < argc; i++) {
-                size_t k;
-                for (k = 0; k < N_WORKLOADS; k++)
-                        if (strcmp(argv[i], workload_names[k]) == 0)
-                                break;
-                if (k == N_WORKLOADS)
-                        die("unknown workload: %s", argv[i]);
-                selected[k] = true;
-        }
-        for (size_t k = 0; k < N_WORKLOADS; k++)
-                if (!any)
-                        selected[k] = true;
-        /* Every ratio needs the floor. */
-        selected[0] = !arg.no_floor;
+        select_workloads(argc - optind, argv + optind);
 }
 
 static bool want(const char *name) {
@@ -234,11 +285,13 @@ static bool want(const char *name) {
 }
 
 int main(int argc, char **argv) {
-        bench_server echo = {}, echo_spares = {}, bcrypt = {};
+        bench_server echo = {}, echo_spares = {}, bcrypt = {}, echo_many = {};
 
         parse_args(argc, argv);
         signal(SIGPIPE, SIG_IGN);
         report_begin();
+        if (want("many"))
+                bench_many_prepare();
 
         /* The servers first, while this process is small. */
         server_start(&echo, "echo", 0, 0);
@@ -246,6 +299,9 @@ int main(int argc, char **argv) {
                 server_start(&echo_spares, "echo", 0, 4);
         if (want("offload"))
                 server_start(&bcrypt, "bcrypt", arg.bcrypt_cost, 0);
+        /* Its own, so that its workers are the workload's. */
+        if (want("many"))
+                server_start(&echo_many, "echo", 0, 0);
 
         if (want("floor"))
                 bench_floor();
@@ -265,6 +321,8 @@ int main(int argc, char **argv) {
                 bench_offload(bcrypt.address);
         if (want("memory"))
                 bench_memory(echo.address);
+        if (want("many"))
+                bench_many(&echo_many);
         if (want("parse"))
                 bench_parse();
         progress("%s", "");
@@ -274,6 +332,7 @@ int main(int argc, char **argv) {
         else
                 report_print_table();
 
+        server_stop(&echo_many);
         server_stop(&bcrypt);
         server_stop(&echo_spares);
         server_stop(&echo);

@@ -133,6 +133,9 @@ static size_t collect_targets(target *t) {
                 t[n++] = (target) { "offload 2 / 1 workers", two / one, 1.8, true };
                 t[n++] = (target) { "timer p99 lateness (ms)", figure_median("offload", "timer-p99"), 2.0, false };
         }
+        double scaling;
+        if (bench_many_scaling(&scaling))
+                t[n++] = (target) { "many: largest / best step", scaling, 0.8, true };
         double mem = figure_median("memory", "rss-per-checkout");
         if (!isnan(mem))
                 t[n++] = (target) { "memory (B/checkout)", mem, 512, false };
@@ -164,7 +167,7 @@ static void machine_line(char *buf, size_t size) {
 }
 
 void report_print_table(void) {
-        target t[16];
+        target t[24];
         size_t n_t = collect_targets(t);
         char machine[512];
 
@@ -202,7 +205,7 @@ void report_print_json(void) {
         json_object *targets = json_object_new_array();
         double load[3] = {};
         struct utsname u;
-        target t[16];
+        target t[24];
         size_t n_t = collect_targets(t);
 
         (void) getloadavg(load, 3);

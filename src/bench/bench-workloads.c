@@ -213,9 +213,11 @@ static void rate_workload(const char *workload, const char *name, const char *ad
 
 /* ---- floor -------------------------------------------------------------- */
 
-static int write_full(int fd, const char *p, size_t n) {
+/* All N bytes, across short transfers and signals: 0, or -1 at an error or
+ * the end of the file. */
+static int transfer_full(int fd, char *p, size_t n, bool writing) {
         while (n > 0) {
-                ssize_t k = write(fd, p, n);
+                ssize_t k = writing ? write(fd, p, n) : read(fd, p, n);
                 if (k < 0 && errno == EINTR)
                         continue;
                 if (k <= 0)
@@ -226,15 +228,12 @@ static int write_full(int fd, const char *p, size_t n) {
         return 0;
 }
 
-static int read_full(int fd, char *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = read(fd, p, n);
-                if (k <= 0)
-                        return k < 0 && errno == EINTR ? 0 : -1;
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
+int write_full(int fd, const void *buf, size_t n) {
+        return transfer_full(fd, (char *) buf, n, true);
+}
+
+int read_full(int fd, void *buf, size_t n) {
+        return transfer_full(fd, buf, n, false);
 }
 
 /* Round trips of SIZE bytes each way over a socketpair to a forked child,

@@ -12,6 +12,7 @@
 
 #define USEC_PER_SEC 1000000ULL
 #define MAX_RUNS 100
+#define MANY_STEPS_MAX 16
 
 typedef struct bench_options {
         unsigned runs;
@@ -24,6 +25,9 @@ typedef struct bench_options {
         unsigned bcrypt_cost;
         unsigned offload_calls;     /* hashes per throughput run and worker */
         unsigned inflight;          /* bcrypt calls in flight for the lateness runs */
+        unsigned many[MANY_STEPS_MAX];  /* the many workload's steps: connections in all */
+        unsigned n_many;
+        unsigned client_processes;  /* the processes that share them */
         const char *handler_dir;
         bool json;
         bool quick;
@@ -62,6 +66,9 @@ void report_print_json(void);
 /* A field of /proc/PID/FILE ("status" and "VmHWM", "smaps_rollup" and
  * "Pss"), in KiB, or -1. */
 long proc_kib(pid_t pid, const char *file, const char *field);
+/* All N bytes, or -1 (at the end of the input, for read_full()). */
+int write_full(int fd, const void *buf, size_t n);
+int read_full(int fd, void *buf, size_t n);
 void bench_floor(void);
 void bench_held(const char *address);
 void bench_cycle(const char *address);
@@ -71,6 +78,14 @@ void bench_payload(const char *address);
 void bench_spawn(const bench_server *server, const char *workload);
 void bench_offload(const char *address);
 void bench_memory(const char *address);
+
+/* bench-many.c */
+/* Raises this process's descriptor limit for the largest step, before the
+ * servers are forked. */
+void bench_many_prepare(void);
+void bench_many(const bench_server *server);
+/* The largest step's calls/s over the best step's, if every step ran. */
+bool bench_many_scaling(double *ret_ratio);
 
 /* bench-parse.c */
 void bench_parse(void);

@@ -69,6 +69,13 @@ _public_ aetask_slot *aetask_slot_ref(aetask_slot *slot) {
 _public_ aetask_slot *aetask_slot_unref(aetask_slot *slot) {
         if (!slot)
                 return NULL;
+        /* In a forked child the call is the parent's: not cancelled here. */
+        if (slot_origin_changed(slot))
+                return NULL;
+        /* No references left: it is being freed, and the call's destroy
+         * callback, run from here, let go of it once more. */
+        if (slot->n_ref == 0)
+                return NULL;
         if (--slot->n_ref > 0)
                 return NULL;
         if (slot->call) {
@@ -82,6 +89,7 @@ _public_ aetask_slot *aetask_slot_unref(aetask_slot *slot) {
 
 _public_ int aetask_slot_set_destroy_callback(aetask_slot *slot, aetask_destroy_t callback) {
         assert_return(slot, -EINVAL);
+        assert_return(!slot_origin_changed(slot), -ECHILD);
         assert_return(slot->call, -ESTALE);
         slot->call->destroy = callback;
         return 0;
@@ -89,6 +97,7 @@ _public_ int aetask_slot_set_destroy_callback(aetask_slot *slot, aetask_destroy_
 
 _public_ int aetask_slot_set_floating(aetask_slot *slot, int b) {
         assert_return(slot, -EINVAL);
+        assert_return(!slot_origin_changed(slot), -ECHILD);
 
         if (slot->floating == !!b)
                 return 0;
@@ -103,10 +112,12 @@ _public_ int aetask_slot_set_floating(aetask_slot *slot, int b) {
 
 _public_ void *aetask_slot_get_userdata(aetask_slot *slot) {
         assert_return(slot, NULL);
+        assert_return(!slot_origin_changed(slot), NULL);
         return slot->call ? slot->call->userdata : NULL;
 }
 
 _public_ aetask_checkout *aetask_slot_get_checkout(aetask_slot *slot) {
         assert_return(slot, NULL);
+        assert_return(!slot_origin_changed(slot), NULL);
         return slot->call ? slot->call->checkout : NULL;
 }

@@ -32,25 +32,27 @@ call *checkout_first_call(aetask_checkout *co) {
         return list_first_entry(&co->calls, call, node);
 }
 
-static void checkout_leave_queue(aetask_checkout *co) {
-        if (list_is_linked(&co->wait_node)) {
-                list_remove(&co->wait_node);
-                co->client->n_waiting--;
-        }
+void checkout_leave_queue(aetask_checkout *co) {
+        if (co->state != CHECKOUT_WAITING)
+                return;
+        list_remove(&co->wait_node);
+        co->client->n_waiting--;
+        co->state = CHECKOUT_IDLE;
 }
 
 /* The worker goes back to the pool, or away; the checkout is over. */
 static void checkout_finish(aetask_checkout *co) {
-        if (co->finished)
+        worker_conn *w = co->worker;
+
+        if (co->state == CHECKOUT_FINISHED)
                 return;
-        co->finished = true;
+        checkout_leave_queue(co);
+        co->state = CHECKOUT_FINISHED;
         co->deadline = USEC_INFINITY;
-        if (co->client)
-                checkout_leave_queue(co);
         checkout_journal(co, "released", LOG_DEBUG, NULL, NULL, UINT64_MAX, NULL, "Checkout released");
-        if (co->worker) {
+        if (w) {
                 bool reuse = co->fatal_kind == 0 && (!co->had_error || co->client->dont_refork_after_error);
-                conn_release(co->worker, reuse);
+                conn_release(w, reuse);
         }
 }
 
@@ -84,6 +86,7 @@ _public_ int aetask_client_checkout(aetask_client *c, aetask_checkout **ret) {
                 return -ENOMEM;
         c->n_checkouts++;
         co->n_ref = 1;
+        co->origin_pid = c->origin_pid;
         co->client = c;
         co->timeout = c->timeout;
         co->deadline = USEC_INFINITY;
@@ -108,6 +111,10 @@ _public_ aetask_checkout *aetask_checkout_ref(aetask_checkout *co) {
 _public_ aetask_checkout *aetask_checkout_unref(aetask_checkout *co) {
         if (!co)
                 return NULL;
+        /* In a forked child its calls are the parent's: ending them here
+         * would run the parent's callbacks (as aetask_client_unref()). */
+        if (checkout_origin_changed(co))
+                return NULL;
         if (--co->n_ref == 0)
                 checkout_maybe_end(co);
         return NULL;
@@ -116,12 +123,14 @@ _public_ aetask_checkout *aetask_checkout_unref(aetask_checkout *co) {
 _public_ int aetask_checkout_set_timeout(aetask_checkout *co, uint64_t usec) {
         assert_return(co, -EINVAL);
         assert_return(usec > 0, -EINVAL);
+        assert_return(!checkout_origin_changed(co), -ECHILD);
         co->timeout = usec;
         return 0;
 }
 
 _public_ int aetask_checkout_set_error_handler(aetask_checkout *co, aetask_error_handler_t callback, void *userdata) {
         assert_return(co, -EINVAL);
+        assert_return(!checkout_origin_changed(co), -ECHILD);
         co->error_handler = callback;
         co->error_userdata = userdata;
         return 0;
@@ -129,6 +138,7 @@ _public_ int aetask_checkout_set_error_handler(aetask_checkout *co, aetask_error
 
 _public_ void *aetask_checkout_set_userdata(aetask_checkout *co, void *userdata) {
         assert_return(co, NULL);
+        assert_return(!checkout_origin_changed(co), NULL);
         void *old = co->userdata;
         co->userdata = userdata;
         return old;
@@ -136,17 +146,20 @@ _public_ void *aetask_checkout_set_userdata(aetask_checkout *co, void *userdata)
 
 _public_ void *aetask_checkout_get_userdata(aetask_checkout *co) {
         assert_return(co, NULL);
+        assert_return(!checkout_origin_changed(co), NULL);
         return co->userdata;
 }
 
 _public_ int aetask_checkout_set_destroy_callback(aetask_checkout *co, aetask_destroy_t callback) {
         assert_return(co, -EINVAL);
+        assert_return(!checkout_origin_changed(co), -ECHILD);
         co->destroy = callback;
         return 0;
 }
 
 _public_ aetask_client *aetask_checkout_get_client(aetask_checkout *co) {
         assert_return(co, NULL);
+        assert_return(!checkout_origin_changed(co), NULL);
         return co->client;
 }
 
@@ -171,7 +184,7 @@ void checkout_send_next(aetask_checkout *co) {
         worker_conn *w = co->worker;
         call *k = checkout_first_call(co);
 
-        if (w && k && !w->call_in_flight)
+        if (w && k && !conn_has_call_in_flight(w))
                 conn_send_call(w, k);
 }
 
@@ -179,8 +192,7 @@ void checkout_calls_changed(aetask_checkout *co, bool was_first) {
         if (list_is_empty(&co->calls)) {
                 co->deadline = USEC_INFINITY;
                 /* Nothing left to run: a waiting checkout does not need a worker. */
-                if (co->client && !co->worker)
-                        checkout_leave_queue(co);
+                checkout_leave_queue(co);
                 checkout_maybe_end(co);
                 return;
         }
@@ -283,8 +295,7 @@ void checkout_fail(aetask_checkout *co, aetask_error_kind kind, const char *mess
                 /* Fatal: the worker is never used again, and the error sticks. */
                 co->fatal_kind = kind;
                 co->fatal_message = strdup(message);
-                if (co->client)
-                        checkout_leave_queue(co);
+                checkout_leave_queue(co);
                 if (co->worker)
                         conn_release(co->worker, false);
         }
@@ -308,7 +319,7 @@ void checkout_fail(aetask_checkout *co, aetask_error_kind kind, const char *mess
 }
 
 void checkout_requeue(aetask_checkout *co) {
-        if (co->client && !co->finished)
+        if (co->client && co->state == CHECKOUT_IDLE)
                 client_enqueue_checkout(co->client, co, true);
 }
 
@@ -344,10 +355,11 @@ void checkout_cancel(aetask_checkout *co, const char *why) {
 /* Makes the call for a message serialized in the client's scratch buffer:
  * copied into a call of just its size, so a queued call costs its message,
  * not the room a growing buffer leaves. */
-static int checkout_new_call(aetask_checkout *co, aetask_slot **ret_slot, aetask_reply_handler_t callback,
-                             void *userdata, call **ret) {
+static int checkout_new_call(aetask_checkout *co, const char *method, aetask_slot **ret_slot,
+                             aetask_reply_handler_t callback, void *userdata, call **ret) {
         aetask_client *c = co->client;
         size_t size = buffer_length(&c->scratch);  /* the NUL included */
+        size_t method_size = method ? strlen(method) + 1 : 0;
         _cleanup_(freep) aetask_slot *slot = NULL;
         call *k;
 
@@ -358,13 +370,17 @@ static int checkout_new_call(aetask_checkout *co, aetask_slot **ret_slot, aetask
                 if (!slot)
                         return -ENOMEM;
                 slot->n_ref = 1;
+                slot->origin_pid = co->origin_pid;
         }
-        k = malloc(offsetof(call, message) + size);
+        /* The method's name goes with the call, for its trace. */
+        k = malloc(offsetof(call, message) + size + method_size);
         if (!k)
                 return -ENOMEM;
         *k = (call) { .checkout = co, .callback = callback, .userdata = userdata, .size = size };
         list_init(&k->node);
         memcpy(k->message, buffer_head(&c->scratch), size);
+        if (method)
+                k->method = memcpy(k->message + size, method, method_size);
         if (slot) {
                 slot->call = k;
                 k->slot = slot;
@@ -392,7 +408,7 @@ static void checkout_queue_call(aetask_checkout *co, call *k) {
         list_append(&co->calls, &k->node);
         if (first) {
                 checkout_arm_timer(co);
-                if (co->worker)
+                if (co->state == CHECKOUT_ASSIGNED)
                         checkout_send_next(co);
                 else {
                         checkout_journal(co, "queued", LOG_DEBUG, NULL, NULL, UINT64_MAX, NULL, "Checkout queued");
@@ -405,9 +421,9 @@ static void checkout_queue_call(aetask_checkout *co, call *k) {
 static int checkout_check_callable(aetask_checkout *co) {
         aetask_client *c = co->client;
 
+        assert_return(!checkout_origin_changed(co), -ECHILD);
         assert_return(c, -ENOTCONN);
-        assert_return(!client_origin_changed(c), -ECHILD);
-        assert_return(!co->released && !co->finished, -ESTALE);
+        assert_return(!co->released && co->state != CHECKOUT_FINISHED, -ESTALE);
         /* Never a loop of our choosing: the default one may not be the one
          * the program runs, and its calls would never complete. */
         assert_return(c->event, -ENXIO);
@@ -431,7 +447,7 @@ _public_ int aetask_checkout_call(aetask_checkout *co, aetask_slot **ret_slot, c
         buffer_clear(&c->scratch);
         r = protocol_append_call(&c->scratch, method, args, checkout_trace_id(co));
         if (r >= 0)
-                r = checkout_new_call(co, ret_slot, callback, userdata, &k);
+                r = checkout_new_call(co, method, ret_slot, callback, userdata, &k);
         /* What a rare large call needed is not kept. */
         if (c->scratch.alloc > CALL_SCRATCH_KEEP)
                 buffer_done(&c->scratch);
@@ -497,6 +513,7 @@ _public_ int aetask_checkout_call_format(aetask_checkout *co, aetask_slot **ret_
 
         assert_return(co, -EINVAL);
         assert_return(types, -EINVAL);
+        assert_return(!checkout_origin_changed(co), -ECHILD);
 
         va_start(ap, types);
         r = build_args(types, ap, &args);
@@ -508,7 +525,7 @@ _public_ int aetask_checkout_call_format(aetask_checkout *co, aetask_slot **ret_
 
 _public_ int aetask_checkout_throw_fatal_error(aetask_checkout *co, const char *message) {
         assert_return(co, -EINVAL);
-        assert_return(!co->client || !client_origin_changed(co->client), -ECHILD);
+        assert_return(!checkout_origin_changed(co), -ECHILD);
 
         if (co->fatal_kind != 0)
                 return 0;
@@ -518,6 +535,7 @@ _public_ int aetask_checkout_throw_fatal_error(aetask_checkout *co, const char *
 
 _public_ int aetask_checkout_get_error(aetask_checkout *co, aetask_error_kind *ret_kind, const char **ret_message) {
         assert_return(co, -EINVAL);
+        assert_return(!checkout_origin_changed(co), -ECHILD);
 
         if (co->fatal_kind == 0)
                 return -ENODATA;
@@ -530,7 +548,7 @@ _public_ int aetask_checkout_get_error(aetask_checkout *co, aetask_error_kind *r
 
 _public_ int aetask_checkout_release(aetask_checkout *co) {
         assert_return(co, -EINVAL);
-        assert_return(!co->client || !client_origin_changed(co->client), -ECHILD);
+        assert_return(!checkout_origin_changed(co), -ECHILD);
 
         if (co->released)
                 return 0;

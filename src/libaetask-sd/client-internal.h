@@ -8,7 +8,12 @@
  * A checkout does not hold a reference on its client: freeing the client
  * cancels its checkouts.  A checkout is kept alive by its users' references
  * and by its unfinished calls.  A call and its slot point at each other until
- * call_free() cuts the link (as sd-bus's bus_slot_disconnect()). */
+ * call_free() cuts the link (as sd-bus's bus_slot_disconnect()); a checkout
+ * and its worker, from conn_assign() until conn_detach_checkout().
+ *
+ * A connection's state is its machine's (conn-machine.h: CONNECTING, IDLE,
+ * ASSIGNED, CALL_IN_FLIGHT, CLOSED), and decides the client list it is on; a
+ * checkout's is checkout_state (IDLE, WAITING, ASSIGNED, FINISHED). */
 #pragma once
 
 #include <aetask/aetask-client.h>
@@ -17,6 +22,7 @@
 
 #include "address.h"
 #include "buffer.h"
+#include "conn-machine.h"
 #include "heap.h"
 #include "list.h"
 
@@ -39,39 +45,32 @@ typedef struct call {
         aetask_reply_handler_t callback;
         void *userdata;
         aetask_destroy_t destroy;
+        const char *method;              /* the handler's name for it, after message; NULL: the catch-all */
         size_t size;                     /* of message, NUL included */
         char message[];
 } call;
 
 struct aetask_slot {
         unsigned n_ref;
+        pid_t origin_pid;
         bool floating;                   /* the call holds a reference until it ends */
         call *call;                      /* NULL once the call has ended */
 };
 
-typedef enum conn_state {
-        CONN_CONNECTING,                 /* tcp connect in progress */
-        CONN_IDLE,                       /* in the pool */
-        CONN_ASSIGNED,                   /* serving a checkout */
-} conn_state;
-
+/* A connection to a worker: the shell (worker-connection.c) around its
+ * I/O-free machine (conn-machine.h), which holds its state. */
 struct worker_conn {
         unsigned n_ref;                  /* the pool's, plus one while reading */
-        bool closed;
         aetask_client *client;
-        list_node node;                  /* in the client's list for its state */
-        conn_state state;
+        list_node node;                  /* in the client's list for its state (conn_file()) */
+        conn_machine m;
         int fd;
         sd_event_source *io;
-        buffer in, out;
-        size_t scanned;
-        aetask_checkout *checkout;       /* CONN_ASSIGNED */
-        unsigned n_checkouts;            /* served so far, for max_checkouts */
-        unsigned pending_done;           /* Done messages not yet answered */
-        bool call_in_flight;
-        bool greeted;                    /* the worker said hello: it has the connection */
-        bool retire;                     /* do not pool again */
+        buffer out;
+        uint64_t last_io;                /* CLOCK_MONOTONIC: its last read or write of a large message (conn-shrink.c) */
         bool corked;                     /* conn_write() only queues: conn_release() flushes */
+        aetask_checkout *checkout;       /* while assigned; cut by conn_detach_checkout() only */
+        unsigned n_checkouts;            /* served so far, for max_checkouts */
         aetask_log *done_log;            /* for what the checkout-done hook logs */
 };
 
@@ -95,6 +94,7 @@ struct aetask_client {
         sd_event_source *defer_source;   /* reports errors of calls on failed checkouts */
         sd_event_source *timeout_source; /* the checkouts' timeouts (timeout.c) */
         sd_event_source *leak_source;    /* checkouts held too long (leak.c) */
+        sd_event_source *shrink_source;  /* gives back quiet connections' large buffers (conn-shrink.c) */
         uint64_t leak_threshold;         /* 0: off */
         unsigned retry_attempt;
         int last_connect_error;          /* errno of the last failed connect, 0 after a success */
@@ -116,11 +116,24 @@ struct aetask_client {
         uint64_t trace_base, n_traces;   /* for trace ids */
 };
 
+/* Where a checkout is with the pool.  Beside it: whether its user released
+ * it (no more calls; it ends when its calls have), whether a handler raised
+ * (its worker is not pooled again), and the error that sticks once a fatal
+ * one happened (fatal_kind). */
+typedef enum checkout_state {
+        CHECKOUT_IDLE,                   /* no worker, none wanted (nothing to run, or failed) */
+        CHECKOUT_WAITING,                /* in client->waiting for a worker */
+        CHECKOUT_ASSIGNED,               /* has its worker: conn_assign() .. conn_detach_checkout() */
+        CHECKOUT_FINISHED,               /* over: its worker went back to the pool, or away */
+} checkout_state;
+
 struct aetask_checkout {
         unsigned n_ref;
+        pid_t origin_pid;                /* its client's, which may go first */
         aetask_client *client;           /* NULL once the client is gone */
         list_node client_node, wait_node, report_node;
-        worker_conn *worker;
+        checkout_state state;
+        worker_conn *worker;             /* CHECKOUT_ASSIGNED */
         list_node calls;
         list_node doomed;                /* calls made after a fatal error: failed from defer_source */
 
@@ -134,9 +147,7 @@ struct aetask_checkout {
         aetask_destroy_t destroy;
 
         bool released;                   /* aetask_checkout_release() was called */
-        bool finished;                   /* its worker went back or away for good */
         bool had_error;                  /* a handler raised: do not pool the worker */
-        bool answered;                   /* its worker answered a call: it cannot move */
         aetask_error_kind fatal_kind;    /* 0, or the error that sticks */
         char *fatal_message;
         char trace[65];                  /* empty until first needed */
@@ -146,7 +157,11 @@ struct aetask_checkout {
 };
 
 /* client.c */
+/* Whether we run in a process forked from the one that made the object:
+ * every public entry point refuses that (-ECHILD), as sd-bus's do. */
 bool client_origin_changed(aetask_client *c);
+bool checkout_origin_changed(aetask_checkout *co);
+bool slot_origin_changed(aetask_slot *slot);
 /* A reference for a function that runs callbacks and uses C afterwards:
  * any callback may drop the last one.  None (NULL) while C is being freed
  * or detached: that is under way already, and holds it. */
@@ -164,6 +179,7 @@ int conn_open(aetask_client *c, worker_conn **ret);
 worker_conn *conn_free(worker_conn *w);
 void conn_assign(worker_conn *w, aetask_checkout *co);
 void conn_send_call(worker_conn *w, call *k);
+bool conn_has_call_in_flight(worker_conn *w);
 /* Ends W's service to its checkout: back to the pool, or closed. */
 void conn_release(worker_conn *w, bool reuse);
 
@@ -175,6 +191,8 @@ void checkout_fail_call(aetask_checkout *co, aetask_error_kind kind, const char 
 /* The worker went away before running anything of this checkout. */
 void checkout_requeue(aetask_checkout *co);
 void checkout_send_next(aetask_checkout *co);
+/* Takes a waiting checkout out of the client's queue. */
+void checkout_leave_queue(aetask_checkout *co);
 void checkout_cancel(aetask_checkout *co, const char *why);
 void checkout_report_pending(aetask_checkout *co);
 call *checkout_first_call(aetask_checkout *co);
@@ -209,6 +227,11 @@ void checkout_journal_text(aetask_checkout *co, const char *event, int priority,
                            const char *method, uint64_t duration, const char *kind, const char *text);
 void call_trace_sent(aetask_checkout *co, call *k);
 void call_trace_done(aetask_checkout *co, call *k, json_object *logs, const char *error);
+
+/* conn-shrink.c */
+/* W just read or wrote: its buffers go back once it has been quiet a while. */
+void conn_shrink_later(worker_conn *w);
+void client_stop_shrink(aetask_client *c);
 
 /* leak.c */
 void checkout_leak_watch(aetask_checkout *co);

@@ -62,6 +62,14 @@ bool client_origin_changed(aetask_client *c) {
         return c->origin_pid != getpid_cached();
 }
 
+bool checkout_origin_changed(aetask_checkout *co) {
+        return co->origin_pid != getpid_cached();
+}
+
+bool slot_origin_changed(aetask_slot *slot) {
+        return slot->origin_pid != getpid_cached();
+}
+
 _public_ int aetask_client_new(aetask_client **ret, const char *address) {
         _cleanup_(freep) aetask_client *c = NULL;
         int r;
@@ -176,6 +184,7 @@ _public_ int aetask_client_set_name(aetask_client *c, const char *name) {
 
 _public_ const char *aetask_client_get_name(aetask_client *c) {
         assert_return(c, NULL);
+        assert_return(!client_origin_changed(c), NULL);
         return c->name;
 }
 
@@ -202,18 +211,21 @@ _public_ int aetask_client_set_max_workers(aetask_client *c, unsigned n) {
 _public_ int aetask_client_set_timeout(aetask_client *c, uint64_t usec) {
         assert_return(c, -EINVAL);
         assert_return(usec > 0, -EINVAL);
+        assert_return(!client_origin_changed(c), -ECHILD);
         c->timeout = usec;
         return 0;
 }
 
 _public_ int aetask_client_set_max_checkouts(aetask_client *c, unsigned n) {
         assert_return(c, -EINVAL);
+        assert_return(!client_origin_changed(c), -ECHILD);
         c->max_checkouts = n;
         return 0;
 }
 
 _public_ int aetask_client_set_dont_refork_after_error(aetask_client *c, int b) {
         assert_return(c, -EINVAL);
+        assert_return(!client_origin_changed(c), -ECHILD);
         c->dont_refork_after_error = !!b;
         return 0;
 }
@@ -221,12 +233,14 @@ _public_ int aetask_client_set_dont_refork_after_error(aetask_client *c, int b) 
 _public_ int aetask_client_set_max_message_size(aetask_client *c, size_t size) {
         assert_return(c, -EINVAL);
         assert_return(size >= PROTOCOL_MESSAGE_SIZE_MIN && size <= PROTOCOL_MESSAGE_SIZE_LIMIT, -EINVAL);
+        assert_return(!client_origin_changed(c), -ECHILD);
         c->max_message_size = size;
         return 0;
 }
 
 _public_ int aetask_client_set_error_handler(aetask_client *c, aetask_error_handler_t callback, void *userdata) {
         assert_return(c, -EINVAL);
+        assert_return(!client_origin_changed(c), -ECHILD);
         c->error_handler = callback;
         c->error_userdata = userdata;
         return 0;
@@ -237,6 +251,7 @@ _public_ int aetask_client_get_pool(aetask_client *c, unsigned *ret_workers, uns
         list_node *n, *t;
 
         assert_return(c, -EINVAL);
+        assert_return(!client_origin_changed(c), -ECHILD);
         list_for_each_safe(n, t, &c->idle)
                 idle++;
         if (ret_workers)
@@ -299,8 +314,9 @@ static bool client_retry_pending(aetask_client *c) {
 }
 
 void client_enqueue_checkout(aetask_client *c, aetask_checkout *co, bool front) {
-        if (list_is_linked(&co->wait_node))
+        if (co->state != CHECKOUT_IDLE)
                 return;
+        co->state = CHECKOUT_WAITING;
         if (front)
                 list_insert_before(c->waiting.next, &co->wait_node);
         else
@@ -333,8 +349,7 @@ void client_dispatch(aetask_client *c) {
                         worker_conn *w = list_first_entry(&c->idle, worker_conn, node);
                         aetask_checkout *co = list_first_entry(&c->waiting, aetask_checkout, wait_node);
 
-                        list_remove(&co->wait_node);
-                        c->n_waiting--;
+                        checkout_leave_queue(co);
                         conn_assign(w, co);
                 }
 
@@ -415,8 +430,8 @@ _public_ int aetask_client_attach_event(aetask_client *c, sd_event *event, int64
         int r;
 
         assert_return(c, -EINVAL);
-        assert_return(!c->event, -EBUSY);
         assert_return(!client_origin_changed(c), -ECHILD);
+        assert_return(!c->event, -EBUSY);
 
         if (event)
                 c->event = sd_event_ref(event);
@@ -461,12 +476,14 @@ _public_ int aetask_client_detach_event(aetask_client *c) {
         c->defer_source = sd_event_source_disable_unref(c->defer_source);
         client_stop_timeouts(c);
         client_stop_leak_watch(c);
+        client_stop_shrink(c);
         c->event = sd_event_unref(c->event);
         return 1;
 }
 
 _public_ sd_event *aetask_client_get_event(aetask_client *c) {
         assert_return(c, NULL);
+        assert_return(!client_origin_changed(c), NULL);
         return c->event;
 }
 

@@ -80,6 +80,7 @@ void client_stop_leak_watch(aetask_client *c) {
 
 _public_ int aetask_client_set_leak_threshold(aetask_client *c, uint64_t usec) {
         assert_return(c, -EINVAL);
+        assert_return(!client_origin_changed(c), -ECHILD);
         c->leak_threshold = usec == AETASK_TIMEOUT_INFINITY ? 0 : usec;
         if (c->leak_threshold == 0 && c->leak_source)
                 (void) sd_event_source_set_enabled(c->leak_source, SD_EVENT_OFF);

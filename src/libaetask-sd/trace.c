@@ -36,6 +36,7 @@ const char *checkout_trace_id(aetask_checkout *co) {
 _public_ int aetask_checkout_set_trace_id(aetask_checkout *co, const char *id) {
         assert_return(co, -EINVAL);
         assert_return(protocol_trace_is_valid(id), -EINVAL);
+        assert_return(!checkout_origin_changed(co), -ECHILD);
         assert_return(!co->worker && list_is_empty(&co->calls), -EBUSY);
         snprintf(co->trace, sizeof(co->trace), "%s", id);
         return 0;
@@ -43,17 +44,20 @@ _public_ int aetask_checkout_set_trace_id(aetask_checkout *co, const char *id) {
 
 _public_ const char *aetask_checkout_get_trace_id(aetask_checkout *co) {
         assert_return(co, NULL);
+        assert_return(!checkout_origin_changed(co), NULL);
         return checkout_trace_id(co);
 }
 
 _public_ int aetask_client_set_journal(aetask_client *c, int b) {
         assert_return(c, -EINVAL);
+        assert_return(!client_origin_changed(c), -ECHILD);
         c->journal = !!b;
         return 0;
 }
 
 _public_ int aetask_checkout_set_log(aetask_checkout *co, aetask_log *l) {
         assert_return(co, -EINVAL);
+        assert_return(!checkout_origin_changed(co), -ECHILD);
         aetask_log_ref(l);
         aetask_log_unref(co->log);
         co->log = l;
@@ -62,6 +66,7 @@ _public_ int aetask_checkout_set_log(aetask_checkout *co, aetask_log *l) {
 
 _public_ aetask_log *aetask_checkout_get_log(aetask_checkout *co) {
         assert_return(co, NULL);
+        assert_return(!checkout_origin_changed(co), NULL);
         return co->log;
 }
 
@@ -109,20 +114,6 @@ void checkout_journal_text(aetask_checkout *co, const char *event, int priority,
         (void) journal_entry_send(&e);
 }
 
-/* The method name of a call, from its message: "->()" for the catch-all. */
-static void call_method_name(const call *k, char *buf, size_t size) {
-        static const char prefix[] = "{\"method\":\"" PROTOCOL_WORKER_PREFIX;
-        const char *p = k->message;
-
-        if (strncmp(p, prefix, sizeof(prefix) - 1) != 0) {
-                snprintf(buf, size, "->()");
-                return;
-        }
-        p += sizeof(prefix) - 1;
-        const char *end = strchr(p, '"');
-        snprintf(buf, size, "%.*s", end ? (int) (end - p) : 0, p);
-}
-
 void call_trace_sent(aetask_checkout *co, call *k) {
         if (!checkout_is_traced(co))
                 return;
@@ -131,7 +122,7 @@ void call_trace_sent(aetask_checkout *co, call *k) {
 }
 
 void call_trace_done(aetask_checkout *co, call *k, json_object *logs, const char *error) {
-        char method[PROTOCOL_METHOD_NAME_MAX + 8];
+        const char *method = k->method ?: "->()";  /* "->()": the catch-all */
 
         if (co->log && logs)
                 log_context_merge(co->log, logs);
@@ -139,7 +130,6 @@ void call_trace_done(aetask_checkout *co, call *k, json_object *logs, const char
                 return;
 
         uint64_t duration = now_usec(CLOCK_MONOTONIC) - k->sent_monotonic;
-        call_method_name(k, method, sizeof(method));
         if (co->log)
                 (void) log_context_add_timer(co->log, method, k->sent_realtime, duration);
         checkout_journal(co, "call", error ? LOG_NOTICE : LOG_DEBUG, NULL, method, duration, NULL,

@@ -1,5 +1,7 @@
-/* One connection to a worker process: connecting, writing calls, reading and
- * framing replies, and noticing when the worker goes away. */
+/* One connection to a worker process, the I/O shell around conn-machine.c:
+ * connecting, writing calls, reading the worker's bytes into the machine
+ * and acting on the events it returns, and noticing when the worker goes
+ * away. */
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
@@ -11,17 +13,26 @@
 #include "macro.h"
 #include "protocol.h"
 
-static void conn_set_state(worker_conn *w, conn_state state) {
+/* Files W in the client's list for its state. */
+static void conn_file(worker_conn *w) {
         aetask_client *c = w->client;
-        list_node *head = state == CONN_IDLE ? &c->idle : state == CONN_ASSIGNED ? &c->assigned : &c->connecting;
 
         list_remove(&w->node);
-        w->state = state;
-        if (state == CONN_IDLE)
+        switch (w->m.state) {
+        case CONN_CONNECTING:
+                list_append(&c->connecting, &w->node);
+                break;
+        case CONN_IDLE:
                 /* Most recently used first: it is the one whose pages are warm. */
-                list_insert_before(head->next, &w->node);
-        else
-                list_append(head, &w->node);
+                list_insert_before(c->idle.next, &w->node);
+                break;
+        case CONN_ASSIGNED:
+        case CONN_CALL_IN_FLIGHT:
+                list_append(&c->assigned, &w->node);
+                break;
+        case CONN_CLOSED:
+                break;
+        }
 }
 
 /* Holders: the pool (until conn_free()), and any function that runs
@@ -31,18 +42,35 @@ static worker_conn *conn_ref(worker_conn *w) {
         return w;
 }
 
-static void conn_unref(worker_conn *w);
+static void conn_unref(worker_conn *w) {
+        if (--w->n_ref > 0)
+                return;
+        aetask_log_unref(w->done_log);
+        conn_machine_done(&w->m);
+        buffer_done(&w->out);
+        free(w);
+}
 DEFINE_TRIVIAL_CLEANUP_FUNC(worker_conn *, conn_unref);
+
+/* The one place the link between a checkout and its worker is cut. */
+static aetask_checkout *conn_detach_checkout(worker_conn *w) {
+        aetask_checkout *co = TAKE_PTR(w->checkout);
+
+        if (!co)
+                return NULL;
+        co->worker = NULL;
+        if (co->state == CHECKOUT_ASSIGNED)  /* a finished one stays finished */
+                co->state = CHECKOUT_IDLE;
+        return co;
+}
 
 /* Closes the connection; the memory goes when the last holder lets go. */
 worker_conn *conn_free(worker_conn *w) {
-        if (!w || w->closed)
+        if (!w || w->m.state == CONN_CLOSED)
                 return NULL;
-        if (w->checkout)
-                w->checkout->worker = NULL;
-        w->checkout = NULL;
-        w->closed = true;
-        list_remove(&w->node);
+        conn_detach_checkout(w);
+        conn_machine_close(&w->m);
+        conn_file(w);
         w->client->n_workers--;
         w->io = sd_event_source_disable_unref(w->io);
         w->fd = safe_close(w->fd);
@@ -52,65 +80,55 @@ worker_conn *conn_free(worker_conn *w) {
 
 static void conn_update_events(worker_conn *w) {
         uint32_t events = EPOLLIN;
-        if (w->state == CONN_CONNECTING || buffer_length(&w->out) > 0)
+        if (w->m.state == CONN_CONNECTING || buffer_length(&w->out) > 0)
                 events |= EPOLLOUT;
         (void) sd_event_source_set_io_events(w->io, events);
 }
 
-/* The worker is gone, or has said something we cannot accept.  The
- * checkout's error handler may drop the last reference to the client, which
- * closes W: both are held until the end. */
-static void conn_lost(worker_conn *w, aetask_error_kind kind, const char *message) {
+/* Closes W as EV says, telling its checkout.  The checkout's error handler
+ * may drop the last reference to the client, which closes W: both are held
+ * until the end. */
+static void conn_close_for(worker_conn *w, const conn_event *ev) {
         aetask_client *c = w->client;
         _cleanup_(aetask_client_unrefp) aetask_client *held = client_hold(c);
         _cleanup_(conn_unrefp) worker_conn *hold = conn_ref(w);
-        aetask_checkout *co = w->checkout;
+        aetask_checkout *co = conn_detach_checkout(w);
 
-        client_log_debug("Worker connection lost: %s", message);
-
-        if (co) {
-                co->worker = NULL;
-                w->checkout = NULL;
-                /* No greeting means no worker ever had the connection (the
-                 * server went away with it in its backlog); a Done still
-                 * unanswered means the worker never read this checkout's
-                 * first call.  Either way nothing ran: send it elsewhere. */
-                if (!w->greeted || (w->pending_done > 0 && !co->answered))
-                        checkout_requeue(co);
-                else
-                        checkout_fail(co, kind, message);
-        }
-        /* A connection that never reached a worker is a failed connect:
-         * back off rather than reconnect at once. */
-        if (!w->greeted || kind == AETASK_ERROR_REFUSED) {
-                if (!w->greeted && c->last_connect_error == 0)
-                        c->last_connect_error = ECONNRESET;
+        client_log_debug("Worker connection lost: %s", ev->message);
+        if (co && ev->requeue)
+                checkout_requeue(co);
+        else if (co)
+                checkout_fail(co, ev->kind, ev->message);
+        if (ev->back_off > 0 && !w->m.greeted && c->last_connect_error == 0)
+                c->last_connect_error = ECONNRESET;
+        for (unsigned i = 0; i < ev->back_off; i++)
                 client_schedule_retry(c);
-        }
         conn_free(w);
         client_dispatch(c);
 }
 
-static void conn_write(worker_conn *w, const char *data, size_t size) {
-        int r;
+/* The worker is gone, or the shell cannot go on with it. */
+static void conn_lost(worker_conn *w, aetask_error_kind kind, const char *message) {
+        conn_event ev;
 
-        if (buffer_length(&w->out) == 0 && w->state != CONN_CONNECTING && !w->corked) {
-                /* The common case: write straight from the caller's bytes. */
+        conn_machine_lost(&w->m, kind, message, &ev);
+        conn_close_for(w, &ev);
+}
+
+static void conn_write(worker_conn *w, const char *data, size_t size) {
+        if (buffer_length(&w->out) == 0 && w->m.state != CONN_CONNECTING && !w->corked) {
+                /* The common case: write straight from the caller's bytes.
+                 * On errors reading will find out why; what was not sent
+                 * is kept. */
                 ssize_t n = send(w->fd, data, size, MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (n < 0) {
-                        if (errno != EAGAIN && errno != EINTR) {
-                                /* Reading will find out why; keep what was not sent. */
-                                n = 0;
-                        } else
-                                n = 0;
+                if (n > 0) {
+                        data += n;
+                        size -= n;
                 }
-                data += n;
-                size -= n;
                 if (size == 0)
                         return;
         }
-        r = buffer_append(&w->out, data, size);
-        if (r < 0) {
+        if (buffer_append(&w->out, data, size) < 0) {
                 conn_lost(w, AETASK_ERROR_PROTOCOL, "out of memory queueing a call");
                 return;
         }
@@ -123,7 +141,7 @@ void conn_send_call(worker_conn *w, call *k) {
         aetask_client *c = w->client;
         uint64_t now;
 
-        w->call_in_flight = true;
+        conn_machine_call_sent(&w->m);
         k->state = CALL_SENT;
         call_trace_sent(co, k);
         /* The time the call has left goes with it, for the worker's handler
@@ -139,12 +157,17 @@ void conn_send_call(worker_conn *w, call *k) {
         conn_write(w, k->message, k->size);
 }
 
+bool conn_has_call_in_flight(worker_conn *w) {
+        return w->m.state == CONN_CALL_IN_FLIGHT;
+}
+
 void conn_assign(worker_conn *w, aetask_checkout *co) {
-        conn_set_state(w, CONN_ASSIGNED);
+        conn_machine_assign(&w->m);
+        conn_file(w);
         w->checkout = co;
         w->n_checkouts++;
         co->worker = w;
-        co->answered = false;
+        co->state = CHECKOUT_ASSIGNED;
         checkout_leak_watch(co);
         checkout_journal(co, "assigned", LOG_DEBUG, NULL, NULL, UINT64_MAX, NULL,
                          "Worker assigned (checkout %u of this connection)", w->n_checkouts);
@@ -154,7 +177,7 @@ void conn_assign(worker_conn *w, aetask_checkout *co) {
 /* Writes what was queued while corked. */
 static void conn_uncork(worker_conn *w) {
         w->corked = false;
-        if (w->closed || w->state == CONN_CONNECTING || buffer_length(&w->out) == 0)
+        if (w->m.state == CONN_CLOSED || w->m.state == CONN_CONNECTING || buffer_length(&w->out) == 0)
                 return;
         /* Errors are left for reading to find, as in conn_write(). */
         (void) buffer_flush(&w->out, w->fd);
@@ -163,33 +186,25 @@ static void conn_uncork(worker_conn *w) {
 
 void conn_release(worker_conn *w, bool reuse) {
         aetask_client *c = w->client;
+        aetask_checkout *co = conn_detach_checkout(w);
         const char *trace = NULL;
 
-        if (w->checkout) {
-                trace = checkout_trace_id(w->checkout);
+        if (co) {
+                trace = checkout_trace_id(co);
                 /* What the checkout-done hook logs arrives after the checkout
                  * ended; the log context is kept for it. */
                 aetask_log_unref(w->done_log);
-                w->done_log = aetask_log_ref(w->checkout->log);
-                w->checkout->worker = NULL;
-                w->checkout = NULL;
+                w->done_log = aetask_log_ref(co->log);
         }
 
-        if (!reuse || w->retire || w->call_in_flight ||
-            (c->max_checkouts > 0 && w->n_checkouts >= c->max_checkouts) ||
-            c->n_workers > c->max_workers) {
+        if (!reuse || (c->max_checkouts > 0 && w->n_checkouts >= c->max_checkouts) ||
+            c->n_workers > c->max_workers || !conn_machine_release(&w->m) ||
+            protocol_append_done(&w->out, trace) < 0) {
                 conn_free(w);
                 client_dispatch(c);
                 return;
         }
-
-        if (protocol_append_done(&w->out, trace) < 0) {
-                conn_free(w);
-                client_dispatch(c);
-                return;
-        }
-        w->pending_done++;
-        conn_set_state(w, CONN_IDLE);
+        conn_file(w);
 
         /* The Done waits for the dispatch: a checkout waiting for a worker
          * gets this one (the most recently used), and its first call goes
@@ -200,136 +215,55 @@ void conn_release(worker_conn *w, bool reuse) {
         conn_uncork(w);
 }
 
-static void conn_handle_message(worker_conn *w, const char *s, size_t len) {
-        _cleanup_(protocol_reply_done) protocol_reply reply = {};
-        const char *reason;
-        char text[256];
-        int r;
+/* Acts on what the worker said. */
+static void conn_handle_event(worker_conn *w, conn_event *ev) {
+        aetask_client *c = w->client;
 
-        r = protocol_parse_reply(s, len, &reply, &reason);
-        buffer_consume(&w->in, len + 1);
-        if (r < 0) {
-                snprintf(text, sizeof(text), "invalid reply from worker: %s", reason);
-                conn_lost(w, AETASK_ERROR_PROTOCOL, text);
-                return;
-        }
-
-        if (reply.error && strcmp(reply.error, PROTOCOL_ERROR_RETIRING) == 0) {
-                /* A retiring worker's last word, never the answer to a Done:
-                 * it answered everything it ran, so a checkout it has not
-                 * answered yet goes to another worker, unharmed. */
-                aetask_checkout *co = w->checkout;
-                aetask_client *c = w->client;
-
-                if (co && co->answered) {
-                        conn_lost(w, AETASK_ERROR_WORKER_DIED, "worker retired during the checkout");
-                        return;
-                }
-                if (co) {
-                        co->worker = NULL;
-                        w->checkout = NULL;
-                        checkout_requeue(co);
-                }
-                conn_free(w);
-                client_dispatch(c);
-                return;
-        }
-
-        if (!w->greeted) {
-                if (reply.hello) {
-                        w->greeted = true;
-                        w->client->retry_attempt = 0;  /* a worker, at last: no more backing off */
-                        w->client->last_connect_error = 0;
-                        return;
-                }
-                if (!reply.error) {
-                        conn_lost(w, AETASK_ERROR_PROTOCOL, "the worker did not greet");
-                        return;
-                }
-                /* An error before the greeting is the server's refusal when
-                 * it is at its worker cap or does not serve this user (its
-                 * allow lists); anything else means this is not
-                 * a worker socket at all (a control socket, say).  The
-                 * checkout waiting on this connection is told, and
-                 * reconnects back off. */
-                bool busy = strcmp(reply.error, PROTOCOL_ERROR_SERVER_BUSY) == 0 ||
-                            strcmp(reply.error, PROTOCOL_ERROR_PERMISSION_DENIED) == 0;
-                aetask_error_kind kind = busy ? AETASK_ERROR_REFUSED : AETASK_ERROR_PROTOCOL;
-                aetask_checkout *refused = w->call_in_flight ? w->checkout : NULL;
-                if (busy)
-                        snprintf(text, sizeof(text), "%s", reply.message);
-                else
-                        snprintf(text, sizeof(text), "not an aetask worker socket (the server answered %s%s%s)",
-                                 reply.error, reply.message[0] ? ": " : "", reply.message);
-                client_schedule_retry(w->client);
-                if (refused) {
-                        w->call_in_flight = false;
-                        refused->answered = true;
-                        checkout_fail_call(refused, kind, text, NULL);
-                        return;
-                }
-                conn_lost(w, kind, text);
-                return;
-        }
-
-        if (w->pending_done > 0) {
-                /* The answer to a Done: a failing checkout-done hook means
-                 * the worker's state is suspect, so it is not pooled again. */
-                w->pending_done--;
-                if (w->done_log && reply.logs)
-                        log_context_merge(w->done_log, reply.logs);
+        switch (ev->type) {
+        case CONN_EVENT_GREETED:
+                c->retry_attempt = 0;  /* a worker, at last: no more backing off */
+                c->last_connect_error = 0;
+                break;
+        case CONN_EVENT_REPLY:
+                checkout_deliver_reply(w->checkout, ev->reply.result, ev->reply.logs);
+                break;
+        case CONN_EVENT_CALL_FAILED:
+                for (unsigned i = 0; i < ev->back_off; i++)
+                        client_schedule_retry(c);
+                checkout_fail_call(w->checkout, ev->kind, ev->message, ev->reply.logs);
+                break;
+        case CONN_EVENT_DONE:
+                if (w->done_log && ev->reply.logs)
+                        log_context_merge(w->done_log, ev->reply.logs);
                 w->done_log = aetask_log_unref(w->done_log);
-                if (reply.error)
-                        w->retire = true;
-                if (reply.error && w->state == CONN_IDLE)
-                        conn_lost(w, AETASK_ERROR_HANDLER, reply.message);
-                return;
+                break;
+        case CONN_EVENT_NOTHING:
+        case CONN_EVENT_LOST:
+                break;
         }
-
-        aetask_checkout *co = w->checkout;
-        if (!co || !w->call_in_flight) {
-                if (reply.error && strcmp(reply.error, PROTOCOL_ERROR_SERVER_BUSY) == 0) {
-                        conn_lost(w, AETASK_ERROR_REFUSED, reply.message);
-                        return;
-                }
-                conn_lost(w, AETASK_ERROR_PROTOCOL, "worker sent a reply nobody asked for");
-                return;
-        }
-        w->call_in_flight = false;
-
-        if (!reply.error) {
-                co->answered = true;
-                checkout_deliver_reply(co, reply.result, reply.logs);
-                return;
-        }
-
-        co->answered = true;
-        if (strcmp(reply.error, PROTOCOL_ERROR_SETUP) == 0)
-                checkout_fail_call(co, AETASK_ERROR_SETUP, reply.message, reply.logs);
-        else if (strcmp(reply.error, PROTOCOL_ERROR_SERVER_BUSY) == 0)
-                checkout_fail_call(co, AETASK_ERROR_REFUSED, reply.message, reply.logs);
-        else if (strcmp(reply.error, PROTOCOL_ERROR_DEADLINE) == 0)
-                checkout_fail_call(co, AETASK_ERROR_DEADLINE, reply.message, reply.logs);
-        else if (strcmp(reply.error, PROTOCOL_ERROR_HANDLER) == 0 ||
-                 strcmp(reply.error, PROTOCOL_ERROR_METHOD_NOT_FOUND) == 0)
-                checkout_fail_call(co, AETASK_ERROR_HANDLER, reply.message, reply.logs);
-        else {
-                snprintf(text, sizeof(text), "worker reported %s: %s", reply.error, reply.message);
-                checkout_fail_call(co, AETASK_ERROR_PROTOCOL, text, reply.logs);
-        }
+        if (ev->close)
+                conn_close_for(w, ev);
 }
 
-static void conn_unref(worker_conn *w) {
-        if (--w->n_ref > 0)
-                return;
-        aetask_log_unref(w->done_log);
-        /* A connection closed for a reply too large, or too costly, to read
-         * gives its memory back at once. */
-        buffer_clear(&w->in);
-        buffer_shrink(&w->in);
-        buffer_done(&w->in);
-        buffer_done(&w->out);
-        free(w);
+/* Whether the connection is up: its connect finished, or failed. */
+static bool conn_finish_connect(worker_conn *w) {
+        aetask_client *c = w->client;
+        int error = 0;
+        socklen_t len = sizeof(error);
+
+        if (getsockopt(w->fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0)
+                error = errno;
+        if (error != 0) {
+                client_connect_failed(c, error);  /* a timeout message says why no worker came */
+                conn_free(w);
+                client_dispatch(c);
+                return false;
+        }
+        conn_machine_connected(&w->m);
+        conn_file(w);
+        conn_update_events(w);
+        client_dispatch(c);
+        return true;
 }
 
 /* Every way out of here may have run callbacks (a reply's, an error
@@ -341,22 +275,11 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         aetask_client *c = w->client;
         _cleanup_(aetask_client_unrefp) aetask_client *held = client_hold(c);
         _cleanup_(conn_unrefp) worker_conn *hold = conn_ref(w);
+        conn_event ev;
         int r;
 
-        if (w->state == CONN_CONNECTING) {
-                int error = 0;
-                socklen_t len = sizeof(error);
-                if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0)
-                        error = errno;
-                if (error != 0) {
-                        client_connect_failed(c, error);  /* a timeout message says why no worker came */
-                        conn_free(w);
-                        client_dispatch(c);
-                        return 0;
-                }
-                conn_set_state(w, CONN_IDLE);
-                conn_update_events(w);
-                client_dispatch(c);
+        if (w->m.state == CONN_CONNECTING) {
+                (void) conn_finish_connect(w);
                 return 0;
         }
 
@@ -367,14 +290,14 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                         return 0;
                 }
                 /* On EPIPE the reading side below sees the end and says so. */
-                buffer_shrink(&w->out);
+                conn_shrink_later(w);
                 conn_update_events(w);
         }
 
         if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
                 return 0;
 
-        ssize_t n = buffer_read(&w->in, fd, c->max_message_size + 1);
+        ssize_t n = buffer_read(&w->m.in, fd, c->max_message_size + 1);
         if (n == -EAGAIN)
                 return 0;
         if (n == -EMSGSIZE) {
@@ -382,16 +305,14 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 return 0;
         }
 
-        while (!w->closed) {
-                const char *msg;
-                ssize_t len = buffer_next_message(&w->in, &w->scanned, &msg);
-                if (len < 0)
-                        break;
-                conn_handle_message(w, msg, (size_t) len);
+        while (conn_machine_next(&w->m, &ev) > 0) {
+                conn_handle_event(w, &ev);
+                conn_event_done(&ev);
         }
-        if (!w->closed && n <= 0)
+        if (w->m.state != CONN_CLOSED && n <= 0)
                 conn_lost(w, AETASK_ERROR_WORKER_DIED, "worker connection suddenly died");
-        buffer_shrink(&w->in);
+        if (w->m.state != CONN_CLOSED)
+                conn_shrink_later(w);
         return 0;
 }
 
@@ -413,6 +334,7 @@ int conn_open(aetask_client *c, worker_conn **ret) {
         w->fd = fd;
         w->client = c;
         list_init(&w->node);
+        conn_machine_init(&w->m, in_progress ? CONN_CONNECTING : CONN_IDLE);
 
         r = sd_event_add_io(c->event, &w->io, fd, in_progress ? EPOLLOUT : EPOLLIN, on_io, w);
         if (r < 0) {
@@ -423,7 +345,7 @@ int conn_open(aetask_client *c, worker_conn **ret) {
         (void) sd_event_source_set_description(w->io, "aetask-worker-connection");
 
         c->n_workers++;
-        conn_set_state(w, in_progress ? CONN_CONNECTING : CONN_IDLE);
+        conn_file(w);
         *ret = TAKE_PTR(w);
         return 0;
 }

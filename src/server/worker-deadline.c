@@ -23,6 +23,7 @@
 
 #include "macro.h"
 #include "protocol.h"
+#include "time-util.h"
 #include "worker-deadline.h"
 
 #define STRINGIFY_(x) #x
@@ -37,12 +38,6 @@ static volatile uint64_t armed_for;       /* when the timer fires, or 0 when off
 static char *pending;                     /* answers not written yet, to go first */
 static size_t pending_len, pending_cap;
 static volatile uint64_t timeout_ms;      /* the running call's, for the message */
-
-static uint64_t monotonic_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
 
 /* timer_settime() is async-signal-safe: the handler calls this too. */
 static void arm_at(uint64_t when) {
@@ -72,7 +67,7 @@ static void on_deadline(int sig) {
         armed_for = 0;
         if (stop == 0)
                 return;                   /* between calls: stay off */
-        if (monotonic_usec() < stop) {
+        if (now_usec(CLOCK_MONOTONIC) < stop) {
                 arm_at(stop);             /* fired for an earlier call */
                 return;
         }

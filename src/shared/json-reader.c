@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json-scan.h"
 #include "macro.h"
 #include "utf8.h"
 
@@ -71,17 +72,6 @@ static bool accept(json_reader *r, char c) {
 }
 
 /* ---- Strings ------------------------------------------------------------ */
-
-/* Whether none of the eight bytes in X ends a plain run inside a string: a
- * quote, a backslash or a control character.  (Bytes from 0x80 up are plain:
- * the input is valid UTF-8.) */
-static inline bool word_is_plain(uint64_t x) {
-#define HAS_ZERO_BYTE(v) (((v) - UTF8_ONES) & ~(v) & UTF8_HIGHS)
-        return !(((x - 0x20 * UTF8_ONES) & ~x & UTF8_HIGHS) |  /* below 0x20 */
-                 HAS_ZERO_BYTE(x ^ ('"' * UTF8_ONES)) |
-                 HAS_ZERO_BYTE(x ^ ('\\' * UTF8_ONES)));
-#undef HAS_ZERO_BYTE
-}
 
 static int hex_digit(char c) {
         if (c >= '0' && c <= '9')
@@ -179,10 +169,8 @@ static int read_string(json_reader *r, const char **ret, size_t *ret_len, bool *
         int e;
 
         for (;;) {
-                while (end - p >= 8 && word_is_plain(utf8_load8((const unsigned char *) p)))
-                        p += 8;
-                while (p < end && *p != '"' && *p != '\\' && (unsigned char) *p >= 0x20)
-                        p++;
+                /* Bytes from 0x80 up are plain: the input is valid UTF-8. */
+                p += json_plain_length((const unsigned char *) p, (const unsigned char *) end, false);
                 if (p == end)
                         return fail(r, "unterminated string");
                 if (*p == '"')

@@ -6,28 +6,14 @@
 #include <math.h>
 #include <stdio.h>
 
+#include "json-scan.h"
 #include "macro.h"
 #include "utf8.h"
 
-/* Bytes that need a closer look inside a JSON string: quote, backslash and
- * the control characters must be escaped, and a byte from 0x80 up starts a
- * UTF-8 sequence that must be checked.  Everything else is copied as is. */
-static const unsigned char special[256] = {
-        [0x00 ... 0x1f] = 1,
-        ['"'] = 1,
-        ['\\'] = 1,
-        [0x80 ... 0xff] = 1,
-};
-
-/* Whether none of the eight bytes in X is special. */
-static inline bool word_is_plain(uint64_t x) {
-#define HAS_ZERO_BYTE(v) (((v) - UTF8_ONES) & ~(v) & UTF8_HIGHS)
-        return !((x & UTF8_HIGHS) |                            /* 0x80 and up */
-                 ((x - 0x20 * UTF8_ONES) & ~x & UTF8_HIGHS) |  /* below 0x20 */
-                 HAS_ZERO_BYTE(x ^ ('"' * UTF8_ONES)) |
-                 HAS_ZERO_BYTE(x ^ ('\\' * UTF8_ONES)));
-#undef HAS_ZERO_BYTE
-}
+/* Inside a JSON string, quote, backslash and the control characters must
+ * be escaped, and a byte from 0x80 up starts a UTF-8 sequence that must be
+ * checked: json_plain_length(..., true) stops at each.  Everything else is
+ * copied as is. */
 
 static int append_escape(buffer *b, unsigned char c) {
         char esc[7] = { '\\' };
@@ -58,10 +44,7 @@ static int append_contents(buffer *b, const unsigned char *p, const unsigned cha
         /* Plain ASCII and valid UTF-8 sequences go into the run; only an
          * escape (or a replacement) ends it. */
         for (;;) {
-                while (end - p >= 8 && word_is_plain(utf8_load8(p)))
-                        p += 8;
-                while (p < end && !special[*p])
-                        p++;
+                p += json_plain_length(p, end, true);
                 if (p == end)
                         return buffer_append(b, run, (size_t) (p - run));
 

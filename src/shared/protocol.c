@@ -41,6 +41,40 @@ bool protocol_trace_is_valid(const char *trace) {
         return trace && trace_is_valid(trace, strnlen(trace, PROTOCOL_TRACE_MAX + 1));
 }
 
+/* Every error name a reply can carry, and what each means to a client: the
+ * one place the vocabulary is mapped. */
+static const struct {
+        const char *name;
+        aetask_error_kind call_kind;   /* as the answer to a call; 0: not a call's outcome */
+        bool refusal;                  /* the server turning the connection away */
+} error_table[_PROTOCOL_ERROR_ID_MAX] = {
+        [PROTOCOL_ERROR_ID_HANDLER] = { PROTOCOL_ERROR_HANDLER, AETASK_ERROR_HANDLER, false },
+        [PROTOCOL_ERROR_ID_SETUP] = { PROTOCOL_ERROR_SETUP, AETASK_ERROR_SETUP, false },
+        [PROTOCOL_ERROR_ID_METHOD_NOT_FOUND] = { PROTOCOL_ERROR_METHOD_NOT_FOUND, AETASK_ERROR_HANDLER, false },
+        [PROTOCOL_ERROR_ID_INVALID_MESSAGE] = { PROTOCOL_ERROR_INVALID_MESSAGE, 0, false },
+        [PROTOCOL_ERROR_ID_MESSAGE_TOO_LARGE] = { PROTOCOL_ERROR_MESSAGE_TOO_LARGE, 0, false },
+        [PROTOCOL_ERROR_ID_SERVER_BUSY] = { PROTOCOL_ERROR_SERVER_BUSY, AETASK_ERROR_REFUSED, true },
+        [PROTOCOL_ERROR_ID_RETIRING] = { PROTOCOL_ERROR_RETIRING, 0, false },
+        [PROTOCOL_ERROR_ID_PERMISSION_DENIED] = { PROTOCOL_ERROR_PERMISSION_DENIED, 0, true },
+        [PROTOCOL_ERROR_ID_DEADLINE] = { PROTOCOL_ERROR_DEADLINE, AETASK_ERROR_DEADLINE, false },
+};
+
+protocol_error_id protocol_error_id_from_name(const char *name) {
+        if (name)
+                for (protocol_error_id id = 1; id < _PROTOCOL_ERROR_ID_MAX; id++)
+                        if (strcmp(name, error_table[id].name) == 0)
+                                return id;
+        return PROTOCOL_ERROR_ID_UNKNOWN;
+}
+
+aetask_error_kind protocol_error_call_kind(protocol_error_id id) {
+        return (unsigned) id < _PROTOCOL_ERROR_ID_MAX ? error_table[id].call_kind : 0;
+}
+
+bool protocol_error_is_refusal(protocol_error_id id) {
+        return (unsigned) id < _PROTOCOL_ERROR_ID_MAX && error_table[id].refusal;
+}
+
 /* A value may be nested JSON_MAX_DEPTH deep, and it sits at most four levels
  * down: {"parameters":{"logs":{"data":{...}}}}, or the
  * {"parameters":{"args":[...]}} of a call. */
@@ -76,13 +110,14 @@ static int finish(buffer *b, size_t saved, int r) {
         return r;
 }
 
-/* Appends ,"trace":"ID" (a valid trace id needs no escaping). */
-static int append_trace(buffer *b, const char *trace) {
+/* Appends "trace":"ID" (a valid trace id needs no escaping), after a comma
+ * when it follows another member. */
+static int append_trace(buffer *b, const char *trace, bool comma) {
         int r;
 
         if (!trace)
                 return 0;
-        r = buffer_append_str(b, ",\"trace\":\"");
+        r = buffer_append_str(b, comma ? ",\"trace\":\"" : "\"trace\":\"");
         if (r >= 0)
                 r = buffer_append_str(b, trace);
         return r < 0 ? r : buffer_append(b, "\"", 1);
@@ -112,7 +147,7 @@ int protocol_append_call(buffer *b, const char *method, json_object *args, const
         if (r >= 0)
                 r = args ? json_write_value(b, args) : buffer_append_str(b, "[]");
         if (r >= 0)
-                r = append_trace(b, trace);
+                r = append_trace(b, trace, true);
         if (r >= 0)
                 r = buffer_append(b, "}", 1);
         return finish(b, saved, r);
@@ -137,13 +172,8 @@ int protocol_append_done(buffer *b, const char *trace) {
         int r;
 
         r = buffer_append_str(b, "{\"method\":\"" PROTOCOL_METHOD_DONE "\",\"parameters\":{");
-        if (r >= 0 && trace) {
-                r = buffer_append_str(b, "\"trace\":\"");
-                if (r >= 0)
-                        r = buffer_append_str(b, trace);
-                if (r >= 0)
-                        r = buffer_append(b, "\"", 1);
-        }
+        if (r >= 0)
+                r = append_trace(b, trace, false);
         if (r >= 0)
                 r = buffer_append(b, "}", 1);
         return finish(b, saved, r);
@@ -366,28 +396,50 @@ static int end_message(json_reader *r, int e, const char **ret_reason) {
         return e;
 }
 
-int protocol_parse_call(const char *s, size_t len, protocol_call *ret, const char **ret_reason) {
-        call_parts parts = {};
+/* Reads one member of a message's envelope: the value at R under KEY. */
+typedef int (*envelope_member_t)(json_reader *r, const char *key, size_t key_len, void *userdata);
+
+/* Walks the envelope of the message of LEN bytes at S: each member of its
+ * object goes to READ_MEMBER, nothing may follow it.  The one walk of calls
+ * and replies alike. */
+static int walk_envelope(const char *s, size_t len, envelope_member_t read_member, void *userdata,
+                         const char **ret_reason) {
         json_reader r;
         const char *key;
         size_t key_len;
         int e;
 
-        *ret = (protocol_call) {};
         e = begin_message(&r, s, len, ret_reason);
         if (e < 0)
                 return e;
-        for (unsigned i = 0; e >= 0 && (e = json_reader_object_next(&r, &i, &key, &key_len)) > 0;) {
-                if (json_key_is(key, key_len, "method"))
-                        e = read_method(&r, ret, &parts);
-                else if (json_key_is(key, key_len, "parameters"))
-                        e = read_call_parameters(&r, ret, &parts);
-                else
-                        e = json_reader_skip(&r);
-        }
-        e = end_message(&r, e, ret_reason);
+        for (unsigned i = 0; e >= 0 && (e = json_reader_object_next(&r, &i, &key, &key_len)) > 0;)
+                e = read_member(&r, key, key_len, userdata);
+        return end_message(&r, e, ret_reason);
+}
+
+typedef struct call_walk {
+        protocol_call *call;
+        call_parts parts;
+} call_walk;
+
+static int read_call_member(json_reader *r, const char *key, size_t key_len, void *userdata) {
+        call_walk *w = userdata;
+
+        if (json_key_is(key, key_len, "method"))
+                return read_method(r, w->call, &w->parts);
+        if (json_key_is(key, key_len, "parameters"))
+                return read_call_parameters(r, w->call, &w->parts);
+        return json_reader_skip(r);
+}
+
+int protocol_parse_call(const char *s, size_t len, protocol_call *ret, const char **ret_reason) {
+        call_walk w = { .call = ret };
+        int e;
+
+        *ret = (protocol_call) {};
+        e = walk_envelope(s, len, read_call_member, &w, ret_reason);
         if (e >= 0)
-                e = check_call(&parts, ret_reason);
+                e = check_call(&w.parts, ret_reason);
         if (e < 0)
                 protocol_call_done(ret);
         return e;
@@ -434,42 +486,51 @@ static int read_reply_parameters(json_reader *r, protocol_reply *reply, reply_pa
         return e;
 }
 
+typedef struct reply_walk {
+        protocol_reply *reply;
+        reply_parts parts;
+} reply_walk;
+
+static int read_reply_member(json_reader *r, const char *key, size_t key_len, void *userdata) {
+        reply_walk *w = userdata;
+        int e;
+
+        if (json_key_is(key, key_len, "parameters"))
+                return read_reply_parameters(r, w->reply, &w->parts);
+        if (!json_key_is(key, key_len, "error"))
+                return json_reader_skip(r);
+        w->parts.error_seen = true;
+        put_and_clear(&w->reply->error_value);
+        e = json_reader_value(r, &w->reply->error_value);
+        w->parts.error_bad = !json_object_is_type(w->reply->error_value, json_type_string);
+        return e;
+}
+
+/* The checks of a reply message, in the order they are reported. */
+static int check_reply(const reply_parts *parts, const char **ret_reason) {
+        if (parts->parameters_bad) {
+                *ret_reason = "\"parameters\" is not an object";
+                return -EBADMSG;
+        }
+        if (parts->error_bad) {
+                *ret_reason = "\"error\" is not a string";
+                return -EBADMSG;
+        }
+        if (!parts->error_seen && !parts->parameters_seen) {
+                *ret_reason = "reply has neither \"parameters\" nor \"error\"";
+                return -EBADMSG;
+        }
+        return 0;
+}
+
 int protocol_parse_reply(const char *s, size_t len, protocol_reply *ret, const char **ret_reason) {
-        reply_parts parts = {};
-        json_reader r;
-        const char *key;
-        size_t key_len;
+        reply_walk w = { .reply = ret };
         int e;
 
         *ret = (protocol_reply) {};
-        e = begin_message(&r, s, len, ret_reason);
-        if (e < 0)
-                return e;
-        for (unsigned i = 0; e >= 0 && (e = json_reader_object_next(&r, &i, &key, &key_len)) > 0;) {
-                if (json_key_is(key, key_len, "parameters"))
-                        e = read_reply_parameters(&r, ret, &parts);
-                else if (json_key_is(key, key_len, "error")) {
-                        parts.error_seen = true;
-                        put_and_clear(&ret->error_value);
-                        e = json_reader_value(&r, &ret->error_value);
-                        parts.error_bad = !json_object_is_type(ret->error_value, json_type_string);
-                } else
-                        e = json_reader_skip(&r);
-        }
-        e = end_message(&r, e, ret_reason);
-
-        if (e >= 0 && parts.parameters_bad) {
-                *ret_reason = "\"parameters\" is not an object";
-                e = -EBADMSG;
-        }
-        if (e >= 0 && parts.error_bad) {
-                *ret_reason = "\"error\" is not a string";
-                e = -EBADMSG;
-        }
-        if (e >= 0 && !parts.error_seen && !parts.parameters_seen) {
-                *ret_reason = "reply has neither \"parameters\" nor \"error\"";
-                e = -EBADMSG;
-        }
+        e = walk_envelope(s, len, read_reply_member, &w, ret_reason);
+        if (e >= 0)
+                e = check_reply(&w.parts, ret_reason);
         if (e < 0) {
                 protocol_reply_done(ret);
                 return e;
@@ -478,8 +539,9 @@ int protocol_parse_reply(const char *s, size_t len, protocol_reply *ret, const c
         /* Logs we cannot read are not worth failing the call for. */
         if (ret->logs && !json_object_is_type(ret->logs, json_type_object))
                 put_and_clear(&ret->logs);
-        if (parts.error_seen) {
+        if (w.parts.error_seen) {
                 ret->error = json_object_get_string(ret->error_value);
+                ret->error_id = protocol_error_id_from_name(ret->error);
                 ret->message = json_object_is_type(ret->message_value, json_type_string) ?
                                json_object_get_string(ret->message_value) : "";
                 /* An error answers with no result and no greeting. */

@@ -3,6 +3,7 @@
  * builds and takes apart its messages. */
 #pragma once
 
+#include <aetask/aetask-client.h>  /* aetask_error_kind */
 #include <json-c/json.h>
 #include <stdbool.h>
 
@@ -24,6 +25,29 @@
 #define PROTOCOL_ERROR_RETIRING         "io.aetask.Retiring"
 #define PROTOCOL_ERROR_PERMISSION_DENIED "io.aetask.PermissionDenied"
 #define PROTOCOL_ERROR_DEADLINE         "io.aetask.DeadlineExceeded"
+
+/* The error names above, as a reader of replies tells them apart. */
+typedef enum protocol_error_id {
+        PROTOCOL_ERROR_ID_UNKNOWN,        /* a name not listed above (or no error) */
+        PROTOCOL_ERROR_ID_HANDLER,
+        PROTOCOL_ERROR_ID_SETUP,
+        PROTOCOL_ERROR_ID_METHOD_NOT_FOUND,
+        PROTOCOL_ERROR_ID_INVALID_MESSAGE,
+        PROTOCOL_ERROR_ID_MESSAGE_TOO_LARGE,
+        PROTOCOL_ERROR_ID_SERVER_BUSY,
+        PROTOCOL_ERROR_ID_RETIRING,
+        PROTOCOL_ERROR_ID_PERMISSION_DENIED,
+        PROTOCOL_ERROR_ID_DEADLINE,
+        _PROTOCOL_ERROR_ID_MAX,
+} protocol_error_id;
+
+protocol_error_id protocol_error_id_from_name(const char *name);
+/* What an error reply to a call means to its caller: an error kind, or 0
+ * when the name is not one a call ends with (a protocol error, then). */
+aetask_error_kind protocol_error_call_kind(protocol_error_id id);
+/* Whether the error is the server refusing the connection (its worker cap,
+ * its allow lists), which it says before any greeting. */
+bool protocol_error_is_refusal(protocol_error_id id);
 
 #define PROTOCOL_METHOD_NAME_MAX 128
 #define PROTOCOL_DEFAULT_MESSAGE_SIZE_MAX (16U * 1024U * 1024U)
@@ -94,6 +118,7 @@ void protocol_call_done(protocol_call *call);
 typedef struct protocol_reply {
         json_object *result;      /* NULL is JSON null; owned */
         const char *error;        /* NULL for a successful reply */
+        protocol_error_id error_id;  /* which ERROR it is */
         const char *message;      /* the error's message, never NULL on error */
         json_object *logs;        /* NULL when the worker logged nothing; owned */
         bool hello;               /* the worker's greeting */
