@@ -16,12 +16,12 @@ _aetaskctl_handlers() {
 
 _aetaskctl() {
         local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
-        local options='-h --help --version -c --connect -t --timeout -j --json -r --raw'
+        local options='-h --help --version -c --connect -t --timeout -j --json -r --raw -w --watch --interval --iterations'
         local words=() parsing=1 verb=-1 i w
         COMPREPLY=()
 
-        # An option's argument: an address or a number of seconds, nothing to offer.
-        case $prev in -c|--connect|-t|--timeout) return 0 ;; esac
+        # An option's argument: an address or a number, nothing to offer.
+        case $prev in -c|--connect|-t|--timeout|--interval|--iterations) return 0 ;; esac
 
         # The words before the cursor that are not options: [NAME] COMMAND ARG...
         for ((i = 1; i < COMP_CWORD; i++)); do
@@ -29,7 +29,7 @@ _aetaskctl() {
                 if [ "$parsing" = 1 ]; then
                         case $w in
                         --) parsing=0; continue ;;
-                        -c|--connect|-t|--timeout) i=$((i + 1)); continue ;;
+                        -c|--connect|-t|--timeout|--interval|--iterations) i=$((i + 1)); continue ;;
                         -[0-9]*) ;;
                         -?*) continue ;;
                         esac

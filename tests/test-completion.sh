@@ -46,13 +46,15 @@ check "echo" status e
 check "echo" -j status e
 check "" status echo ""
 check "--json" --js
-check "-h --help --version -c --connect -t --timeout -j --json -r --raw" -
+check "-h --help --version -c --connect -t --timeout -j --json -r --raw -w --watch --interval --iterations" -
 check "--timeout" bcrypt --ti
 check "--raw" bcrypt call --r
 check "-r" status bcrypt -r
 # An option's argument is not a handler name.
 check "" --connect ""
 check "" -t ""
+check "" --interval ""
+check "echo" --interval 1 status e
 check "call status" -t 5 bcrypt ""
 # After call's METHOD and after "--", words are arguments: no options offered.
 check "" bcrypt call echo --r

@@ -37,7 +37,7 @@ export AETASK_RUNTIME_DIR=$dir
 start --drain-timeout=1
 out=$(ctl status "unix:$dir/t.control")
 check_match "status header" "^echo: aetaskd pid $server, handler echo, up [0-9.]+ms" "$out"
-check_match "status of an idle server" $'\nWorkers: 0 \\(0 busy, 0 idle\\) of at most 256, 128 per user; 0 calls served, 0 killed as hung$' "$out"
+check_match "status of an idle server" $'\nWorkers: 0 \\(0 busy, 0 idle\\) of at most 256, 128 per user; 0 calls served, 0 killed as hung\nCalls: 0 \\(0.0/s\\), duration p50 0us, p99 0us; errors: none\nWorkers spawned: 0; retired: none$' "$out"
 
 check "NAME call shorthand" 5 "$(ctl t call echo 5)"
 check "NAME call shorthand again" '"x"' "$(ctl t call echo x)"
@@ -47,7 +47,7 @@ sleep 0.5
 out=$(ctl status t)
 check_match "status NAME: one busy worker" $'\nWorkers: 1 \\(1 busy, 0 idle\\) of at most 256, 128 per user; 2 calls served, 0 killed as hung\n' "$out"
 check_match "status NAME: workers per user" $'\nUSER +WORKERS +BUSY\nuid '"$(id -u)"$' +1 +1\n' "$out"
-check_match "status NAME: the worker's row" $'\n +[0-9]+ +3 busy +'"$bg"' +'"$(id -u)"' sleep +[0-9]+ms +0 +[0-9]+ms$' "$out"
+check_match "status NAME: the worker's row" $'\n +[0-9]+ +3 busy +'"$bg"' +'"$(id -u)"' sleep +[0-9]+ms +0 +[0-9]+ms +[0-9.]+[KMG] +-$' "$out"
 out=$(ctl t status)
 check_match "NAME status shorthand" "^echo: aetaskd pid $server" "$out"
 out=$(ctl --json --connect "unix:$dir/t.control" status)
@@ -56,6 +56,26 @@ wait $bg
 check "the call answered" null "$(cat "$dir/sleep.out")"
 sleep 0.1
 check_match "calls served counts exited workers" "; 3 calls served," "$(ctl status t)"
+
+# status --watch refreshes until Ctrl-C (SIGINT: a background job of a
+# script ignores it, which aetaskctl's own handler overrides).
+"$AETASKCTL" status --watch --interval 0.2 t >"$dir/watch.out" &
+watcher=$!
+sleep 1
+kill -INT "$watcher"
+wait "$watcher"
+check "status --watch ends on Ctrl-C, exit 0" 0 "$?"
+check_match "status --watch refreshed" "Every 0.2s: aetaskctl status unix:.*Every 0.2s: aetaskctl status unix:" "$(tr '\n' ' ' <"$dir/watch.out")"
+check_match "status --watch shows the metrics" $'\nCalls: 3 \\([0-9.]+/s\\), duration p50 [0-9.]+[mu]?s, p99 [0-9.]+[mu]?s; errors: none\n' "$(cat "$dir/watch.out")"
+# On a terminal (script(1) makes one): the screen cleared each refresh,
+# and q typed ends it.
+if command -v script >/dev/null; then
+        (sleep 0.7; printf q) | timeout 10 script -qfec "$AETASKCTL status --watch --interval 0.2 t" /dev/null >"$dir/tty.out"
+        check "status --watch on a terminal ends on q, exit 0" 0 "$?"
+        check_match "status --watch on a terminal clears the screen" $'\033\\[H\033\\[2JEvery 0.2s: .*\\(q quits\\)' "$(cat "$dir/tty.out")"
+else
+        echo "skip status --watch on a terminal: no script(1)"
+fi
 
 out=$("$AETASKD" --listen "unix:$dir/g.sock" --handler echo --control-group no-such-group-here 2>&1); rc=$?
 check "an unknown control group: usage" 2 "$rc"

@@ -36,6 +36,8 @@ int aetask_server_set_max_message_size(aetask_server *server, size_t size);
 int aetask_server_set_max_workers(aetask_server *server, unsigned n);
 int aetask_server_set_max_workers_per_uid(aetask_server *server, unsigned n);
 int aetask_server_set_spare_workers(aetask_server *server, unsigned n);
+int aetask_server_set_max_worker_lifetime(aetask_server *server, uint64_t usec);
+int aetask_server_set_max_worker_rss(aetask_server *server, uint64_t bytes);
 /* On SIGTERM, how long busy workers may take to finish their checkouts
  * before they are killed (default 90 s; 0: no limit). */
 int aetask_server_set_drain_timeout(aetask_server *server, uint64_t usec);

@@ -42,6 +42,12 @@ static void help(void) {
                "     --spare-workers N       Workers kept forked, their setup run, for new\n"
                "                             connections (default 0; they count in\n"
                "                             --max-workers)\n"
+               "     --max-worker-lifetime SECONDS  Retire a worker after its checkout once\n"
+               "                             it has lived this long, less up to 20%% at\n"
+               "                             random (default 0: no limit)\n"
+               "     --max-worker-rss BYTES  Retire a worker after its checkout once its\n"
+               "                             resident memory passes BYTES (K, M, G suffixes\n"
+               "                             allowed; default 0: no limit)\n"
                "     --drain-timeout SECONDS On SIGTERM, how long busy workers may finish\n"
                "                             their checkouts before they are killed\n"
                "                             (default 90, 0: no limit)\n"
@@ -80,6 +86,30 @@ static int parse_option_seconds(const char *option, const char *value, uint64_t 
                 log_error("Invalid %s: %s: expected seconds from 0 to %llu (fractions allowed)", option, value,
                           SECONDS_MAX);
         return r;
+}
+
+/* BYTES, or with a K, M or G suffix (powers of 1024). */
+static int parse_option_bytes(const char *option, const char *value, uint64_t *ret) {
+        static const char suffixes[] = "KMG";
+        _cleanup_(freep) char *digits = strdup(value);
+        unsigned shift = 0;
+        size_t l = digits ? strlen(digits) : 0;
+        const char *p;
+        uint64_t n;
+
+        if (!digits)
+                return log_error_errno(-ENOMEM, "Failed to parse %s", option);
+        if (l > 0 && (p = strchr(suffixes, digits[l - 1])) && *p) {
+                shift = 10 * (unsigned) (p - suffixes + 1);
+                digits[l - 1] = 0;
+        }
+        if (parse_uint64(digits, 0, UINT64_MAX >> shift, &n) < 0) {
+                log_error("Invalid %s: %s: expected a number of bytes, with an optional K, M or G suffix",
+                          option, value);
+                return -EINVAL;
+        }
+        *ret = n << shift;
+        return 0;
 }
 
 /* A syslog level by name (as journalctl -p takes them) or number. */
@@ -178,6 +208,8 @@ enum {
         ARG_MAX_WORKERS_PER_UID,
         ARG_SPARE_WORKERS,
         ARG_DRAIN_TIMEOUT,
+        ARG_MAX_WORKER_LIFETIME,
+        ARG_MAX_WORKER_RSS,
         ARG_CONTROL,
         ARG_CONTROL_GROUP,
         ARG_ALLOW_USER,
@@ -247,6 +279,16 @@ static int option_number(aetask_server *s, int c, const char *value) {
                 if (parse_option_number("--spare-workers", value, 0, MAX_WORKERS_LIMIT, &n) < 0)
                         return EXIT_USAGE;
                 (void) aetask_server_set_spare_workers(s, (unsigned) n);
+                break;
+        case ARG_MAX_WORKER_LIFETIME:
+                if (parse_option_seconds("--max-worker-lifetime", value, &n) < 0)
+                        return EXIT_USAGE;
+                (void) aetask_server_set_max_worker_lifetime(s, n);
+                break;
+        case ARG_MAX_WORKER_RSS:
+                if (parse_option_bytes("--max-worker-rss", value, &n) < 0)
+                        return EXIT_USAGE;
+                (void) aetask_server_set_max_worker_rss(s, n);
                 break;
         }
         return ARGV_CONTINUE;
@@ -326,6 +368,8 @@ static int parse_argv(int argc, char *argv[], aetask_server *s) {
                 { "max-workers-per-uid", required_argument, NULL, ARG_MAX_WORKERS_PER_UID },
                 { "spare-workers",    required_argument, NULL, ARG_SPARE_WORKERS    },
                 { "drain-timeout",    required_argument, NULL, ARG_DRAIN_TIMEOUT    },
+                { "max-worker-lifetime", required_argument, NULL, ARG_MAX_WORKER_LIFETIME },
+                { "max-worker-rss",   required_argument, NULL, ARG_MAX_WORKER_RSS   },
                 { "control",          required_argument, NULL, ARG_CONTROL          },
                 { "control-group",    required_argument, NULL, ARG_CONTROL_GROUP    },
                 { "allow-user",       required_argument, NULL, ARG_ALLOW_USER       },
@@ -360,6 +404,7 @@ static int parse_argv(int argc, char *argv[], aetask_server *s) {
                         break;
                 case ARG_HUNG_TIMEOUT: case ARG_DRAIN_TIMEOUT: case ARG_MAX_MESSAGE_SIZE:
                 case ARG_MAX_WORKERS: case ARG_MAX_WORKERS_PER_UID: case ARG_SPARE_WORKERS:
+                case ARG_MAX_WORKER_LIFETIME: case ARG_MAX_WORKER_RSS:
                         r = option_number(s, c, optarg);
                         break;
                 case ARG_CONTROL_GROUP: case ARG_ALLOW_USER: case ARG_ALLOW_GROUP:

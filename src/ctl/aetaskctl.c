@@ -9,10 +9,12 @@
 #include "macro.h"
 #include "parse-number.h"
 
-enum { ARG_VERSION = 0x100 };
+enum { ARG_VERSION = 0x100, ARG_INTERVAL, ARG_ITERATIONS };
 
 /* As aetaskd's timeouts: a bound that keeps microseconds far from wrapping. */
 #define CTL_TIMEOUT_MAX 1000000000
+/* A watch refreshing faster would mostly measure itself. */
+#define CTL_INTERVAL_MIN_USEC 100000
 
 static void help(void) {
         printf("Usage: aetaskctl [OPTIONS...] [NAME] COMMAND ...\n\n"
@@ -33,6 +35,9 @@ static void help(void) {
                "  -c --connect ADDRESS       The server: unix:/PATH, unix:@NAME, tcp:HOST:PORT\n"
                "  -t --timeout SECONDS       Give up after this long (default 30)\n"
                "  -j --json                  status: print the server's reply as JSON\n"
+               "  -w --watch                 status: refresh in place until q or Ctrl-C\n"
+               "     --interval SECONDS      status --watch: between refreshes (default 1)\n"
+               "     --iterations N          status --watch: stop after N refreshes\n"
                "  -r --raw                   call: print a string result as it is, unquoted\n\n"
                "Exit status: 0 done, 1 the call or status failed, 2 usage error.\n");
 }
@@ -86,6 +91,24 @@ static int parse_option(ctl_context *ctx, int c) {
         case 'r':
                 ctx->raw = true;
                 return 1;
+        case 'w':
+                ctx->watch = true;
+                return 1;
+        case ARG_INTERVAL:
+                if (parse_seconds(optarg, CTL_TIMEOUT_MAX, &ctx->interval_usec) < 0 ||
+                    ctx->interval_usec < CTL_INTERVAL_MIN_USEC) {
+                        fprintf(stderr, "aetaskctl: invalid --interval: %s: expected seconds, at least 0.1 "
+                                        "and at most %d (fractions allowed)\n", optarg, CTL_TIMEOUT_MAX);
+                        return -CTL_EXIT_USAGE;
+                }
+                return 1;
+        case ARG_ITERATIONS:
+                if (parse_uint64(optarg, 1, UINT32_MAX, &ctx->iterations) < 0) {
+                        fprintf(stderr, "aetaskctl: invalid --iterations: %s: expected a number from 1 to %u\n",
+                                optarg, UINT32_MAX);
+                        return -CTL_EXIT_USAGE;
+                }
+                return 1;
         default:
                 return -CTL_EXIT_USAGE;
         }
@@ -103,6 +126,9 @@ static int parse_argv(ctl_context *ctx, int argc, char *argv[], char **words, si
                 { "timeout", required_argument, NULL, 't'         },
                 { "json",    no_argument,       NULL, 'j'         },
                 { "raw",     no_argument,       NULL, 'r'         },
+                { "watch",   no_argument,       NULL, 'w'         },
+                { "interval", required_argument, NULL, ARG_INTERVAL },
+                { "iterations", required_argument, NULL, ARG_ITERATIONS },
                 {}
         };
         size_t n = 0;
@@ -117,7 +143,7 @@ static int parse_argv(ctl_context *ctx, int argc, char *argv[], char **words, si
                                 break;
                         continue;
                 }
-                c = getopt_long(argc, argv, "+hc:t:jr", options, NULL);
+                c = getopt_long(argc, argv, "+hc:t:jrw", options, NULL);
                 if (c >= 0) {
                         r = parse_option(ctx, c);
                         if (r <= 0)
@@ -140,7 +166,7 @@ static int parse_argv(ctl_context *ctx, int argc, char *argv[], char **words, si
 
 int main(int argc, char *argv[]) {
         _cleanup_(freep) char **words = NULL;
-        ctl_context ctx = { .timeout_usec = 30 * 1000000ULL };
+        ctl_context ctx = { .timeout_usec = 30 * 1000000ULL, .interval_usec = 1000000ULL };
         size_t n, i = 0;
         int r;
 

@@ -16,11 +16,13 @@
 
 static const char status_request[] = CONTROL_STATUS_REQUEST;
 
-/* "850ms", "12.3s", "5min 3s", "2h 5min", "3d 4h". */
+/* "420us", "850ms", "12.3s", "5min 3s", "2h 5min", "3d 4h". */
 static const char *format_duration(uint64_t usec, char buf[static 32]) {
         uint64_t s = usec / USEC_PER_SEC;
 
-        if (usec < USEC_PER_SEC)
+        if (usec < USEC_PER_MSEC)
+                snprintf(buf, 32, "%lluus", (unsigned long long) usec);
+        else if (usec < USEC_PER_SEC)
                 snprintf(buf, 32, "%llums", (unsigned long long) (usec / USEC_PER_MSEC));
         else if (s < 60)
                 snprintf(buf, 32, "%.1fs", (double) usec / USEC_PER_SEC);
@@ -55,6 +57,80 @@ static const char *format_user(json_object *o, char buf[static 80]) {
         return buf;
 }
 
+/* "512K", "1.9M", "2.0G": memory in powers of 1024. */
+static const char *format_bytes(uint64_t bytes, char buf[static 32]) {
+        if (bytes < 1024 * 1024)
+                snprintf(buf, 32, "%lluK", (unsigned long long) (bytes / 1024));
+        else if (bytes < 1024ULL * 1024 * 1024)
+                snprintf(buf, 32, "%.1fM", (double) bytes / (1024.0 * 1024.0));
+        else
+                snprintf(buf, 32, "%.1fG", (double) bytes / (1024.0 * 1024.0 * 1024.0));
+        return buf;
+}
+
+/* KEY's members, "N name" for each that is not 0, joined by ", "; "none" if all are. */
+static const char *format_counts(json_object *o, const char *key, char *buf, size_t size) {
+        json_object *counts;
+        size_t used = 0;
+
+        buf[0] = 0;
+        if (!json_object_object_get_ex(o, key, &counts) || !json_object_is_type(counts, json_type_object))
+                return "none";
+        json_object_object_foreach(counts, name, v) {
+                uint64_t n = (uint64_t) json_object_get_uint64(v);
+                if (n == 0 || used >= size)
+                        continue;
+                used += (size_t) snprintf(buf + used, size - used, "%s%llu %s", used ? ", " : "",
+                                          (unsigned long long) n, name);
+        }
+        return buf[0] ? buf : "none";
+}
+
+/* The handler's metrics (aetaskd(8), METRICS), the recycling limits and the
+ * spawn back-off, when there are any. */
+static void print_metrics(json_object *p) {
+        json_object *m, *b, *v;
+        char d1[32], d2[32], counts[512];
+
+        if (json_object_object_get_ex(p, "metrics", &m)) {
+                json_object_object_get_ex(m, "calls_per_sec", &v);
+                printf("Calls: %llu (%.1f/s), duration p50 %s, p99 %s; errors: %s\n",
+                       (unsigned long long) get_u64(m, "calls"), v ? json_object_get_double(v) : 0.0,
+                       format_duration(get_u64(m, "call_usec_p50"), d1),
+                       format_duration(get_u64(m, "call_usec_p99"), d2),
+                       format_counts(m, "errors", counts, sizeof(counts)));
+                printf("Workers spawned: %llu; retired: %s\n", (unsigned long long) get_u64(m, "workers_spawned"),
+                       format_counts(m, "retired", counts, sizeof(counts)));
+        }
+        if (json_object_object_get_ex(p, "max_worker_lifetime_usec", NULL) ||
+            json_object_object_get_ex(p, "max_worker_rss", NULL)) {
+                printf("Recycling: lifetime %s, memory %s\n",
+                       json_object_object_get_ex(p, "max_worker_lifetime_usec", NULL)
+                               ? format_duration(get_u64(p, "max_worker_lifetime_usec"), d1) : "unlimited",
+                       json_object_object_get_ex(p, "max_worker_rss", NULL)
+                               ? format_bytes(get_u64(p, "max_worker_rss"), d2) : "unlimited");
+        }
+        if (json_object_object_get_ex(p, "backoff", &b))
+                printf("Back-off: %llu start failures in a row, next attempt in %s (delay %s, %llu probes): %s\n",
+                       (unsigned long long) get_u64(b, "failures"),
+                       format_duration(get_u64(b, "next_attempt_usec"), d1),
+                       format_duration(get_u64(b, "delay_usec"), d2),
+                       (unsigned long long) get_u64(b, "probes"), get_str(b, "last_error", "?"));
+}
+
+/* When the worker retires: "in 12.3s" (its lifetime), why it is retiring, or "-". */
+static const char *format_retire(json_object *w, char buf[static 32]) {
+        char d[32];
+
+        if (json_object_object_get_ex(w, "retiring", NULL))
+                snprintf(buf, 32, "%s", get_str(w, "retiring", "?"));
+        else if (json_object_object_get_ex(w, "retire_in_usec", NULL))
+                snprintf(buf, 32, "in %s", format_duration(get_u64(w, "retire_in_usec"), d));
+        else
+                snprintf(buf, 32, "-");
+        return buf;
+}
+
 /* The share each user holds: who is near the per-user limit. */
 static void print_users(json_object *p) {
         json_object *users = NULL;
@@ -73,7 +149,7 @@ static void print_users(json_object *p) {
 
 static void print_status(json_object *p) {
         json_object *workers = NULL, *v;
-        char d1[32], d2[32], who[80];
+        char d1[32], d2[32], d3[32], retire[32], who[80];
 
         printf("%s: aetaskd pid %llu, handler %s, up %s%s\n",
                get_str(p, "name", "?"), (unsigned long long) get_u64(p, "pid"), get_str(p, "handler", "?"),
@@ -84,12 +160,13 @@ static void print_status(json_object *p) {
                (unsigned long long) get_u64(p, "idle"), (unsigned long long) get_u64(p, "max_workers"),
                (unsigned long long) get_u64(p, "max_workers_per_uid"),
                (unsigned long long) get_u64(p, "calls"), (unsigned long long) get_u64(p, "killed_hung"));
+        print_metrics(p);
         print_users(p);
 
         if (!json_object_object_get_ex(p, "workers", &workers) || json_object_array_length(workers) == 0)
                 return;
-        printf("\n%8s %6s %-5s %10s %6s %-20s %8s %8s %9s\n",
-               "PID", "WORKER", "STATE", "CLIENT", "UID", "METHOD", "FOR", "CALLS", "UPTIME");
+        printf("\n%8s %6s %-5s %10s %6s %-20s %8s %8s %9s %7s %s\n",
+               "PID", "WORKER", "STATE", "CLIENT", "UID", "METHOD", "FOR", "CALLS", "UPTIME", "RSS", "RETIRES");
         for (size_t i = 0; i < json_object_array_length(workers); i++) {
                 json_object *w = json_object_array_get_idx(workers, i);
                 bool busy = strcmp(get_str(w, "state", ""), "busy") == 0;
@@ -98,13 +175,14 @@ static void print_status(json_object *p) {
                         snprintf(who, sizeof(who), "%llu", (unsigned long long) json_object_get_uint64(v));
                 else
                         snprintf(who, sizeof(who), "-");
-                printf("%8llu %6llu %-5s %10llu %6s %-20.20s %8s %8llu %9s\n",
+                printf("%8llu %6llu %-5s %10llu %6s %-20.20s %8s %8llu %9s %7s %s\n",
                        (unsigned long long) get_u64(w, "pid"), (unsigned long long) get_u64(w, "number"),
                        get_str(w, "state", "?"), (unsigned long long) get_u64(w, "client_pid"),
                        who, busy ? get_str(w, "method", "") : "-",
                        busy ? format_duration(get_u64(w, "call_usec"), d1) : "-",
                        (unsigned long long) get_u64(w, "calls"),
-                       format_duration(get_u64(w, "uptime_usec"), d2));
+                       format_duration(get_u64(w, "uptime_usec"), d2),
+                       format_bytes(get_u64(w, "rss"), d3), format_retire(w, retire));
         }
 }
 
@@ -143,27 +221,16 @@ static int exchange(int fd, uint64_t timeout_usec, buffer *in, const char **ret_
         }
 }
 
-int ctl_status(ctl_context *ctx, int argc, char **argv) {
+/* Asks ADDRESS for its status: 0 and the reply's parameters, or an exit
+ * code with the reason written to stderr. */
+int ctl_status_fetch(ctl_context *ctx, const char *address, json_object **ret) {
         _cleanup_(json_object_putp) json_object *m = NULL;
         _cleanup_(closep) int fd = -1;
         socket_address a;
-        const char *address = ctx->address, *reply = NULL, *reason;
+        const char *reply = NULL, *reason;
         buffer in = {};
         size_t len = 0;
         int r;
-
-        if (argc > 1) {
-                fprintf(stderr, "aetaskctl: status takes one NAME or ADDRESS\n");
-                return CTL_EXIT_USAGE;
-        }
-        if (argc == 1)
-                address = strchr(argv[0], ':') ? argv[0] : ctl_unit_address(argv[0], ".control");
-        else if (!address && ctx->name)
-                address = ctl_unit_address(ctx->name, ".control");
-        if (!address) {
-                fprintf(stderr, "aetaskctl: no server given: use status NAME, status ADDRESS or --connect ADDRESS\n");
-                return CTL_EXIT_USAGE;
-        }
 
         r = socket_address_parse(&a, address);
         if (r < 0) {
@@ -212,9 +279,39 @@ int ctl_status(ctl_context *ctx, int argc, char **argv) {
                 fprintf(stderr, "aetaskctl: the reply from %s is not a status\n", address);
                 return CTL_EXIT_CALL_FAILED;
         }
+        *ret = json_object_get(parameters);
+        return 0;
+}
+
+void ctl_status_print(ctl_context *ctx, json_object *parameters) {
         if (ctx->json)
                 puts(json_object_to_json_string_ext(parameters, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
         else
                 print_status(parameters);
+}
+
+int ctl_status(ctl_context *ctx, int argc, char **argv) {
+        _cleanup_(json_object_putp) json_object *parameters = NULL;
+        const char *address = ctx->address;
+        int r;
+
+        if (argc > 1) {
+                fprintf(stderr, "aetaskctl: status takes one NAME or ADDRESS\n");
+                return CTL_EXIT_USAGE;
+        }
+        if (argc == 1)
+                address = strchr(argv[0], ':') ? argv[0] : ctl_unit_address(argv[0], ".control");
+        else if (!address && ctx->name)
+                address = ctl_unit_address(ctx->name, ".control");
+        if (!address) {
+                fprintf(stderr, "aetaskctl: no server given: use status NAME, status ADDRESS or --connect ADDRESS\n");
+                return CTL_EXIT_USAGE;
+        }
+        if (ctx->watch)
+                return ctl_status_watch(ctx, address);
+        r = ctl_status_fetch(ctx, address, &parameters);
+        if (r != 0)
+                return r;
+        ctl_status_print(ctx, parameters);
         return 0;
 }

@@ -86,6 +86,7 @@ static void put_worker(json_out *o, const worker_record *rec, uint64_t now_mono,
         json_out_u64(o, "calls", slot.calls);
         json_out_u64(o, "started_usec", slot.started_realtime);
         json_out_u64(o, "uptime_usec", now_real > slot.started_realtime ? now_real - slot.started_realtime : 0);
+        metrics_put_worker(o, rec);
         json_out_close(o);
 }
 
@@ -148,6 +149,7 @@ static int append_status(buffer *b, aetask_server *s) {
         json_out_u64(&o, "max_workers_per_uid", s->share);
         json_out_u64(&o, "calls", c.calls);
         json_out_u64(&o, "killed_hung", c.killed_hung);
+        metrics_put_status(&o, s);
         if (put_users(&o, s) < 0)
                 o.r = -ENOMEM;
         json_out_open(&o, "workers", '[');

@@ -20,11 +20,7 @@ unsigned server_recycle_workers(aetask_server *s) {
         unsigned n = 0;
 
         for (unsigned i = 0; i < s->board.n_slots; i++)
-                if (s->workers[i].pid > 0 && !s->workers[i].recycled) {
-                        s->workers[i].recycled = true;
-                        (void) kill(s->workers[i].pid, SIGTERM);
-                        n++;
-                }
+                n += recycle_retire(s, &s->workers[i], s->shutting_down ? RETIRE_SHUTDOWN : RETIRE_RELOAD);
         return n;
 }
 

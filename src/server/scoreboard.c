@@ -2,6 +2,7 @@
 #include "scoreboard.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -39,6 +40,16 @@ void scoreboard_release(scoreboard_slot *s) {
 
 slot_state slot_get_state(const scoreboard_slot *s) {
         return __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+}
+
+void slot_set_setup(scoreboard_slot *s, slot_setup setup, const char *error) {
+        if (error)
+                snprintf(s->setup_error, sizeof(s->setup_error), "%s", error);
+        __atomic_store_n(&s->setup, setup, __ATOMIC_RELEASE);
+}
+
+slot_setup slot_get_setup(const scoreboard_slot *s) {
+        return __atomic_load_n(&s->setup, __ATOMIC_ACQUIRE);
 }
 
 void slot_call_begin(scoreboard_slot *s, const char *method) {

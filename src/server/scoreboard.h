@@ -17,6 +17,15 @@ typedef enum slot_state {
 } slot_state;
 
 #define SLOT_METHOD_MAX 64
+#define SLOT_SETUP_ERROR_MAX 160
+
+/* How far the handler's setup got, for the server's back-off (backoff.c). */
+typedef enum slot_setup {
+        SLOT_SETUP_NOT_RUN,
+        SLOT_SETUP_RUNNING,
+        SLOT_SETUP_DONE,
+        SLOT_SETUP_FAILED,             /* setup_error says why */
+} slot_setup;
 
 typedef struct scoreboard_slot {
         uint32_t state;                /* slot_state, written with atomics */
@@ -28,6 +37,8 @@ typedef struct scoreboard_slot {
         uint64_t call_started;         /* CLOCK_MONOTONIC usec, of the current call */
         uint64_t calls;                /* answered so far */
         char method[SLOT_METHOD_MAX];
+        uint32_t setup;                /* slot_setup, written with atomics */
+        char setup_error[SLOT_SETUP_ERROR_MAX];
 } scoreboard_slot;
 
 typedef struct scoreboard {
@@ -45,6 +56,9 @@ void slot_call_begin(scoreboard_slot *s, const char *method);
 /* SERVED: a call was answered (false for the checkout-done hook). */
 void slot_call_end(scoreboard_slot *s, bool served);
 slot_state slot_get_state(const scoreboard_slot *s);
+/* In the worker: setup reached SETUP; a failure says why in ERROR. */
+void slot_set_setup(scoreboard_slot *s, slot_setup setup, const char *error);
+slot_setup slot_get_setup(const scoreboard_slot *s);
 /* A consistent copy of a slot a worker may be writing to. */
 void slot_snapshot(const scoreboard_slot *s, scoreboard_slot *ret);
 

@@ -49,6 +49,7 @@ worker_record *server_add_worker(aetask_server *s, scoreboard_slot *slot, pid_t 
 
         *rec = (worker_record) { .pid = pid, .conn_fd = -1, .hand_fd = -1, .slot = slot };
         s->n_alive++;
+        governance_worker_added(s, rec);
         return rec;
 }
 
@@ -66,7 +67,7 @@ static int spawn_worker(aetask_server *s, int conn_fd) {
         peer_id peer;
         pid_t pid;
 
-        if (server_admit(s, conn_fd, &peer) < 0)
+        if (server_admit(s, conn_fd, &peer) < 0 || !backoff_admit(s, conn_fd))
                 return -EBUSY;
         /* A spare first; one that fails to take it is retired, and the next tried. */
         while ((rec = server_spare_find(s)))

@@ -8,6 +8,7 @@
 #include <systemd/sd-event.h>
 
 #include "buffer.h"
+#include "governance.h"
 #include "list.h"
 #include "log.h"
 #include "peer.h"
@@ -38,6 +39,9 @@ typedef struct worker_record {
         bool killed_abandoned;
         bool killed_drain;             /* still busy when the drain limit ran out */
         bool recycled;                 /* told to retire by a reload (reload.c) */
+        retire_cause retire;           /* why it was told to retire (governance.h) */
+        uint64_t retire_after;         /* CLOCK_MONOTONIC: its lifetime ends, or 0 (recycle.c) */
+        uint64_t rss;                  /* bytes, as last measured (recycle.c) */
 } worker_record;
 
 struct aetask_server {
@@ -97,6 +101,7 @@ struct aetask_server {
         sd_event_source *spare_timer;  /* forks the next spare (spare.c) */
         uint64_t spare_retry_at;       /* after a spare died unused: no new one before */
         log_ratelimit fd_shortage_log, refusal_log;
+        governance gov;                /* recycling, back-off, metrics (governance.h) */
         struct rlimit nofile_original; /* RLIMIT_NOFILE as it was, for the workers */
         bool nofile_raised;
 };

@@ -132,6 +132,18 @@ _public_ int aetask_server_set_drain_timeout(aetask_server *s, uint64_t usec) {
         return 0;
 }
 
+_public_ int aetask_server_set_max_worker_lifetime(aetask_server *s, uint64_t usec) {
+        assert_return(s, -EINVAL);
+        s->gov.max_lifetime = usec;
+        return 0;
+}
+
+_public_ int aetask_server_set_max_worker_rss(aetask_server *s, uint64_t bytes) {
+        assert_return(s, -EINVAL);
+        s->gov.max_rss = bytes;
+        return 0;
+}
+
 _public_ int aetask_server_set_max_workers(aetask_server *s, unsigned n) {
         assert_return(s, -EINVAL);
         assert_return(n > 0 && n <= MAX_WORKERS_MAX, -EINVAL);
@@ -300,11 +312,13 @@ void server_get_counts(aetask_server *s, server_counts *ret) {
 void server_notify_status(aetask_server *s) {
         _cleanup_(freep) char *line = NULL;
         server_counts c;
+        char backing_off[160];
 
         server_get_counts(s, &c);
-        if (asprintf(&line, "STATUS=%s%u workers (%u busy, %u idle), %llu calls served, %llu killed as hung",
-                     s->shutting_down ? "Draining: " : "", c.alive, c.busy, c.idle,
-                     (unsigned long long) c.calls, (unsigned long long) c.killed_hung) < 0)
+        if (asprintf(&line, "STATUS=%s%s%u workers (%u busy, %u idle), %llu calls served (%.1f/s), %llu killed as hung",
+                     s->shutting_down ? "Draining: " : "", backoff_status_prefix(s, backing_off, sizeof(backing_off)),
+                     c.alive, c.busy, c.idle, (unsigned long long) c.calls, s->gov.calls_per_sec,
+                     (unsigned long long) c.killed_hung) < 0)
                 return;
         if (s->last_status && strcmp(s->last_status, line) == 0)
                 return;
@@ -316,6 +330,7 @@ void server_notify_status(aetask_server *s) {
 /* Workers change between busy and idle without telling the server: the line
  * is refreshed once a second. */
 static int on_status_timer(sd_event_source *source, uint64_t usec, void *userdata) {
+        metrics_sample(userdata);
         server_notify_status(userdata);
         (void) sd_event_source_set_time_relative(source, USEC_PER_SEC);
         return 0;
@@ -399,6 +414,7 @@ static void server_stop_running(aetask_server *s) {
         s->drain_timer = sd_event_source_disable_unref(s->drain_timer);
         s->resume_timer = sd_event_source_disable_unref(s->resume_timer);
         server_spares_stop(s);
+        governance_stop(s);
         control_stop(s);
         free(s->last_status);
         s->last_status = NULL;
@@ -494,6 +510,9 @@ static int server_make_slots(aetask_server *s) {
                 return -ENOMEM;
         for (unsigned i = 0; i < s->max_workers; i++)
                 s->workers[i] = (worker_record) { .conn_fd = -1, .hand_fd = -1 };
+        r = governance_start(s);
+        if (r < 0)
+                return r;
         return server_spares_start(s);
 }
 

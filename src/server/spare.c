@@ -32,8 +32,7 @@ static unsigned count_spares(aetask_server *s) {
 }
 
 worker_record *server_spare_find(aetask_server *s) {
-        if (s->spare_workers == 0)
-                return NULL;
+        /* Even with no spares wanted: the back-off's probe is one (backoff.c). */
         for (unsigned i = 0; i < s->board.n_slots; i++) {
                 worker_record *rec = &s->workers[i];
                 if (rec->pid > 0 && rec->state == WORKER_SPARE && !rec->recycled)
@@ -79,7 +78,7 @@ static int spare_fork(aetask_server *s) {
 static int on_spare_timer(sd_event_source *source, uint64_t usec, void *userdata) {
         aetask_server *s = userdata;
 
-        if (s->shutting_down || count_spares(s) >= s->spare_workers || s->n_alive >= s->max_workers)
+        if (s->shutting_down || count_spares(s) >= backoff_spares_wanted(s) || s->n_alive >= s->max_workers)
                 return 0;
         int r = spare_fork(s);
         if (r < 0) {
@@ -93,7 +92,7 @@ static int on_spare_timer(sd_event_source *source, uint64_t usec, void *userdata
 }
 
 void server_spares_refill(aetask_server *s) {
-        if (!s->spare_timer || s->shutting_down || count_spares(s) >= s->spare_workers ||
+        if (!s->spare_timer || s->shutting_down || count_spares(s) >= backoff_spares_wanted(s) ||
             s->n_alive >= s->max_workers)
                 return;
         (void) sd_event_source_set_time(s->spare_timer, MAX(s->spare_retry_at, 1ULL));
@@ -103,8 +102,7 @@ void server_spares_refill(aetask_server *s) {
 int server_spares_start(aetask_server *s) {
         int r;
 
-        if (s->spare_workers == 0)
-                return 0;
+        /* Also without spares: the back-off's probe is one (backoff.c). */
         r = sd_event_add_time(s->event, &s->spare_timer, CLOCK_MONOTONIC, 1, USEC_PER_MSEC, on_spare_timer, s);
         if (r < 0)
                 return log_error_errno(r, "Failed to add the spare workers' timer");
@@ -161,8 +159,8 @@ int server_spare_hand_over(aetask_server *s, worker_record *rec, int conn_fd, co
 }
 
 void server_spare_exited(aetask_server *s, worker_record *rec) {
-        if (rec->recycled || s->shutting_down)
-                return;
+        if (rec->recycled || s->shutting_down || backoff_active(s))
+                return;  /* asked to go, or its failed setup backs off (backoff.c) */
         /* Its setup failed or crashed: the next one would likely do the same. */
         log_warning("Spare worker %u (pid %d) exited before it served, starting another in %llu ms",
                     rec->slot->number, rec->pid, (unsigned long long) (SPARE_RETRY_USEC / USEC_PER_MSEC));

@@ -66,6 +66,7 @@ static int append_outcome(aetask_worker *w, buffer *out, int r, json_object *res
                 }
                 if (r >= 0) {
                         worker_clear_error(w);  /* raised, then succeeded after all */
+                        w->outcome = NULL;
                         return 0;
                 }
                 snprintf(text, sizeof(text), "the result cannot be sent: %s", strerror(-r));
@@ -75,6 +76,7 @@ static int append_outcome(aetask_worker *w, buffer *out, int r, json_object *res
 
         const char *message = worker_error_message(w, r);
         _cleanup_(freep) char *cut = NULL;
+        w->outcome = error;
         size_t len = strlen(message);
         json_object *l = logs;
         for (;;) {
@@ -129,14 +131,19 @@ void worker_setup(aetask_worker *w) {
         if (!w->handler->setup)
                 return;
         /* Setup counts as busy, so a hung setup is killed like a hung call. */
+        slot_set_setup(w->slot, SLOT_SETUP_RUNNING, NULL);
         slot_call_begin(w->slot, "setup");
         r = w->handler->setup(w);
         slot_call_end(w->slot, false);
-        if (r >= 0)
+        if (r >= 0) {
+                slot_set_setup(w->slot, SLOT_SETUP_DONE, NULL);
                 return;
+        }
         if (asprintf(&w->setup_error, "setup exception: %s", worker_error_message(w, r)) < 0)
                 w->setup_error = NULL;
         log_error("Worker %u: %s", w->number, w->setup_error ?: "setup exception");
+        /* For the server's back-off: it names the error to the clients it refuses. */
+        slot_set_setup(w->slot, SLOT_SETUP_FAILED, worker_error_message(w, r));
         worker_clear_error(w);
         w->setup_result = r;
 }
@@ -146,10 +153,13 @@ static int run_call_armed(aetask_worker *w, const protocol_call *c, buffer *out)
 /* Returns < 0 when the worker must end once the reply is out (-EPIPE: at
  * once, the client is gone).  The call's deadline covers setup too. */
 static int run_call(aetask_worker *w, const protocol_call *c, buffer *out) {
-        w->deadline = worker_deadline_arm(w->fd, out, now_usec(CLOCK_MONOTONIC), c->timeout_usec);
+        uint64_t began = now_usec(CLOCK_MONOTONIC);
+        w->deadline = worker_deadline_arm(w->fd, out, began, c->timeout_usec);
         int r = run_call_armed(w, c, out);
         worker_deadline_disarm(w->deadline);
         w->deadline = UINT64_MAX;
+        if (r != -EPIPE)  /* answered */
+                metrics_call_done(w->server, now_usec(CLOCK_MONOTONIC) - began, call_error_from_protocol(w->outcome));
         return r;
 }
 

@@ -21,6 +21,7 @@ struct aetask_worker {
         int setup_result;              /* of the handler's setup, once done */
         char *setup_error;             /* its message, for the first call's answer */
         bool in_checkout;              /* a call came since the last Done */
+        const char *outcome;           /* the error the last reply carried, or NULL (metrics.c) */
         uint64_t deadline;             /* of the call running (CLOCK_MONOTONIC), or UINT64_MAX */
         worker_log log;
         size_t scanned;                /* of the client's bytes, for framing */

@@ -60,6 +60,7 @@ int server_on_sigchld(sd_event_source *source, const struct signalfd_siginfo *si
                         worker_record *rec = &s->workers[i];
                         if (rec->pid != pid)
                                 continue;
+                        governance_worker_exited(s, rec, status);
                         if (rec->state == WORKER_SPARE)
                                 server_spare_exited(s, rec);
                         else

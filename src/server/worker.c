@@ -489,6 +489,11 @@ _Noreturn void worker_run_spare(aetask_server *s, scoreboard_slot *slot, int han
 
         worker_log_begin(&w->log, NULL, "setup");
         worker_setup(w);
+        /* Nobody to answer yet: the server sees the failure in the slot and
+         * backs off (backoff.c), instead of a client being handed a spare
+         * that can only fail its first call. */
+        if (w->setup_result < 0)
+                worker_exit(EXIT_FAILURE);
 
         /* Flag first, then check, as between checkouts: a retiring spare
          * has nobody to tell, and just exits. */

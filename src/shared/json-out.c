@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -61,6 +62,15 @@ void json_out_int(json_out *o, const char *key, int64_t v) {
         char n[24];
 
         snprintf(n, sizeof(n), "%" PRId64, v);
+        put_key(o, key);
+        put(o, n);
+}
+
+void json_out_decimal(json_out *o, const char *key, double v, int digits) {
+        char n[64];
+
+        /* NaN and the infinities are no JSON: they are written as 0. */
+        snprintf(n, sizeof(n), "%.*f", digits, isfinite(v) ? v : 0.0);
         put_key(o, key);
         put(o, n);
 }

@@ -40,6 +40,8 @@ void json_out_close(json_out *o);
 void json_out_u64(json_out *o, const char *key, uint64_t v);
 void json_out_int(json_out *o, const char *key, int64_t v);
 void json_out_bool(json_out *o, const char *key, bool v);
+/* V, finite, with DIGITS digits after the point (a rate, say). */
+void json_out_decimal(json_out *o, const char *key, double v, int digits);
 /* TEXT as a JSON string, what is not UTF-8 as U+FFFD (json_write_text()). */
 void json_out_text(json_out *o, const char *key, const char *text);
 /* 0, or the first error (with the message taken back out of the buffer). */

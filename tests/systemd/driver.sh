@@ -32,7 +32,7 @@ worker_pids() {
 }
 workers_of() { worker_pids "$1" | wc -l; }
 status_line_ok() {
-        [[ "$1" =~ ^(Draining:\ )?[0-9]+\ workers\ \([0-9]+\ busy,\ [0-9]+\ idle\),\ [0-9]+\ calls\ served,\ [0-9]+\ killed\ as\ hung$ ]]
+        [[ "$1" =~ ^(Draining:\ )?[0-9]+\ workers\ \([0-9]+\ busy,\ [0-9]+\ idle\),\ [0-9]+\ calls\ served\ \([0-9]+\.[0-9]/s\),\ [0-9]+\ killed\ as\ hung$ ]]
 }
 tenths() {  # "1.6" -> 16, without awk (an alternative, missing in the container)
         local whole=${1%%.*} frac=0
