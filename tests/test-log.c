@@ -74,8 +74,20 @@ static int h_multiline(aetask_worker *w, json_object *args, json_object **ret) {
         return 0;
 }
 
+/* Text that is not UTF-8 in a message, and a data value that is not JSON
+ * (a string that is not UTF-8): the message comes back with U+FFFD in
+ * place of the bad byte, the value is refused at once, and the call's other
+ * entries come back all the same.  Returns what log_data said. */
+static int h_bytes(aetask_worker *w, json_object *args, json_object **ret) {
+        aetask_log_info(w, "caf\xe9 au lait");
+        int r = aetask_worker_log_data(w, "bad", json_object_new_string("\xff"));
+        aetask_worker_log_data(w, "good", json_object_new_int(1));
+        *ret = json_object_new_int(r);
+        return 0;
+}
+
 static const aetask_method h_methods[] = {
-        { "work", h_work }, { "fail", h_fail }, { "flood", h_flood }, { "multiline", h_multiline },
+        { "bytes", h_bytes }, { "work", h_work }, { "fail", h_fail }, { "flood", h_flood }, { "multiline", h_multiline },
         { "normal", h_nested }, { "sleep", h_sleep }, {}
 };
 
@@ -256,6 +268,35 @@ Test(log, logs_are_kept_when_the_call_fails) {
         call_and_wait(co, "fail", NULL);
         cr_assert_eq(errors, 1);
         cr_assert_geq(find_message(l, "about to fail"), 0, "the worker's message came back with the error");
+        aetask_checkout_unref(co);
+        aetask_log_unref(l);
+}
+
+static int bytes_result;
+
+static int on_bytes_reply(aetask_checkout *co, json_object *result, const aetask_error *error, void *userdata) {
+        bytes_result = error ? 1 : json_object_get_int(result);
+        done = true;
+        return 0;
+}
+
+Test(log, entries_that_are_not_utf8_are_mended_or_refused_and_the_rest_come_back) {
+        aetask_log *l;
+        aetask_checkout *co;
+
+        start();
+        aetask_log_new(&l);
+        aetask_client_checkout(client, &co);
+        aetask_checkout_set_log(co, l);
+        done = false;
+        cr_assert_eq(aetask_checkout_call(co, NULL, "bytes", NULL, on_bytes_reply, NULL), 0);
+        test_run_until(event, &done, 10);
+        cr_assert_eq(bytes_result, -EINVAL, "a data value that is not JSON is refused: %d", bytes_result);
+        cr_assert_geq(find_message(l, "caf\xef\xbf\xbd au lait"), 0, "the message came back, mended");
+        json_object *data = aetask_log_get_data(l);
+        cr_assert_not_null(data);
+        cr_assert_not_null(json_object_object_get(data, "good"));
+        cr_assert_null(json_object_object_get(data, "bad"));
         aetask_checkout_unref(co);
         aetask_log_unref(l);
 }

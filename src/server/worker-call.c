@@ -46,7 +46,7 @@ static bool reply_fits(aetask_worker *w, buffer *out, size_t before) {
 /* Appends the reply for a call that ran: its result, or its error, with
  * whatever the handler logged.  Returns -ENOMEM if even that fails. */
 static int append_outcome(aetask_worker *w, buffer *out, int r, json_object *result, const char *error) {
-        _cleanup_(json_object_putp) json_object *logs = worker_log_end(&w->log);
+        const char *logs = worker_log_end(&w->log);
         char text[128];
 
         size_t before = buffer_length(out);
@@ -55,7 +55,7 @@ static int append_outcome(aetask_worker *w, buffer *out, int r, json_object *res
          * the connection: the logs go first (they are not worth a call), then
          * the result (the call fails), then the tail of the error message. */
         if (r >= 0) {
-                json_object *l = logs;
+                const char *l = logs;
                 for (;;) {
                         r = protocol_append_reply(out, result, l);
                         if (r >= 0 && !reply_fits(w, out, before))
@@ -78,7 +78,7 @@ static int append_outcome(aetask_worker *w, buffer *out, int r, json_object *res
         _cleanup_(freep) char *cut = NULL;
         w->outcome = error;
         size_t len = strlen(message);
-        json_object *l = logs;
+        const char *l = logs;
         for (;;) {
                 r = protocol_append_error(out, error, cut ?: message, l);
                 if (r >= 0 && !reply_fits(w, out, before))

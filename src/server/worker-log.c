@@ -2,6 +2,7 @@
 #include "worker-log.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,8 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "json-reader.h"  /* json_object_putp() */
+#include "json-writer.h"
 #include "log.h"
 #include "macro.h"
 #include "scoreboard.h"
@@ -86,8 +89,15 @@ void worker_log_call(worker_log *l, int priority, uint64_t duration, const char 
         worker_entry_send(l, &e, priority, text);
 }
 
+/* Starts one more element (or member) of LIST: a comma after the last. */
+static int list_next(buffer *list) {
+        return buffer_length(list) > 0 ? buffer_append(list, ",", 1) : 0;
+}
+
 int worker_log_message(worker_log *l, int priority, const char *text) {
-        size_t len = strlen(text);
+        size_t len = strlen(text), before = buffer_length(&l->messages);
+        char head[64];
+        int r;
 
         if (priority < LOG_EMERG || priority > LOG_DEBUG)
                 return -EINVAL;
@@ -96,16 +106,15 @@ int worker_log_message(worker_log *l, int priority, const char *text) {
 
         worker_entry(l, priority, text);
 
-        if (!l->messages && !(l->messages = json_object_new_array()))
-                return -ENOMEM;
-        json_object *m = json_object_new_array_ext(4);
-        if (!m)
-                return -ENOMEM;
-        json_object_array_add(m, json_object_new_int64((int64_t) now_usec(CLOCK_REALTIME)));
-        json_object_array_add(m, json_object_new_int(getpid()));
-        json_object_array_add(m, json_object_new_int(priority));
-        json_object_array_add(m, json_object_new_string_len(text, (int) len));
-        json_object_array_add(l->messages, m);
+        /* [USEC, PID, PRIORITY, "text"] */
+        snprintf(head, sizeof(head), "[%" PRIu64 ",%d,%d,", now_usec(CLOCK_REALTIME), (int) getpid(), priority);
+        if ((r = list_next(&l->messages)) < 0 ||
+            (r = buffer_append_str(&l->messages, head)) < 0 ||
+            (r = json_write_text(&l->messages, text, len)) < 0 ||
+            (r = buffer_append(&l->messages, "]", 1)) < 0) {
+                l->messages.end = l->messages.start + before;
+                return r;
+        }
         return 0;
 }
 
@@ -134,15 +143,16 @@ int worker_log_timer_stop(worker_log *l, int timer) {
         int r = 0;
 
         if (worker_log_admit(l, strlen(t->name) + 32)) {
-                if (!l->timers && !(l->timers = json_object_new_array()))
-                        r = -ENOMEM;
-                else {
-                        json_object *e = json_object_new_array_ext(3);
-                        json_object_array_add(e, json_object_new_string(t->name));
-                        json_object_array_add(e, json_object_new_int64((int64_t) t->start_realtime));
-                        json_object_array_add(e, json_object_new_int64((int64_t) duration));
-                        json_object_array_add(l->timers, e);
-                }
+                /* ["name", START_USEC, DURATION_USEC] */
+                size_t before = buffer_length(&l->timers);
+                char tail[64];
+
+                snprintf(tail, sizeof(tail), ",%" PRIu64 ",%" PRIu64 "]", t->start_realtime, duration);
+                if ((r = list_next(&l->timers)) < 0 ||
+                    (r = buffer_append(&l->timers, "[", 1)) < 0 ||
+                    (r = json_write_text(&l->timers, t->name, strlen(t->name))) < 0 ||
+                    (r = buffer_append_str(&l->timers, tail)) < 0)
+                        l->timers.end = l->timers.start + before;
         }
         free(t->name);
         t->name = NULL;
@@ -153,24 +163,62 @@ int worker_log_timer_stop(worker_log *l, int timer) {
 }
 
 int worker_log_data(worker_log *l, const char *key, json_object *value) {
-        if (!key) {
-                json_object_put(value);
+        _cleanup_(json_object_putp) json_object *v = value;
+        size_t before = buffer_length(&l->data);
+        int r;
+
+        if (!key)
                 return -EINVAL;
+        /* "key": VALUE, written first: its size is what the budget charges. */
+        if ((r = list_next(&l->data)) < 0 ||
+            (r = json_write_text(&l->data, key, strlen(key))) < 0 ||
+            (r = buffer_append(&l->data, ":", 1)) < 0 ||
+            (r = json_write_value(&l->data, v)) < 0) {
+                l->data.end = l->data.start + before;
+                return r == -ENOMEM ? r : -EINVAL;
         }
-        size_t size = strlen(key) + (value ? strlen(json_object_to_json_string(value)) : 4);
-        if (!worker_log_admit(l, size)) {
-                json_object_put(value);
-                return 0;
-        }
-        if (!l->data && !(l->data = json_object_new_object())) {
-                json_object_put(value);
-                return -ENOMEM;
-        }
-        return json_object_object_add(l->data, key, value) < 0 ? -ENOMEM : 0;
+        if (!worker_log_admit(l, buffer_length(&l->data) - before))
+                l->data.end = l->data.start + before;
+        return 0;
 }
 
-json_object *worker_log_end(worker_log *l) {
-        json_object *logs = NULL;
+/* Appends ,"NAME":[LIST] or ,"NAME":{LIST} for a list with entries. */
+static int append_list(buffer *logs, const char *name, const buffer *list, const char brackets[2]) {
+        int r;
+
+        if (buffer_length(list) == 0)
+                return 0;
+        if (buffer_length(logs) > 1 && (r = buffer_append(logs, ",", 1)) < 0)
+                return r;
+        if ((r = json_write_string(logs, name, strlen(name))) < 0 ||
+            (r = buffer_append(logs, ":", 1)) < 0 ||
+            (r = buffer_append(logs, &brackets[0], 1)) < 0 ||
+            (r = buffer_append(logs, buffer_head(list), buffer_length(list))) < 0)
+                return r;
+        return buffer_append(logs, &brackets[1], 1);
+}
+
+static int write_logs(worker_log *l) {
+        char dropped[48];
+        int r;
+
+        buffer_clear(&l->logs);
+        if ((r = buffer_append(&l->logs, "{", 1)) < 0 ||
+            (r = append_list(&l->logs, "messages", &l->messages, "[]")) < 0 ||
+            (r = append_list(&l->logs, "timers", &l->timers, "[]")) < 0 ||
+            (r = append_list(&l->logs, "data", &l->data, "{}")) < 0)
+                return r;
+        if (l->dropped > 0) {
+                snprintf(dropped, sizeof(dropped), "%s\"dropped\":%u", buffer_length(&l->logs) > 1 ? "," : "",
+                         l->dropped);
+                if ((r = buffer_append_str(&l->logs, dropped)) < 0)
+                        return r;
+        }
+        return buffer_append(&l->logs, "}", 2);  /* and the NUL */
+}
+
+const char *worker_log_end(worker_log *l) {
+        const char *logs = NULL;
 
         for (unsigned i = l->n_open; i > 0; i--)
                 if (l->open[i - 1].name)
@@ -183,19 +231,26 @@ json_object *worker_log_end(worker_log *l) {
                 worker_entry(l, LOG_WARNING, text);
         }
 
-        if (l->messages || l->timers || l->data || l->dropped) {
-                logs = json_object_new_object();
-                if (l->messages)
-                        json_object_object_add(logs, "messages", TAKE_PTR(l->messages));
-                if (l->timers)
-                        json_object_object_add(logs, "timers", TAKE_PTR(l->timers));
-                if (l->data)
-                        json_object_object_add(logs, "data", TAKE_PTR(l->data));
-                if (l->dropped)
-                        json_object_object_add(logs, "dropped", json_object_new_int64(l->dropped));
-        }
+        bool any = buffer_length(&l->messages) > 0 || buffer_length(&l->timers) > 0 ||
+                   buffer_length(&l->data) > 0 || l->dropped > 0;
+        /* Out of memory: the reply goes without them. */
+        if (any && write_logs(l) >= 0)
+                logs = buffer_head(&l->logs);
+        buffer_clear(&l->messages);
+        buffer_clear(&l->timers);
+        buffer_clear(&l->data);
         l->n_entries = l->dropped = 0;
         l->bytes = 0;
         l->method = NULL;
         return logs;
+}
+
+void worker_log_done(worker_log *l) {
+        for (unsigned i = 0; i < l->n_open; i++)
+                free(l->open[i].name);
+        l->n_open = 0;
+        buffer_done(&l->messages);
+        buffer_done(&l->timers);
+        buffer_done(&l->data);
+        buffer_done(&l->logs);
 }

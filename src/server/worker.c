@@ -216,7 +216,8 @@ int server_check_options(aetask_server *s) {
         if (!s->handler->check_options)
                 return 0;
         r = s->handler->check_options(&w, s->options ? (const char *const *) s->options : none);
-        json_object_put(worker_log_end(&w.log));
+        (void) worker_log_end(&w.log);
+        worker_log_done(&w.log);
         if (r >= 0) {
                 worker_clear_error(&w);
                 return 0;
@@ -249,7 +250,8 @@ aetask_worker *worker_new(aetask_server *s, scoreboard_slot *slot) {
 aetask_worker *worker_free(aetask_worker *w) {
         if (!w)
                 return NULL;
-        json_object_put(worker_log_end(&w->log));
+        (void) worker_log_end(&w->log);
+        worker_log_done(&w->log);
         free(w->error);
         free(w->setup_error);
         free(w);

@@ -123,13 +123,14 @@ static int append_trace(buffer *b, const char *trace, bool comma) {
         return r < 0 ? r : buffer_append(b, "\"", 1);
 }
 
-static int append_logs(buffer *b, json_object *logs) {
+/* LOGS is JSON text already, written by the worker as it logged. */
+static int append_logs(buffer *b, const char *logs) {
         int r;
 
         if (!logs)
                 return 0;
         r = buffer_append_str(b, ",\"logs\":");
-        return r < 0 ? r : json_write_value(b, logs);
+        return r < 0 ? r : buffer_append_str(b, logs);
 }
 
 int protocol_append_call(buffer *b, const char *method, json_object *args, const char *trace) {
@@ -192,7 +193,7 @@ int protocol_append_hello(buffer *b, unsigned number, int pid) {
         return buffer_append(b, text, (size_t) n + 1);
 }
 
-int protocol_append_reply(buffer *b, json_object *result, json_object *logs) {
+int protocol_append_reply(buffer *b, json_object *result, const char *logs) {
         size_t saved = buffer_length(b);
         int r;
 
@@ -206,7 +207,7 @@ int protocol_append_reply(buffer *b, json_object *result, json_object *logs) {
         return finish(b, saved, r);
 }
 
-int protocol_append_error(buffer *b, const char *error, const char *message, json_object *logs) {
+int protocol_append_error(buffer *b, const char *error, const char *message, const char *logs) {
         size_t saved = buffer_length(b);
         int r;
 

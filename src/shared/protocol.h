@@ -94,8 +94,8 @@ int protocol_append_hello(buffer *b, unsigned number, int pid);
 
 /* Worker side.  LOGS, when not NULL, is what the handler logged during the
  * call (messages, timers, data); it travels with errors too. */
-int protocol_append_reply(buffer *b, json_object *result, json_object *logs);
-int protocol_append_error(buffer *b, const char *error, const char *message, json_object *logs);
+int protocol_append_reply(buffer *b, json_object *result, const char *logs);
+int protocol_append_error(buffer *b, const char *error, const char *message, const char *logs);
 
 typedef enum protocol_call_kind {
         PROTOCOL_CALL_METHOD,     /* io.aetask.Worker.<name> */
