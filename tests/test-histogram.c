@@ -1,4 +1,4 @@
-/* The fixed-size histogram behind the p50/p99 of aetaskd's metrics
+/* The fixed-size histogram behind the p50/p99 of aetaskd's metrics and the client's queue waits
  * (src/shared/histogram.c): every value lands in a bucket whose bound is at
  * most a quarter above it, buckets are in order, and quantiles of known
  * sets come out where they should. */
@@ -43,7 +43,7 @@ Test(histogram, quantiles_of_a_known_set) {
         for (int i = 0; i < 99; i++)
                 histogram_add(&g, 10);
         histogram_add(&g, 1000000);
-        uint64_t ten = histogram_bucket_max(histogram_bucket(10));  /* 11: the bucket is 10-11 */
+        uint64_t ten = histogram_bucket_max(histogram_bucket(10));  /* 10: values under 16 have a bucket each */
         cr_assert_eq(histogram_quantile(&g, 0.5), ten);
         cr_assert_eq(histogram_quantile(&g, 0.99), ten);
         cr_assert_geq(histogram_quantile(&g, 1.0), 1000000);

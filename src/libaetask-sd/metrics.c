@@ -1,6 +1,6 @@
 /* Live metrics of a client's pool: counters, the pool's state now, and
  * queue-wait quantiles from one histogram per priority class
- * (histogram.c). */
+ * (shared/histogram.c). */
 #include <string.h>
 
 #include "client-internal.h"
@@ -41,11 +41,11 @@ _public_ int aetask_client_get_metrics(aetask_client *c, aetask_client_metrics *
         out.recycled_lifetime = m->recycled_lifetime;
         for (unsigned i = 0; i < QUEUE_CLASSES; i++) {
                 histogram_merge(&all, &m->waits[i]);
-                out.class_waits[i] = m->waits[i].count;
+                out.class_waits[i] = histogram_count(&m->waits[i]);
                 out.class_queue_wait_p50_usec[i] = histogram_quantile(&m->waits[i], 0.50);
                 out.class_queue_wait_p99_usec[i] = histogram_quantile(&m->waits[i], 0.99);
         }
-        out.waits = all.count;
+        out.waits = histogram_count(&all);
         out.queue_wait_p50_usec = histogram_quantile(&all, 0.50);
         out.queue_wait_p99_usec = histogram_quantile(&all, 0.99);
         out.queued = c->waiting.length;

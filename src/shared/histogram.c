@@ -1,24 +1,30 @@
-/* Log-linear buckets: values 0 to 3 have one each; above, every power of two
- * [2^e, 2^(e+1)) is split in four equal parts. */
+/* Log-linear buckets: values 0 to 7 have one each; above, every power of
+ * two [2^e, 2^(e+1)) is split in eight equal parts (a value's bucket is its
+ * top four bits and its power of two). */
 #include "histogram.h"
 
 unsigned histogram_bucket(uint64_t value) {
-        if (value < 4)
+        if (value < 8)
                 return (unsigned) value;
         unsigned e = 63 - (unsigned) __builtin_clzll(value);   /* 2^e <= value */
-        unsigned i = (e - 1) * 4 + (unsigned) ((value >> (e - 2)) & 3);
+        unsigned i = 8 + (e - 3) * 8 + (unsigned) ((value >> (e - 3)) & 7);
         return i < HISTOGRAM_BUCKETS ? i : HISTOGRAM_BUCKETS - 1;
 }
 
 uint64_t histogram_bucket_max(unsigned i) {
-        if (i < 4)
+        if (i < 8)
                 return i;
-        unsigned e = i / 4 + 1, sub = i % 4;
-        return ((uint64_t) (4 + sub) << (e - 2)) + ((uint64_t) 1 << (e - 2)) - 1;
+        unsigned shift = (i - 8) / 8, sub = (i - 8) % 8;
+        return ((uint64_t) (8 + sub + 1) << shift) - 1;
 }
 
 void histogram_add(histogram *h, uint64_t value) {
         __atomic_fetch_add(&h->buckets[histogram_bucket(value)], 1, __ATOMIC_RELAXED);
+}
+
+void histogram_merge(histogram *into, const histogram *h) {
+        for (unsigned i = 0; i < HISTOGRAM_BUCKETS; i++)
+                into->buckets[i] += __atomic_load_n(&h->buckets[i], __ATOMIC_RELAXED);
 }
 
 uint64_t histogram_count(const histogram *h) {

@@ -1,20 +1,24 @@
-/* A fixed-size histogram of durations (or any non-negative counts), for
- * p50/p99 in bounded memory: log-linear buckets, four per power of two, so a
- * quantile is off by at most a quarter of its value.  The counters may live
- * in memory shared between processes: histogram_add() uses atomics. */
+/* A histogram of fixed size for durations in microseconds (or any
+ * non-negative counts), for p50/p99 in bounded memory: log-linear as
+ * HdrHistogram's coarsest setting, eight buckets per power of two, so a
+ * quantile is within an eighth of the truth, O(1) per value, a few
+ * kilobytes however many values.  The client library keeps its queue waits
+ * in these, aetaskd its call durations, in memory its workers share:
+ * histogram_add() uses atomics. */
 #pragma once
 
 #include <stdint.h>
 
-/* Values up to 2^33 (about 2.4 h in microseconds) get their own bucket;
+/* Values up to 2^40 (12 days in microseconds) get their own bucket;
  * larger ones share the last. */
-#define HISTOGRAM_BUCKETS 128
+#define HISTOGRAM_BUCKETS (8 + 37 * 8)
 
 typedef struct histogram {
         uint64_t buckets[HISTOGRAM_BUCKETS];
 } histogram;
 
 void histogram_add(histogram *h, uint64_t value);
+void histogram_merge(histogram *into, const histogram *h);
 uint64_t histogram_count(const histogram *h);
 /* The upper bound of the bucket holding quantile Q (0 < Q <= 1) of the
  * values added, or 0 when none were. */
