@@ -137,6 +137,17 @@ static void start(void) {
         aetask_client_set_error_handler(client, on_error, NULL);
 }
 
+/* A server, and a checkout whose log context is *RET. */
+static aetask_checkout *start_logged(aetask_log **ret) {
+        aetask_checkout *co;
+
+        start();
+        cr_assert_eq(aetask_log_new(ret), 0);
+        cr_assert_eq(aetask_client_checkout(client, &co), 0);
+        cr_assert_eq(aetask_checkout_set_log(co, *ret), 0);
+        return co;
+}
+
 TestSuite(log, .fini = fixture_finish);
 
 static int find_message(aetask_log *l, const char *text) {
@@ -191,10 +202,7 @@ Test(log, every_call_is_timed_and_worker_timers_and_data_come_back) {
         aetask_log *l;
         aetask_checkout *co;
 
-        start();
-        aetask_log_new(&l);
-        aetask_client_checkout(client, &co);
-        aetask_checkout_set_log(co, l);
+        co = start_logged(&l);
         call_and_wait(co, "work", "[7]");
         call_and_wait(co, NULL, "[]");
 
@@ -235,10 +243,7 @@ Test(log, timers_are_kept_in_the_order_they_started) {
         aetask_checkout *co;
         const char *expected[] = { "normal", "junk", "inner", "normal", "junk", "inner" };
 
-        start();
-        aetask_log_new(&l);
-        aetask_client_checkout(client, &co);
-        aetask_checkout_set_log(co, l);
+        co = start_logged(&l);
         call_and_wait(co, "normal", NULL);
         call_and_wait(co, "normal", NULL);
 
@@ -261,10 +266,7 @@ Test(log, logs_are_kept_when_the_call_fails) {
         aetask_log *l;
         aetask_checkout *co;
 
-        start();
-        aetask_log_new(&l);
-        aetask_client_checkout(client, &co);
-        aetask_checkout_set_log(co, l);
+        co = start_logged(&l);
         call_and_wait(co, "fail", NULL);
         cr_assert_eq(errors, 1);
         cr_assert_geq(find_message(l, "about to fail"), 0, "the worker's message came back with the error");
@@ -284,10 +286,7 @@ Test(log, entries_that_are_not_utf8_are_mended_or_refused_and_the_rest_come_back
         aetask_log *l;
         aetask_checkout *co;
 
-        start();
-        aetask_log_new(&l);
-        aetask_client_checkout(client, &co);
-        aetask_checkout_set_log(co, l);
+        co = start_logged(&l);
         done = false;
         cr_assert_eq(aetask_checkout_call(co, NULL, "bytes", NULL, on_bytes_reply, NULL), 0);
         test_run_until(event, &done, 10);
@@ -305,10 +304,7 @@ Test(log, a_flood_is_capped_and_counted) {
         aetask_log *l;
         aetask_checkout *co;
 
-        start();
-        aetask_log_new(&l);
-        aetask_client_checkout(client, &co);
-        aetask_checkout_set_log(co, l);
+        co = start_logged(&l);
         call_and_wait(co, "flood", "[100000]");
         cr_assert_eq(replies, 1);
         /* The reply stayed bounded: at most 1000 entries came back ... */
@@ -324,10 +320,7 @@ Test(log, the_checkout_done_hook_logs_into_the_context_after_release) {
         aetask_log *l;
         aetask_checkout *co;
 
-        start();
-        aetask_log_new(&l);
-        aetask_client_checkout(client, &co);
-        aetask_checkout_set_log(co, l);
+        co = start_logged(&l);
         call_and_wait(co, "work", "[1]");
         aetask_checkout_unref(co);
         for (int i = 0; i < 100 && find_message(l, "checkout done") < 0; i++)
