@@ -780,6 +780,47 @@ static void small_messages(aetask_server *s, void *userdata) {
         aetask_server_set_max_message_size(s, 1000);
 }
 
+/* Calls of every size queued on one checkout, the large ones past the
+ * client's scratch buffer (256 KiB: a call then keeps that buffer's memory
+ * instead of a copy), each sent with the time it has left (its last bytes
+ * written apart): every one comes back whole, in order, with its method's
+ * name on its trace. */
+Test(client, large_and_small_calls_queued_together_come_back_whole) {
+        static const size_t sizes[] = { 10, 300 * 1024, 5, 1024 * 1024, 64 * 1024 };
+        collect c = { .expect = 5 };
+        json_object *args[5];
+        aetask_log *log;
+
+        start(&counting_handler, NULL, NULL);
+        aetask_checkout *co = checkout();
+        cr_assert_eq(aetask_log_new(&log), 0);
+        cr_assert_eq(aetask_checkout_set_log(co, log), 0);
+        aetask_checkout_set_error_handler(co, on_error, &c);
+        for (size_t i = 0; i < 5; i++) {
+                char *text = malloc(sizes[i] + 1);
+                memset(text, 'a' + (int) i, sizes[i]);
+                text[sizes[i]] = 0;
+                args[i] = json_object_new_array();
+                json_object_array_add(args[i], json_object_new_string(text));
+                free(text);
+                cr_assert_eq(aetask_checkout_call(co, NULL, "echo", args[i], on_reply, &c), 0);
+        }
+        test_run_until(event, &c.done, 30);
+        cr_assert_eq(c.replies, 5, "%d replies, %d errors: %s", c.replies, c.errors, c.message);
+        cr_assert(json_object_equal(c.last, json_object_array_get_idx(args[4], 0)), "the last reply is the last call's argument");
+        cr_assert_eq(aetask_log_get_n_timers(log), 5);
+        for (unsigned i = 0; i < 5; i++) {
+                const char *name;
+                cr_assert_eq(aetask_log_get_timer(log, i, &name, NULL, NULL), 0);
+                cr_assert_str_eq(name, "echo");
+        }
+        for (size_t i = 0; i < 5; i++)
+                json_object_put(args[i]);
+        json_object_put(c.last);
+        aetask_log_unref(log);
+        aetask_checkout_unref(co);
+}
+
 Test(client, messages_over_the_size_limit_are_errors) {
         collect c = {};
         char big[2001];

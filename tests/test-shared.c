@@ -860,7 +860,15 @@ Test(protocol, a_call_carries_its_timeout) {
         /* What the client adds at send time to a call made earlier. */
         cr_assert_eq(protocol_append_call(&b, "x", NULL, "t-1"), 0);
         buffer scratch = {};
-        cr_assert_eq(protocol_append_call_with_timeout(&scratch, buffer_head(&b), buffer_length(&b), 1500), 0);
+        char suffix[PROTOCOL_TIMEOUT_SUFFIX_MAX];
+        size_t keep;
+        int n = protocol_call_timeout_suffix(buffer_head(&b), buffer_length(&b), 1500, suffix, &keep);
+        cr_assert_gt(n, 0);
+        cr_assert_eq(buffer_append(&scratch, buffer_head(&b), keep), 0);
+        cr_assert_eq(buffer_append(&scratch, suffix, (size_t) n), 0);
+        n = protocol_call_timeout_suffix(buffer_head(&b), buffer_length(&b), UINT64_MAX, suffix, &keep);
+        cr_assert_eq((size_t) n, strlen(",\"timeout_usec\":18446744073709551615}}") + 1, "the largest fits");
+        cr_assert_eq(protocol_call_timeout_suffix("{}", 3, 1, suffix, &keep), -EINVAL);
         cr_assert_str_eq(buffer_head(&scratch),
                          "{\"method\":\"io.aetask.Worker.x\",\"parameters\":{\"args\":[],\"trace\":\"t-1\",\"timeout_usec\":1500}}");
         cr_assert_eq(buffer_length(&scratch), strlen(buffer_head(&scratch)) + 1);

@@ -355,10 +355,53 @@ void checkout_cancel(aetask_checkout *co, const char *why) {
 /* Makes the call for a message serialized in the client's scratch buffer:
  * copied into a call of just its size, so a queued call costs its message,
  * not the room a growing buffer leaves. */
+/* The scratch buffer a call is serialized into starts with room for the
+ * call's own fields, so that a large call takes the buffer's memory as its
+ * own instead of a copy of a megabyte. */
+#define CALL_HEADER offsetof(call, message)
+
+static int scratch_begin_call(buffer *scratch) {
+        int r;
+
+        buffer_clear(scratch);
+        r = buffer_reserve(scratch, CALL_HEADER);
+        if (r < 0)
+                return r;
+        scratch->end += CALL_HEADER;  /* filled in by checkout_new_call() */
+        return 0;
+}
+
+/* The call for the message in the scratch buffer, with the method's name
+ * after it (for its trace): a copy of just its size, so that a queued call
+ * costs its message and not the room a growing buffer leaves, or, past
+ * CALL_SCRATCH_KEEP, the buffer itself. */
+static call *scratch_take_call(buffer *scratch, const char *method, size_t method_size) {
+        size_t size = buffer_length(scratch) + method_size;
+        call *k;
+
+        if (buffer_length(scratch) - CALL_HEADER > CALL_SCRATCH_KEEP) {
+                if (method && buffer_append(scratch, method, method_size) < 0)
+                        return NULL;
+                k = realloc(scratch->data, size);  /* a shrink: it stays in place */
+                if (!k)
+                        return NULL;
+                *scratch = (buffer) {};
+        } else {
+                k = malloc(size);
+                if (!k)
+                        return NULL;
+                memcpy(k, buffer_head(scratch), buffer_length(scratch));
+                if (method)
+                        memcpy((char *) k + buffer_length(scratch), method, method_size);
+        }
+        memset(k, 0, CALL_HEADER);
+        return k;
+}
+
 static int checkout_new_call(aetask_checkout *co, const char *method, aetask_slot **ret_slot,
                              aetask_reply_handler_t callback, void *userdata, call **ret) {
         aetask_client *c = co->client;
-        size_t size = buffer_length(&c->scratch);  /* the NUL included */
+        size_t size = buffer_length(&c->scratch) - CALL_HEADER;  /* the NUL included */
         size_t method_size = method ? strlen(method) + 1 : 0;
         _cleanup_(freep) aetask_slot *slot = NULL;
         call *k;
@@ -372,15 +415,16 @@ static int checkout_new_call(aetask_checkout *co, const char *method, aetask_slo
                 slot->n_ref = 1;
                 slot->origin_pid = co->origin_pid;
         }
-        /* The method's name goes with the call, for its trace. */
-        k = malloc(offsetof(call, message) + size + method_size);
+        k = scratch_take_call(&c->scratch, method, method_size);
         if (!k)
                 return -ENOMEM;
-        *k = (call) { .checkout = co, .callback = callback, .userdata = userdata, .size = size };
+        k->checkout = co;
+        k->callback = callback;
+        k->userdata = userdata;
+        k->size = size;
         list_init(&k->node);
-        memcpy(k->message, buffer_head(&c->scratch), size);
         if (method)
-                k->method = memcpy(k->message + size, method, method_size);
+                k->method = k->message + size;
         if (slot) {
                 slot->call = k;
                 k->slot = slot;
@@ -446,8 +490,9 @@ _public_ int aetask_checkout_call(aetask_checkout *co, aetask_slot **ret_slot, c
                 return r;
         c = co->client;
 
-        buffer_clear(&c->scratch);
-        r = protocol_append_call(&c->scratch, method, args, checkout_trace_id(co));
+        r = scratch_begin_call(&c->scratch);
+        if (r >= 0)
+                r = protocol_append_call(&c->scratch, method, args, checkout_trace_id(co));
         if (r >= 0)
                 r = checkout_new_call(co, method, ret_slot, callback, userdata, &k);
         /* What a rare large call needed is not kept. */

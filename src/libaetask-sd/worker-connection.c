@@ -7,6 +7,7 @@
 #include <syslog.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "client-internal.h"
 #include "log-context.h"
@@ -115,25 +116,39 @@ static void conn_lost(worker_conn *w, aetask_error_kind kind, const char *messag
         conn_close_for(w, &ev);
 }
 
-static void conn_write(worker_conn *w, const char *data, size_t size) {
+/* Writes the N parts of IOV, in order, as one message. */
+static void conn_writev(worker_conn *w, struct iovec *iov, size_t n) {
+        bool queued = false;
+
         if (buffer_length(&w->out) == 0 && w->m.state != CONN_CONNECTING && !w->corked) {
                 /* The common case: write straight from the caller's bytes.
                  * On errors reading will find out why; what was not sent
                  * is kept. */
-                ssize_t n = send(w->fd, data, size, MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (n > 0) {
-                        data += n;
-                        size -= n;
+                struct msghdr mh = { .msg_iov = iov, .msg_iovlen = n };
+                ssize_t sent = sendmsg(w->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+                for (size_t i = 0; i < n && sent > 0; i++) {
+                        size_t part = MIN(iov[i].iov_len, (size_t) sent);
+                        iov[i].iov_base = (char *) iov[i].iov_base + part;
+                        iov[i].iov_len -= part;
+                        sent -= (ssize_t) part;
                 }
-                if (size == 0)
+        }
+        for (size_t i = 0; i < n; i++) {
+                if (iov[i].iov_len == 0)
+                        continue;
+                if (buffer_append(&w->out, iov[i].iov_base, iov[i].iov_len) < 0) {
+                        conn_lost(w, AETASK_ERROR_PROTOCOL, "out of memory queueing a call");
                         return;
+                }
+                queued = true;
         }
-        if (buffer_append(&w->out, data, size) < 0) {
-                conn_lost(w, AETASK_ERROR_PROTOCOL, "out of memory queueing a call");
-                return;
-        }
-        if (!w->corked)  /* conn_uncork() writes it, or asks for EPOLLOUT */
+        if (queued && !w->corked)  /* conn_uncork() writes it, or asks for EPOLLOUT */
                 conn_update_events(w);
+}
+
+static void conn_write(worker_conn *w, const char *data, size_t size) {
+        struct iovec iov = { .iov_base = (char *) data, .iov_len = size };
+        conn_writev(w, &iov, 1);
 }
 
 void conn_send_call(worker_conn *w, call *k) {
@@ -147,10 +162,16 @@ void conn_send_call(worker_conn *w, call *k) {
         /* The time the call has left goes with it, for the worker's handler
          * and for the worker to stop at (aetask_worker_get_deadline()). */
         if (co->deadline != USEC_INFINITY && sd_event_now(c->event, CLOCK_MONOTONIC, &now) >= 0) {
-                buffer_clear(&c->scratch);
-                if (protocol_append_call_with_timeout(&c->scratch, k->message, k->size,
-                                                      co->deadline > now ? co->deadline - now : 1) >= 0) {
-                        conn_write(w, buffer_head(&c->scratch), buffer_length(&c->scratch));
+                char suffix[PROTOCOL_TIMEOUT_SUFFIX_MAX];
+                size_t keep;
+                int n = protocol_call_timeout_suffix(k->message, k->size, co->deadline > now ? co->deadline - now : 1,
+                                                     suffix, &keep);
+                if (n > 0) {
+                        struct iovec iov[2] = {
+                                { .iov_base = k->message, .iov_len = keep },
+                                { .iov_base = suffix, .iov_len = (size_t) n },
+                        };
+                        conn_writev(w, iov, 2);
                         return;
                 }
         }

@@ -154,18 +154,14 @@ int protocol_append_call(buffer *b, const char *method, json_object *args, const
         return finish(b, saved, r);
 }
 
-int protocol_append_call_with_timeout(buffer *b, const char *message, size_t size, uint64_t usec) {
-        char text[48];
-        int r;
-
+int protocol_call_timeout_suffix(const char *message, size_t size, uint64_t usec,
+                                 char suffix[static PROTOCOL_TIMEOUT_SUFFIX_MAX], size_t *ret_keep) {
         /* The message ends with the parameters' and its own "}", and a NUL. */
         if (size < 3 || memcmp(message + size - 3, "}}", 3) != 0)
                 return -EINVAL;
-        int n = snprintf(text, sizeof(text), ",\"timeout_usec\":%llu}}", (unsigned long long) usec);
-        r = buffer_append(b, message, size - 3);
-        if (r >= 0)
-                r = buffer_append(b, text, (size_t) n + 1);  /* the NUL too */
-        return r;
+        int n = snprintf(suffix, PROTOCOL_TIMEOUT_SUFFIX_MAX, ",\"timeout_usec\":%llu}}", (unsigned long long) usec);
+        *ret_keep = size - 3;
+        return n + 1;  /* the NUL too */
 }
 
 int protocol_append_done(buffer *b, const char *trace) {

@@ -79,10 +79,15 @@ bool protocol_trace_is_valid(const char *trace);
 int protocol_append_call(buffer *b, const char *method, json_object *args, const char *trace);
 int protocol_append_done(buffer *b, const char *trace);
 
-/* A call message (as protocol_append_call() made it, SIZE with its NUL)
- * with ,"timeout_usec":USEC added to its parameters, appended to B: the
- * time left is known when the call is sent, not when it is made. */
-int protocol_append_call_with_timeout(buffer *b, const char *message, size_t size, uint64_t usec);
+/* The time a call has left is known when it is sent, not when it is made:
+ * a call message (as protocol_append_call() made it, SIZE with its NUL) is
+ * sent as its first *RET_KEEP bytes, then the SUFFIX written here
+ * (,"timeout_usec":USEC and the closing braces and NUL), so that a large
+ * call is not copied for it.  Returns the suffix's length, NUL included,
+ * or -EINVAL for a message not of that form. */
+#define PROTOCOL_TIMEOUT_SUFFIX_MAX 48
+int protocol_call_timeout_suffix(const char *message, size_t size, uint64_t usec,
+                                 char suffix[static PROTOCOL_TIMEOUT_SUFFIX_MAX], size_t *ret_keep);
 
 /* Client side: the first request on a connection, asking for the greeting.
  * A connection that ends before the greeting never reached a worker:
