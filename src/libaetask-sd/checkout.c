@@ -23,6 +23,7 @@ static void checkout_free(aetask_checkout *co) {
         }
         aetask_log_unref(co->log);
         free(co->fatal_message);
+        free(co->trace_own);
         if (co->destroy)
                 co->destroy(co->userdata);
         free(co);
@@ -423,8 +424,7 @@ static int checkout_new_call(aetask_checkout *co, const char *method, aetask_slo
         k->userdata = userdata;
         k->size = size;
         list_init(&k->node);
-        if (method)
-                k->method = k->message + size;
+        k->has_method = method != NULL;
         if (slot) {
                 slot->call = k;
                 k->slot = slot;
@@ -478,6 +478,7 @@ static int checkout_check_callable(aetask_checkout *co) {
 
 _public_ int aetask_checkout_call(aetask_checkout *co, aetask_slot **ret_slot, const char *method,
                                   json_object *args, aetask_reply_handler_t callback, void *userdata) {
+        char trace[CHECKOUT_TRACE_MAX];
         aetask_client *c;
         call *k = NULL;
         int r;
@@ -492,7 +493,7 @@ _public_ int aetask_checkout_call(aetask_checkout *co, aetask_slot **ret_slot, c
 
         r = scratch_begin_call(&c->scratch);
         if (r >= 0)
-                r = protocol_append_call(&c->scratch, method, args, checkout_trace_id(co));
+                r = protocol_append_call(&c->scratch, method, args, checkout_trace_id(co, trace));
         if (r >= 0)
                 r = checkout_new_call(co, method, ret_slot, callback, userdata, &k);
         /* What a rare large call needed is not kept. */

@@ -41,13 +41,13 @@ typedef struct call {
         list_node node;                  /* in checkout->calls or ->doomed, or a local list */
         call_state state;
         bool cancelled;                  /* its slot went: no callback, the reply is discarded */
+        bool has_method;                 /* its method's name follows message (call_method()) */
         aetask_checkout *checkout;
         aetask_slot *slot;               /* NULL: none asked for, or gone */
         uint64_t sent_realtime, sent_monotonic;  /* when traced */
         aetask_reply_handler_t callback;
         void *userdata;
         aetask_destroy_t destroy;
-        const char *method;              /* the handler's name for it, after message; NULL: the catch-all */
         size_t size;                     /* of message, NUL included */
         char message[];
 } call;
@@ -158,12 +158,17 @@ struct aetask_checkout {
 
         bool released;                   /* aetask_checkout_release() was called */
         bool had_error;                  /* a handler raised: do not pool the worker */
+        bool leak_warned;                /* (leak.c) */
         aetask_error_kind fatal_kind;    /* 0, or the error that sticks */
         char *fatal_message;
-        char trace[65];                  /* empty until first needed */
+        /* Its trace id: the caller's (trace_own), or, made on first need,
+         * the client's random prefix and a number, kept as numbers (a
+         * queued checkout costs less), and written out by
+         * checkout_trace_id(). */
+        uint64_t trace_base, trace_number;
+        char *trace_own;
         aetask_log *log;
         uint64_t assigned_at;            /* CLOCK_MONOTONIC, when it got its worker (leak.c) */
-        bool leak_warned;
 };
 
 /* client.c */
@@ -213,6 +218,10 @@ void checkout_calls_changed(aetask_checkout *co, bool was_first);
 /* Runs K's reply handler (unless cancelled) with its outcome; returns what
  * the handler returned, 0 when none ran. */
 int call_deliver(call *k, json_object *result, aetask_error_kind kind, const char *message);
+/* The handler's name for K's method, or NULL for the catch-all. */
+static inline const char *call_method(const call *k) {
+        return k->has_method ? k->message + k->size : NULL;
+}
 /* Takes K off its list, cuts its slot's link, runs its destroy callback. */
 void call_free(call *k);
 
@@ -226,7 +235,10 @@ void client_arm_timer_by(aetask_client *c, sd_event_source **source, uint64_t wh
                          sd_event_time_handler_t callback, const char *description);
 
 /* trace.c */
-const char *checkout_trace_id(aetask_checkout *co);
+#define CHECKOUT_TRACE_MAX 65
+/* CO's trace id, written into BUF unless it is the caller's own; NULL when
+ * it has none and cannot make one (its client is gone). */
+const char *checkout_trace_id(aetask_checkout *co, char buf[static CHECKOUT_TRACE_MAX]);
 bool checkout_is_traced(aetask_checkout *co);
 void checkout_journal(aetask_checkout *co, const char *event, int priority, const char *message_id,
                       const char *method, uint64_t duration, const char *kind, const char *format, ...)

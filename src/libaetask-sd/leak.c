@@ -25,11 +25,11 @@ static void client_arm_leak_timer(aetask_client *c, uint64_t when) {
 }
 
 static void checkout_warn_leak(aetask_checkout *co, uint64_t held) {
-        char text[512];
+        char text[512], trace[CHECKOUT_TRACE_MAX];
 
         co->leak_warned = true;
         snprintf(text, sizeof(text), "Checkout %s held its worker for %.3f s, over the leak threshold of %.3f s",
-                 checkout_trace_id(co) ?: "", (double) held / USEC_PER_SEC,
+                 checkout_trace_id(co, trace) ?: "", (double) held / USEC_PER_SEC,
                  (double) co->client->leak_threshold / USEC_PER_SEC);
         client_log_debug("%s", text);
         if (co->log) {

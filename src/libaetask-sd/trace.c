@@ -17,9 +17,13 @@
 
 extern char *program_invocation_short_name;
 
-const char *checkout_trace_id(aetask_checkout *co) {
-        if (!co->trace[0] && co->client) {
+const char *checkout_trace_id(aetask_checkout *co, char buf[static CHECKOUT_TRACE_MAX]) {
+        if (co->trace_own)
+                return co->trace_own;
+        if (co->trace_number == 0) {
                 aetask_client *c = co->client;
+                if (!c)
+                        return NULL;
                 if (c->trace_base == 0) {
                         sd_id128_t id;
                         if (sd_id128_randomize(&id) >= 0)
@@ -28,24 +32,39 @@ const char *checkout_trace_id(aetask_checkout *co) {
                 }
                 /* Unique without a syscall per checkout: a random per-client
                  * prefix and a counter. */
-                snprintf(co->trace, sizeof(co->trace), "%016" PRIx64 "-%" PRIu64, c->trace_base, ++c->n_traces);
+                co->trace_base = c->trace_base;
+                co->trace_number = ++c->n_traces;
         }
-        return co->trace[0] ? co->trace : NULL;
+        snprintf(buf, CHECKOUT_TRACE_MAX, "%016" PRIx64 "-%" PRIu64, co->trace_base, co->trace_number);
+        return buf;
 }
 
 _public_ int aetask_checkout_set_trace_id(aetask_checkout *co, const char *id) {
+        char *copy;
+
         assert_return(co, -EINVAL);
         assert_return(protocol_trace_is_valid(id), -EINVAL);
         assert_return(!checkout_origin_changed(co), -ECHILD);
         assert_return(!co->worker && list_is_empty(&co->calls), -EBUSY);
-        snprintf(co->trace, sizeof(co->trace), "%s", id);
+        copy = strdup(id);
+        if (!copy)
+                return -ENOMEM;
+        free(co->trace_own);
+        co->trace_own = copy;
         return 0;
 }
 
 _public_ const char *aetask_checkout_get_trace_id(aetask_checkout *co) {
+        char buf[CHECKOUT_TRACE_MAX];
+        const char *id;
+
         assert_return(co, NULL);
         assert_return(!checkout_origin_changed(co), NULL);
-        return checkout_trace_id(co);
+        /* The string lasts as long as the checkout: made its own. */
+        id = checkout_trace_id(co, buf);
+        if (id == buf)
+                co->trace_own = strdup(buf);
+        return id == buf ? co->trace_own : id;
 }
 
 _public_ int aetask_client_set_journal(aetask_client *c, int b) {
@@ -99,7 +118,8 @@ void checkout_journal_text(aetask_checkout *co, const char *event, int priority,
         journal_entry_add(&e, "PRIORITY", "%d", priority);
         journal_entry_add(&e, "SYSLOG_IDENTIFIER", "%s", program_invocation_short_name ?: "aetask-client");
         journal_entry_add(&e, "AETASK_ORIGIN", "client");
-        journal_entry_add(&e, "AETASK_TRACE", "%s", checkout_trace_id(co) ?: "");
+        char trace[CHECKOUT_TRACE_MAX];
+        journal_entry_add(&e, "AETASK_TRACE", "%s", checkout_trace_id(co, trace) ?: "");
         journal_entry_add(&e, "AETASK_EVENT", "%s", event);
         if (co->client && co->client->name)
                 journal_entry_add(&e, "AETASK_CLIENT", "%s", co->client->name);
@@ -122,7 +142,7 @@ void call_trace_sent(aetask_checkout *co, call *k) {
 }
 
 void call_trace_done(aetask_checkout *co, call *k, json_object *logs, const char *error) {
-        const char *method = k->method ?: "->()";  /* "->()": the catch-all */
+        const char *method = call_method(k) ?: "->()";  /* "->()": the catch-all */
 
         if (co->log && logs)
                 log_context_merge(co->log, logs);

@@ -208,10 +208,11 @@ static void conn_uncork(worker_conn *w) {
 void conn_release(worker_conn *w, bool reuse) {
         aetask_client *c = w->client;
         aetask_checkout *co = conn_detach_checkout(w);
+        char trace_buf[CHECKOUT_TRACE_MAX];
         const char *trace = NULL;
 
         if (co) {
-                trace = checkout_trace_id(co);
+                trace = checkout_trace_id(co, trace_buf);
                 /* What the checkout-done hook logs arrives after the checkout
                  * ended; the log context is kept for it. */
                 aetask_log_unref(w->done_log);
