@@ -68,6 +68,7 @@ struct worker_conn {
         conn_machine m;
         int fd;
         sd_event_source *io;
+        uint32_t io_events;              /* what io waits for (conn_update_events()) */
         buffer out;
         uint64_t last_io;                /* CLOCK_MONOTONIC: its last read or write of a large message (conn-shrink.c) */
         bool corked;                     /* conn_write() only queues: conn_release() flushes */

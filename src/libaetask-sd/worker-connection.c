@@ -79,11 +79,28 @@ worker_conn *conn_free(worker_conn *w) {
         return NULL;
 }
 
-static void conn_update_events(worker_conn *w) {
-        uint32_t events = EPOLLIN;
+/* Edge-triggered.  sd_event_run() asks epoll again before each dispatch,
+ * and a level-triggered connection whose reply waits its turn is polled
+ * and reported again each time: a burst of N replies cost N² polls, a
+ * quarter of the CPU at 128 connections in one process.  Edge-triggered,
+ * each arrival is reported once, so on_io() must take everything the
+ * socket holds, or set its events again. */
+#define CONN_EPOLL_FLAGS (EPOLLET | EPOLLRDHUP)
+
+/* Waits for writing too while there is something to write; REARM reports
+ * the socket again, readable or writable, even when nothing changed. */
+static void conn_set_events(worker_conn *w, bool rearm) {
+        uint32_t events = EPOLLIN | CONN_EPOLL_FLAGS;
         if (w->m.state == CONN_CONNECTING || buffer_length(&w->out) > 0)
                 events |= EPOLLOUT;
+        if (events == w->io_events && !rearm)
+                return;
+        w->io_events = events;
         (void) sd_event_source_set_io_events(w->io, events);
+}
+
+static void conn_update_events(worker_conn *w) {
+        conn_set_events(w, false);
 }
 
 /* Closes W as EV says, telling its checkout.  The checkout's error handler
@@ -283,7 +300,9 @@ static bool conn_finish_connect(worker_conn *w) {
         }
         conn_machine_connected(&w->m);
         conn_file(w);
-        conn_update_events(w);
+        /* What was queued while connecting waits for a writable socket,
+         * and the edge that said so is spent: report it again. */
+        conn_set_events(w, true);
         client_dispatch(c);
         return true;
 }
@@ -316,12 +335,18 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 conn_update_events(w);
         }
 
-        if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        if (!(revents & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
                 return 0;
 
         ssize_t n = buffer_read(&w->m.in, fd, c->max_message_size + 1);
         if (n == -EAGAIN)
                 return 0;
+        /* The rest, or the end the peer already sent after its last bytes,
+         * comes at the next dispatch: setting the events again reports the
+         * socket again while it is readable. */
+        if (n > 0 && (buffer_read_filled(&w->m.in, c->max_message_size + 1) ||
+                      (revents & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))))
+                conn_set_events(w, true);
         if (n == -EMSGSIZE) {
                 conn_lost(w, AETASK_ERROR_PROTOCOL, "worker reply exceeds the message size limit");
                 return 0;
@@ -359,7 +384,8 @@ int conn_open(aetask_client *c, worker_conn **ret) {
         list_init(&w->node);
         conn_machine_init(&w->m, in_progress ? CONN_CONNECTING : CONN_IDLE);
 
-        r = sd_event_add_io(c->event, &w->io, fd, in_progress ? EPOLLOUT : EPOLLIN, on_io, w);
+        w->io_events = (in_progress ? EPOLLOUT : EPOLLIN) | CONN_EPOLL_FLAGS;
+        r = sd_event_add_io(c->event, &w->io, fd, w->io_events, on_io, w);
         if (r < 0) {
                 safe_close(fd);
                 return r;

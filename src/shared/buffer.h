@@ -55,6 +55,13 @@ int buffer_flush(buffer *b, int fd);
  * to LIMIT without a complete message, or another -errno. */
 ssize_t buffer_read(buffer *b, int fd, size_t limit);
 
+/* Whether the buffer_read() just done filled all the room it had, so the
+ * socket may hold more; a shorter read took everything it held (what an
+ * edge-triggered reader must know before it waits again). */
+static inline bool buffer_read_filled(const buffer *b, size_t limit) {
+        return b->end == b->alloc || buffer_length(b) >= limit;
+}
+
 /* Finds the next NUL-terminated message at the start of the buffer.  Returns
  * its length (without the NUL) and sets *ret, or -EAGAIN when none is complete
  * yet.  SCANNED remembers how far earlier calls looked, so a large message
