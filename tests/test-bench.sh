@@ -15,6 +15,8 @@ for workload in floor held cycle parallel payload spawn offload memory many; do
         rows=$(grep -cE "^$workload +[a-z0-9-]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ " <<<"$out")
         check "rows for $workload" yes "$([ "$rows" -ge 1 ] && echo yes || echo "no ($rows)")"
 done
+# The many workload's floor, a step each (--quick: 8 and 32 connections).
+check "many floor rows" 2 "$(grep -cE '^many +[0-9]+-floor +[0-9.]+ ' <<<"$out")"
 check "the targets" 1 "$(grep -c '^targets:' <<<"$out")"
 check "the machine line" 1 "$(grep -c '^machine: ' <<<"$out")"
 

@@ -5,7 +5,8 @@
  * process records its calls' latencies in a histogram that it hands back
  * through a pipe; meanwhile this process probes how long the server takes
  * from a connect() to the worker's greeting, and after the runs sums the
- * PSS of the server's workers, idle but still held. */
+ * PSS of the server's workers, idle but still held.  Then the same
+ * processes and connections without aetask (bench-many-floor.c). */
 #include <aetask/aetask-client.h>
 #include <dirent.h>
 #include <errno.h>
@@ -267,8 +268,8 @@ static double worker_pss(pid_t server, unsigned *ret_n) {
 
 /* The figures' names ("512 calls/s"...): the report keeps pointers to them. */
 static const char *step_name(unsigned step, unsigned connections, const char *what) {
-        static char names[MANY_STEPS_MAX][4][32];
-        static const char *const whats[] = { "rate", "call-p99", "greeting-p99", "pss-per-worker" };
+        static char names[MANY_STEPS_MAX][5][32];
+        static const char *const whats[] = { "rate", "call-p99", "greeting-p99", "pss-per-worker", "floor" };
         unsigned w = 0;
 
         while (strcmp(whats[w], what) != 0)
@@ -381,6 +382,12 @@ static void step(const bench_server *srv, const socket_address *a, unsigned s, u
         /* The next step counts its own workers only: these leave first. */
         for (int tries = 0; tries < 500 && (worker_pss(srv->pid, &n), n > 0); tries++)
                 usleep(10000);
+
+        for (unsigned run = 1; run <= arg.runs && !arg.no_floor; run++) {
+                progress("many: %u connections, the floor, run %u of %u", connections, run, arg.runs);
+                record("many", step_name(s, connections, "floor"), "round trips/s", UNIT_RATE,
+                       bench_many_floor(connections, processes));
+        }
 }
 
 void bench_many(const bench_server *srv) {
@@ -394,7 +401,7 @@ void bench_many(const bench_server *srv) {
                 step(srv, &a, s, arg.many[s]);
 }
 
-bool bench_many_scaling(double *ret_ratio) {
+bool bench_many_scaling(const char *what, double *ret_ratio) {
         double best = 0, largest = NAN;
         unsigned most = 0;
 
@@ -402,7 +409,7 @@ bool bench_many_scaling(double *ret_ratio) {
                 return false;
         for (unsigned s = 0; s < arg.n_many; s++) {
                 char name[32];
-                snprintf(name, sizeof(name), "%u-rate", arg.many[s]);
+                snprintf(name, sizeof(name), "%u-%s", arg.many[s], what);
                 double v = figure_median("many", name);
                 if (isnan(v))
                         return false;

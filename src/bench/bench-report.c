@@ -134,8 +134,11 @@ static size_t collect_targets(target *t) {
                 t[n++] = (target) { "timer p99 lateness (ms)", figure_median("offload", "timer-p99"), 2.0, false };
         }
         double scaling;
-        if (bench_many_scaling(&scaling))
+        if (bench_many_scaling("rate", &scaling))
                 t[n++] = (target) { "many: largest / best step", scaling, 0.8, true };
+        /* Not aetask's: how far the machine itself falls, for scale. */
+        if (bench_many_scaling("floor", &scaling))
+                t[n++] = (target) { "many floor: largest / best", scaling, 0.8, true };
         double mem = figure_median("memory", "rss-per-checkout");
         if (!isnan(mem))
                 t[n++] = (target) { "memory (B/checkout)", mem, 512, false };

@@ -86,8 +86,13 @@ void bench_memory(const char *address);
  * servers are forked. */
 void bench_many_prepare(void);
 void bench_many(const bench_server *server);
-/* The largest step's calls/s over the best step's, if every step ran. */
-bool bench_many_scaling(double *ret_ratio);
+/* The largest step's WHAT ("rate", "floor") over the best step's, if every
+ * step has one. */
+bool bench_many_scaling(const char *what, double *ret_ratio);
+
+/* bench-many-floor.c: one run of the many workload's floor, in round trips
+ * per second. */
+double bench_many_floor(unsigned connections, unsigned processes);
 
 /* bench-parse.c */
 void bench_parse(void);
