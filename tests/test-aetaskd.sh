@@ -20,17 +20,34 @@ else
         echo "SKIP activated-call: systemd-socket-activate not installed"
 fi
 
+# Starts aetaskd on $dir/NAME.sock with ARGS and a `sleep 1` call in
+# flight, so that it has a worker; its pid in $server.
+serve_busy() {  # serve_busy NAME ARGS...
+        local name=$1
+        shift
+        "$AETASKD" --listen "unix:$dir/$name.sock" --handler echo "$@" 2>"$dir/$name.log" &
+        server=$!
+        pids+=($server)
+        wait_for_socket "$dir/$name.sock"
+        "$AETASKCTL" --connect "unix:$dir/$name.sock" call sleep 1 >/dev/null &
+        pids+=($!)
+        sleep 0.3
+}
+
 # Process titles: the server and each worker with its number.
-"$AETASKD" --listen "unix:$dir/named.sock" --handler echo --name demo-pool 2>"$dir/named.log" &
-server=$!
-pids+=($server)
-wait_for_socket "$dir/named.sock"
-"$AETASKCTL" --connect "unix:$dir/named.sock" call sleep 1 >/dev/null &
-pids+=($!)
-sleep 0.3
+serve_busy named --name demo-pool
 check server-title "demo-pool: server" "$(ps -o args= -p "$server")"
 worker=$(pgrep -P "$server" | head -1)
 check worker-title "demo-pool: worker 1" "$(ps -o args= -p "$worker")"
+
+# Workers run at SCHED_BATCH (3, /proc/PID/stat's 41st field), the server
+# at the normal policy (0); with --worker-scheduling=inherit, workers keep
+# the server's.
+policy_of() { local s; s=$(<"/proc/$1/stat"); s=${s##*) }; set -- $s; echo "${39}"; }
+check worker-scheduling-batch 3 "$(policy_of "$worker")"
+check server-scheduling-normal 0 "$(policy_of "$server")"
+serve_busy inherit --worker-scheduling=inherit
+check worker-scheduling-inherit 0 "$(policy_of "$(pgrep -P "$server" | head -1)")"
 
 # Usage errors exit 2 with a message.
 "$AETASKD" --handler echo >/dev/null 2>"$dir/usage.log"; check no-socket-exit 2 $?
@@ -61,6 +78,7 @@ usage_error() {  # usage_error NAME EXPECTED-MESSAGE ARGS...
 }
 usage_error message-size-wraps "Invalid --max-message-size: 18446744073709551615: expected an integer from 64 to 1073741824" \
         --max-message-size 18446744073709551615
+usage_error worker-scheduling "Invalid --worker-scheduling 'fast': expected batch or inherit" --worker-scheduling fast
 usage_error message-size-negative "Invalid --max-message-size: -1" --max-message-size -1
 usage_error workers-wrap "Invalid --max-workers: 4294967297: expected an integer from 1 to 65536" --max-workers 4294967297
 usage_error hung-timeout-nan "Invalid --hung-timeout: nan" --hung-timeout nan

@@ -1,7 +1,9 @@
 /* The server itself: the keep-alive pipe of a forked server, process titles,
- * lazy setup, and the address forms it listens on. */
+ * lazy setup, the address forms it listens on, and how workers are
+ * scheduled. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -47,7 +49,12 @@ static int s_whoami(aetask_worker *w, json_object *args, json_object **ret) {
         return 0;
 }
 
-static const aetask_method s_methods[] = { { "pid", s_pid }, { "whoami", s_whoami }, {} };
+static int s_policy(aetask_worker *w, json_object *args, json_object **ret) {
+        *ret = json_object_new_int(sched_getscheduler(0));
+        return 0;
+}
+
+static const aetask_method s_methods[] = { { "pid", s_pid }, { "policy", s_policy }, { "whoami", s_whoami }, {} };
 static const aetask_handler s_handler = {
         .abi_version = AETASK_HANDLER_ABI_VERSION,
         .name = "server-test",
@@ -86,7 +93,7 @@ static void call_and_wait(aetask_checkout *co, const char *method) {
         test_run_until(event, &reply_seen, 10);
 }
 
-static int pid_from(const char *address) {
+static int int_from(const char *address, const char *method) {
         aetask_checkout *co;
         aetask_client *c;
         sd_event *e;
@@ -97,12 +104,22 @@ static int pid_from(const char *address) {
         aetask_client_attach_event(c, e, 0);
         aetask_client_checkout(c, &co);
         reply_seen = false;
-        cr_assert_eq(aetask_checkout_call(co, NULL, "pid", NULL, on_pid, NULL), 0);
+        cr_assert_eq(aetask_checkout_call(co, NULL, method, NULL, on_pid, NULL), 0);
         test_run_until(e, &reply_seen, 10);
         aetask_checkout_unref(co);
         aetask_client_unref(c);
         sd_event_unref(e);
         return reply_pid;
+}
+
+static int pid_from(const char *address) {
+        return int_from(address, "pid");
+}
+
+/* The worker's scheduling policy, as the worker itself sees it (it is gone
+ * once its client is). */
+static int policy_from(const char *address) {
+        return int_from(address, "policy");
 }
 
 static void read_file(const char *path, char *buf, size_t size) {
@@ -406,5 +423,55 @@ Test(server, load_handler_failures_are_returned_not_logged) {
         cr_assert_eq(aetask_server_load_handler(s, "echo", NULL), 0);
         cr_assert_null(aetask_server_get_load_error(s));
         cr_assert_null(aetask_server_get_load_error(NULL));
+        aetask_server_free(s);
+}
+
+/* ---- How workers are scheduled --------------------------------------------- */
+
+static void scheduling_extra(aetask_server *s, void *userdata) {
+        const aetask_worker_scheduling *scheduling = userdata;
+
+        cr_assert_eq(aetask_server_set_worker_scheduling(s, *scheduling), 0);
+}
+
+static void spares_extra(aetask_server *s, void *userdata) {
+        cr_assert_eq(aetask_server_set_spare_workers(s, 1), 0);
+}
+
+Test(server, workers_run_at_sched_batch_and_the_server_does_not) {
+        test_server_start(&srv, &s_handler, NULL, NULL);
+        cr_assert_eq(policy_from(srv.address), SCHED_BATCH);
+        cr_assert_eq(sched_getscheduler(srv.pid), SCHED_OTHER);
+}
+
+Test(server, spares_run_at_sched_batch_too) {
+        test_server_start(&srv, &s_handler, spares_extra, NULL);
+        cr_assert_eq(policy_from(srv.address), SCHED_BATCH);
+}
+
+Test(server, inherit_keeps_the_servers_policy) {
+        static const aetask_worker_scheduling inherit = AETASK_WORKER_SCHEDULING_INHERIT;
+
+        test_server_start(&srv, &s_handler, scheduling_extra, (void *) &inherit);
+        cr_assert_eq(policy_from(srv.address), SCHED_OTHER);
+}
+
+/* As a unit's CPUSchedulingPolicy=idle would: the server inherits it from
+ * this process, and so do its workers. */
+Test(server, a_policy_the_server_was_given_stands) {
+        struct sched_param none = {};
+
+        cr_assert_eq(sched_setscheduler(0, SCHED_IDLE, &none), 0);
+        test_server_start(&srv, &s_handler, NULL, NULL);
+        cr_assert_eq(policy_from(srv.address), SCHED_IDLE);
+}
+
+Test(server, an_unknown_scheduling_is_refused) {
+        aetask_server *s = NULL;
+
+        cr_assert_eq(aetask_server_new(&s), 0);
+        cr_assert_eq(aetask_server_set_worker_scheduling(s, _AETASK_WORKER_SCHEDULING_MAX), -EINVAL);
+        cr_assert_eq(aetask_server_set_worker_scheduling(s, (aetask_worker_scheduling) -1), -EINVAL);
+        cr_assert_eq(aetask_server_set_worker_scheduling(NULL, AETASK_WORKER_SCHEDULING_BATCH), -EINVAL);
         aetask_server_free(s);
 }

@@ -38,6 +38,18 @@ int aetask_server_set_max_workers_per_uid(aetask_server *server, unsigned n);
 int aetask_server_set_spare_workers(aetask_server *server, unsigned n);
 int aetask_server_set_max_worker_lifetime(aetask_server *server, uint64_t usec);
 int aetask_server_set_max_worker_rss(aetask_server *server, uint64_t bytes);
+/* How workers are scheduled.  BATCH, the default: a worker whose server
+ * runs at the normal policy (SCHED_OTHER) switches to SCHED_BATCH, so that
+ * a worker woken by a call does not preempt the event loop that sent it,
+ * but runs when a CPU is free or at the next tick; a policy the server was
+ * given (a unit's CPUSchedulingPolicy=) stands.  INHERIT: the server's
+ * policy, whatever it is. */
+typedef enum aetask_worker_scheduling {
+        AETASK_WORKER_SCHEDULING_BATCH,
+        AETASK_WORKER_SCHEDULING_INHERIT,
+        _AETASK_WORKER_SCHEDULING_MAX,
+} aetask_worker_scheduling;
+int aetask_server_set_worker_scheduling(aetask_server *server, aetask_worker_scheduling scheduling);
 /* On SIGTERM, how long busy workers may take to finish their checkouts
  * before they are killed (default 90 s; 0: no limit). */
 int aetask_server_set_drain_timeout(aetask_server *server, uint64_t usec);

@@ -48,6 +48,9 @@ static void help(void) {
                "     --max-worker-rss BYTES  Retire a worker after its checkout once its\n"
                "                             resident memory passes BYTES (K, M, G suffixes\n"
                "                             allowed; default 0: no limit)\n"
+               "     --worker-scheduling POLICY  batch (default): workers switch from the\n"
+               "                             normal policy to SCHED_BATCH and do not preempt\n"
+               "                             their clients; inherit: the server's policy\n"
                "     --drain-timeout SECONDS On SIGTERM, how long busy workers may finish\n"
                "                             their checkouts before they are killed\n"
                "                             (default 90, 0: no limit)\n"
@@ -216,6 +219,7 @@ enum {
         ARG_ALLOW_GROUP,
         ARG_LOG_LEVEL,
         ARG_CALL_LOG_LEVEL,
+        ARG_WORKER_SCHEDULING,
 };
 
 /* What an option's parser returns to go on with the next (the others
@@ -319,8 +323,28 @@ static int option_access(aetask_server *s, int c, const char *value) {
         return ARGV_CONTINUE;
 }
 
-static int option_level(aetask_server *s, int c, const char *value) {
+/* --worker-scheduling: batch or inherit. */
+static int option_worker_scheduling(aetask_server *s, const char *value) {
+        static const char *const names[_AETASK_WORKER_SCHEDULING_MAX] = {
+                [AETASK_WORKER_SCHEDULING_BATCH] = "batch",
+                [AETASK_WORKER_SCHEDULING_INHERIT] = "inherit",
+        };
+
+        for (int i = 0; i < _AETASK_WORKER_SCHEDULING_MAX; i++)
+                if (strcmp(value, names[i]) == 0) {
+                        (void) aetask_server_set_worker_scheduling(s, (aetask_worker_scheduling) i);
+                        return ARGV_CONTINUE;
+                }
+        log_error("Invalid --worker-scheduling '%s': expected batch or inherit", value);
+        return EXIT_USAGE;
+}
+
+/* The options whose value is a word: the log levels, the scheduling. */
+static int option_word(aetask_server *s, int c, const char *value) {
         int level;
+
+        if (c == ARG_WORKER_SCHEDULING)
+                return option_worker_scheduling(s, value);
 
         if (parse_level(c == ARG_LOG_LEVEL ? "--log-level" : "--call-log-level", value, &level) < 0)
                 return EXIT_USAGE;
@@ -367,6 +391,7 @@ static int parse_argv(int argc, char *argv[], aetask_server *s) {
                 { "max-workers",      required_argument, NULL, ARG_MAX_WORKERS      },
                 { "max-workers-per-uid", required_argument, NULL, ARG_MAX_WORKERS_PER_UID },
                 { "spare-workers",    required_argument, NULL, ARG_SPARE_WORKERS    },
+                { "worker-scheduling", required_argument, NULL, ARG_WORKER_SCHEDULING },
                 { "drain-timeout",    required_argument, NULL, ARG_DRAIN_TIMEOUT    },
                 { "max-worker-lifetime", required_argument, NULL, ARG_MAX_WORKER_LIFETIME },
                 { "max-worker-rss",   required_argument, NULL, ARG_MAX_WORKER_RSS   },
@@ -410,8 +435,8 @@ static int parse_argv(int argc, char *argv[], aetask_server *s) {
                 case ARG_CONTROL_GROUP: case ARG_ALLOW_USER: case ARG_ALLOW_GROUP:
                         r = option_access(s, c, optarg);
                         break;
-                case ARG_LOG_LEVEL: case ARG_CALL_LOG_LEVEL:
-                        r = option_level(s, c, optarg);
+                case ARG_LOG_LEVEL: case ARG_CALL_LOG_LEVEL: case ARG_WORKER_SCHEDULING:
+                        r = option_word(s, c, optarg);
                         break;
                 case 'o':
                         r = option_handler_option(s, optarg);

@@ -56,6 +56,7 @@ struct aetask_server {
         unsigned max_workers;
         unsigned max_workers_per_uid;  /* 0: half of max_workers */
         unsigned spare_workers;        /* kept forked in advance, counted in max_workers */
+        aetask_worker_scheduling worker_scheduling;
         int log_level;                 /* -1: log.c's default */
         int call_log_level;            /* of the worker's entry per call */
         char **options;                /* "key=value" strings, NULL-terminated */

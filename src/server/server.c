@@ -144,6 +144,13 @@ _public_ int aetask_server_set_max_worker_rss(aetask_server *s, uint64_t bytes) 
         return 0;
 }
 
+_public_ int aetask_server_set_worker_scheduling(aetask_server *s, aetask_worker_scheduling scheduling) {
+        assert_return(s, -EINVAL);
+        assert_return(scheduling >= 0 && scheduling < _AETASK_WORKER_SCHEDULING_MAX, -EINVAL);
+        s->worker_scheduling = scheduling;
+        return 0;
+}
+
 _public_ int aetask_server_set_max_workers(aetask_server *s, unsigned n) {
         assert_return(s, -EINVAL);
         assert_return(n > 0 && n <= MAX_WORKERS_MAX, -EINVAL);

@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -298,6 +299,19 @@ static void set_title(aetask_worker *w, const char *what) {
                       what, w->number);
 }
 
+/* A worker runs blocking work for an event loop that must not wait for it:
+ * woken by a call, it has nothing more urgent to do than the loop that sent
+ * the call, which usually has more to send.  At SCHED_BATCH it does not
+ * preempt that loop on waking (aetask-bench: a third more calls/s with 8 in
+ * flight, two fifths more with 512 connections).  Only the default policy
+ * is changed; a failure (a system call filter) leaves it as it was. */
+static void set_scheduling(const aetask_server *s) {
+        struct sched_param none = {};
+
+        if (s->worker_scheduling == AETASK_WORKER_SCHEDULING_BATCH && sched_getscheduler(0) == SCHED_OTHER)
+                (void) sched_setscheduler(0, SCHED_BATCH, &none);
+}
+
 static void setup_process(aetask_worker *w, int conn_fd) {
         struct sigaction sa = { .sa_handler = on_sigterm, .sa_flags = SA_RESTART };
         struct sigaction dfl = { .sa_handler = SIG_DFL };
@@ -314,6 +328,7 @@ static void setup_process(aetask_worker *w, int conn_fd) {
         sigemptyset(&sa.sa_mask);
         sigaction(SIGTERM, &sa, NULL);
         sigprocmask(SIG_SETMASK, &none, NULL);
+        set_scheduling(w->server);
 
         /* No worker outlives its server: if the server dies (a crash, a
          * SIGKILL), its workers retire as on SIGTERM instead of holding

@@ -87,6 +87,15 @@ for pid in $(worker_pids echo); do
         grep -qx "0::$cgroup" "/proc/$pid/cgroup" && in_cgroup=$((in_cgroup + 1))
 done
 equal "both workers are in the service's cgroup $cgroup" 2 "$in_cgroup"
+# Under the unit's system call filter too, workers switch to SCHED_BATCH
+# (3, the 41st field of /proc/PID/stat).
+batch=0
+for pid in $(worker_pids echo); do
+        stat=$(<"/proc/$pid/stat")
+        read -ra fields <<<"${stat##*) }"
+        [ "${fields[38]}" = 3 ] && batch=$((batch + 1))
+done
+equal "both workers run at SCHED_BATCH" 2 "$batch"
 st=$(systemctl status --no-pager -n0 aetask@echo.service 2>&1)
 echo "$st"
 # In a container on a hybrid-cgroup host, systemd sometimes cannot read the
