@@ -1,7 +1,8 @@
 /* A handler for the governance tests (test-governance.c): its setup fails
  * until the file named by option gate=PATH exists (a database not there
  * yet), and grow(MIB) makes the worker hold that much more memory, touched,
- * for --max-worker-rss.  pid() returns the worker's pid. */
+ * for --max-worker-rss.  pid() returns the worker's pid; nap(MS) takes
+ * that long, for call durations that are not under a microsecond. */
 #include <aetask/aetask-handler.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,12 @@ static int gate_setup(aetask_worker *w) {
 }
 
 static int gate_pid(aetask_worker *w, json_object *args, json_object **ret) {
+        *ret = json_object_new_int(getpid());
+        return 0;
+}
+
+static int gate_nap(aetask_worker *w, json_object *args, json_object **ret) {
+        usleep((useconds_t) json_object_get_int(json_object_array_get_idx(args, 0)) * 1000);
         *ret = json_object_new_int(getpid());
         return 0;
 }
@@ -41,6 +48,7 @@ static int gate_grow(aetask_worker *w, json_object *args, json_object **ret) {
 
 static const aetask_method gate_methods[] = {
         { "pid", gate_pid },
+        { "nap", gate_nap },
         { "grow", gate_grow },
         {}
 };
