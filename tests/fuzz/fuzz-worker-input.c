@@ -101,6 +101,10 @@ static const aetask_handler f_handler = {
         .checkout_done = f_checkout_done,
 };
 
+static void say_rejected(FILE *f, const char *reason, const char *msg, size_t len) {
+        fprintf(f, "the worker wrote a reply the client rejects (%s): %.*s\n", reason, (int) MIN(len, 4096), msg);
+}
+
 /* Every reply in OUT must be a message the client reads without a protocol error. */
 static void check_replies(buffer *out) {
         size_t scanned = 0;
@@ -113,8 +117,14 @@ static void check_replies(buffer *out) {
 
                 fuzz_assert((size_t) len <= FUZZ_MESSAGE_SIZE_MAX);
                 if (protocol_parse_reply(msg, (size_t) len, &reply, &reason) < 0) {
-                        fprintf(stderr, "the worker wrote a reply the client rejects (%s): %.*s\n",
-                                reason, (int) len, msg);
+                        /* Also to a file: CI runs libFuzzer with stderr
+                         * closed (-close_fd_mask=2), and prints this. */
+                        FILE *f = fopen("fuzz-worker-input.rejected", "we");
+                        say_rejected(stderr, reason, msg, (size_t) len);
+                        if (f) {
+                                say_rejected(f, reason, msg, (size_t) len);
+                                fclose(f);
+                        }
                         abort();
                 }
                 fuzz_assert(!reply.error || reply.message);
