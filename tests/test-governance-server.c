@@ -224,9 +224,10 @@ static void listen_notify(void) {
         setenv("NOTIFY_SOCKET", sa.sun_path, 1);
 }
 
-/* Reads what came (aetaskd blocks on a full queue, as on a stuck systemd),
- * and whether a STATUS= line said the server is backing off. */
+/* Reads what came (aetaskd blocks on a full queue, as on a stuck systemd):
+ * whether a STATUS= line said the server is backing off, and the last one. */
 static bool notify_said_backing_off;
+static char notify_status[512];
 
 static void notify_drain(void) {
         char buf[4096];
@@ -235,7 +236,34 @@ static void notify_drain(void) {
         while ((n = recv(notify_fd, buf, sizeof(buf) - 1, 0)) > 0) {
                 buf[n] = 0;
                 notify_said_backing_off = notify_said_backing_off || strstr(buf, "STATUS=Backing off after ");
+                const char *status = strstr(buf, "STATUS=");
+                if (status)
+                        snprintf(notify_status, sizeof(notify_status), "%.*s", (int) strcspn(status, "\n"), status);
         }
+}
+
+/* systemctl status shows "1 worker", not "1 workers". */
+Test(governance, status_line_counts_one_worker_in_the_singular) {
+        test_checkout t;
+        test_reply r = {};
+
+        listen_notify();
+        start(NULL);
+        /* A client that keeps one worker, not the default two. */
+        char address[128];
+        snprintf(address, sizeof(address), "unix:%s", d.sock);
+        client = aetask_client_unref(client);
+        cr_assert_eq(aetask_client_new(&client, address), 0);
+        cr_assert_eq(aetask_client_set_min_workers(client, 1), 0);
+        cr_assert_eq(aetask_client_attach_event(client, event, 0), 0);
+        test_checkout_begin(&t, client, event);
+        (void) test_call_ok(&t, &r, "pid", "[]");
+        test_reply_clear(&r);
+        usleep(1300 * 1000);  /* the line is refreshed once a second */
+        notify_drain();
+        cr_assert(strncmp(notify_status, "STATUS=1 worker (0 busy, 1 idle), 1 call served (", 49) == 0, "%s",
+                  notify_status);
+        test_checkout_end(&t);
 }
 
 Test(governance, failing_setup_backs_off_and_service_resumes_by_itself) {

@@ -36,8 +36,8 @@ static int on_sighup(sd_event_source *source, const struct signalfd_siginfo *si,
         snprintf(reloading, sizeof(reloading), "RELOADING=1\nMONOTONIC_USEC=%llu",
                  (unsigned long long) now_usec(CLOCK_MONOTONIC));
         (void) sd_notify(false, reloading);
-        log_info("Reloading: recycling %u workers (idle ones now, busy ones after their checkout)",
-                 server_recycle_workers(s));
+        unsigned n = server_recycle_workers(s);
+        log_info("Reloading: recycling %u worker%s (idle ones now, busy ones after their checkout)", n, plural_s(n));
         s->n_reloads++;
         server_spares_refill(s);  /* fresh spares, with the setup run again */
         (void) sd_notify(false, "READY=1");

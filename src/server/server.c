@@ -322,9 +322,10 @@ void server_notify_status(aetask_server *s) {
         char backing_off[160];
 
         server_get_counts(s, &c);
-        if (asprintf(&line, "STATUS=%s%s%u workers (%u busy, %u idle), %llu calls served (%.1f/s), %llu killed as hung",
+        if (asprintf(&line, "STATUS=%s%s%u worker%s (%u busy, %u idle), %llu call%s served (%.1f/s), %llu killed as hung",
                      s->shutting_down ? "Draining: " : "", backoff_status_prefix(s, backing_off, sizeof(backing_off)),
-                     c.alive, c.busy, c.idle, (unsigned long long) c.calls, s->gov.calls_per_sec,
+                     c.alive, plural_s(c.alive), c.busy, c.idle, (unsigned long long) c.calls, plural_s(c.calls),
+                     s->gov.calls_per_sec,
                      (unsigned long long) c.killed_hung) < 0)
                 return;
         if (s->last_status && strcmp(s->last_status, line) == 0)
@@ -353,8 +354,8 @@ void server_maybe_exit(aetask_server *s) {
 static int on_drain_timeout(sd_event_source *source, uint64_t usec, void *userdata) {
         aetask_server *s = userdata;
 
-        log_warning("Drain limit of %.3f s reached, killing %u remaining workers",
-                    (double) s->drain_timeout / USEC_PER_SEC, s->n_alive);
+        log_warning("Drain limit of %.3f s reached, killing %u remaining worker%s",
+                    (double) s->drain_timeout / USEC_PER_SEC, s->n_alive, plural_s(s->n_alive));
         for (unsigned i = 0; i < s->board.n_slots; i++)
                 if (s->workers[i].pid > 0) {
                         s->workers[i].killed_drain = true;
@@ -369,7 +370,7 @@ static void server_begin_shutdown(aetask_server *s, const char *why) {
         s->shutting_down = true;
         /* An embedding program's server ending with its parent is routine. */
         log_full(s->keepalive_fd >= 0 ? LOG_DEBUG : LOG_INFO, 0,
-                 "Shutting down (%s), waiting for %u workers", why, s->n_alive);
+                 "Shutting down (%s), waiting for %u worker%s", why, s->n_alive, plural_s(s->n_alive));
         (void) sd_notify(false, "STOPPING=1");
 
         /* Stop listening.  Under systemd the socket stays open in systemd and

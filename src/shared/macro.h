@@ -39,6 +39,11 @@
                 _fd_;                                   \
         })
 
+/* "%u worker%s", N, plural_s(N): "1 worker", "2 workers". */
+static inline const char *plural_s(unsigned long long n) {
+        return n == 1 ? "" : "s";
+}
+
 static inline void freep(void *p) {
         free(*(void **) p);
 }

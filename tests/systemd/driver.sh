@@ -32,14 +32,14 @@ worker_pids() {
 }
 workers_of() { worker_pids "$1" | wc -l; }
 status_line_ok() {
-        [[ "$1" =~ ^(Draining:\ )?[0-9]+\ workers\ \([0-9]+\ busy,\ [0-9]+\ idle\),\ [0-9]+\ calls\ served\ \([0-9]+\.[0-9]/s\),\ [0-9]+\ killed\ as\ hung$ ]]
+        [[ "$1" =~ ^(Draining:\ )?[0-9]+\ workers?\ \([0-9]+\ busy,\ [0-9]+\ idle\),\ [0-9]+\ calls?\ served\ \([0-9]+\.[0-9]/s\),\ [0-9]+\ killed\ as\ hung$ ]]
 }
 tenths() {  # "1.6" -> 16, without awk (an alternative, missing in the container)
         local whole=${1%%.*} frac=0
         [[ "$1" == *.* ]] && frac=${1#*.}
         echo $(( whole * 10 + ${frac:0:1} ))
 }
-calls_served() { [[ "$1" =~ ([0-9]+)\ calls\ served ]] && echo "${BASH_REMATCH[1]}"; }
+calls_served() { [[ "$1" =~ ([0-9]+)\ calls?\ served ]] && echo "${BASH_REMATCH[1]}"; }
 
 echo "== set-up"
 systemd-sysusers
