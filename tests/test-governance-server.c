@@ -10,11 +10,13 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "calls.h"
@@ -399,4 +401,58 @@ Test(governance, status_counts_calls_errors_durations_and_causes) {
                 refreshes++;
         cr_assert_eq(refreshes, 3, "%s", out);
         cr_assert_null(strstr(out, "\033["), "escape sequences without a terminal");
+}
+
+/* Sends SIG to PID after MS milliseconds, from a process of its own. */
+static pid_t signal_later(pid_t pid, int sig, unsigned ms) {
+        pid_t k = fork();
+
+        cr_assert_geq(k, 0);
+        if (k == 0) {
+                usleep(ms * 1000);
+                _exit(kill(pid, sig) == 0 ? 0 : 1);
+        }
+        return k;
+}
+
+/* SIGTERM asks a worker to retire after its checkout, and does not cut the
+ * call it runs short: the gate's nap is a usleep() that a caught signal
+ * would end early with EINTR.  TARGET is "worker" (systemd's stop signals
+ * every process of the unit) or "server" (a reload, SIGHUP). */
+static void signal_mid_call(const char *target) {
+        test_checkout t;
+        test_reply r = {};
+
+        start(NULL);
+        test_checkout_begin(&t, client, event);
+        pid_t worker = (pid_t) strtol(test_call_ok(&t, &r, "pid", "[]"), NULL, 10);
+        test_reply_clear(&r);
+
+        bool to_worker = strcmp(target, "worker") == 0;
+        pid_t k = signal_later(to_worker ? worker : d.pid, to_worker ? SIGTERM : SIGHUP, 150);
+        double t0 = now_seconds();
+        (void) test_call_ok(&t, &r, "nap", "[700]");
+        double took = now_seconds() - t0;
+        test_reply_clear(&r);
+        int status;
+        cr_assert_eq(waitpid(k, &status, 0), k);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the signal was not sent");
+        cr_assert_geq(took, 0.69, "a signal to the %s ended a 700 ms call after %.3f s", target, took);
+
+        /* The checkout goes on with the same worker, which retires after it. */
+        cr_assert_eq(strtol(test_call_ok(&t, &r, "pid", "[]"), NULL, 10), worker);
+        test_reply_clear(&r);
+        test_checkout_end(&t);
+        double deadline = now_seconds() + 10;
+        while (kill(worker, 0) == 0 && now_seconds() < deadline)
+                usleep(10000);
+        cr_assert_neq(kill(worker, 0), 0, "the worker did not retire after its checkout");
+}
+
+Test(governance, sigterm_to_a_busy_worker_waits_for_its_call) {
+        signal_mid_call("worker");
+}
+
+Test(governance, reload_waits_for_the_calls_running) {
+        signal_mid_call("server");
 }

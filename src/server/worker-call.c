@@ -3,6 +3,7 @@
  * within the message size limit. */
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +123,32 @@ static bool client_gone(aetask_worker *w) {
                getsockopt(w->fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) >= 0 && domain != AF_UNIX;
 }
 
+/* SIGTERM asks the worker to retire after its checkout (worker.c), so it
+ * must not cut the handler's code short; but a signal caught while that
+ * code sleeps or polls ends the sleep or poll with EINTR, SA_RESTART or
+ * not (nanosleep, poll, select and epoll_wait are never restarted), and a
+ * reload ended a 3 s call after 0.5 s.  So it waits, pending, while handler
+ * code runs, and is taken when the worker is back in its own.  The handler
+ * runs marked busy in the scoreboard meanwhile (what the server's hung
+ * timeout and status look at). */
+static void hold_sigterm(int how) {
+        sigset_t term;
+
+        sigemptyset(&term);
+        sigaddset(&term, SIGTERM);
+        (void) sigprocmask(how, &term, NULL);
+}
+
+static void handler_begin(aetask_worker *w, const char *what) {
+        hold_sigterm(SIG_BLOCK);
+        slot_call_begin(w->slot, what);
+}
+
+static void handler_end(aetask_worker *w, bool served) {
+        slot_call_end(w->slot, served);
+        hold_sigterm(SIG_UNBLOCK);
+}
+
 /* Runs the handler's setup, once: before the first call, or at once in a
  * spare.  A failure is answered to the first call, which ends the worker. */
 void worker_setup(aetask_worker *w) {
@@ -132,9 +159,9 @@ void worker_setup(aetask_worker *w) {
                 return;
         /* Setup counts as busy, so a hung setup is killed like a hung call. */
         slot_set_setup(w->slot, SLOT_SETUP_RUNNING, NULL);
-        slot_call_begin(w->slot, "setup");
+        handler_begin(w, "setup");
         r = w->handler->setup(w);
-        slot_call_end(w->slot, false);
+        handler_end(w, false);
         if (r >= 0) {
                 slot_set_setup(w->slot, SLOT_SETUP_DONE, NULL);
                 return;
@@ -198,9 +225,9 @@ static int run_call_armed(aetask_worker *w, const protocol_call *c, buffer *out)
                 return r;
         }
 
-        slot_call_begin(w->slot, w->method ?: "->()");
+        handler_begin(w, w->method ?: "->()");
         if (client_gone(w)) {
-                slot_call_end(w->slot, false);
+                handler_end(w, false);
                 log_info("Worker %u: client went away before its call began, not running it", w->number);
                 w->method = NULL;
                 return -EPIPE;
@@ -210,7 +237,7 @@ static int run_call_armed(aetask_worker *w, const protocol_call *c, buffer *out)
          * interface, with the name the call was made with (or NULL). */
         uint64_t began = now_usec(CLOCK_MONOTONIC);
         r = fn ? fn(w, args, &result) : w->handler->interface(w, w->method, args, &result);
-        slot_call_end(w->slot, true);
+        handler_end(w, true);
         json_object_put(args);
         worker_log_call(&w->log, w->server->call_log_level, now_usec(CLOCK_MONOTONIC) - began,
                         r < 0 ? worker_error_message(w, r) : NULL);
@@ -227,9 +254,9 @@ static int run_done(aetask_worker *w, const protocol_call *c, buffer *out) {
         w->in_checkout = false;
         worker_log_begin(&w->log, c->trace, "checkout_done");
         if (w->setup_done && w->setup_result >= 0 && w->handler->checkout_done) {
-                slot_call_begin(w->slot, "checkout_done");
+                handler_begin(w, "checkout_done");
                 r = w->handler->checkout_done(w);
-                slot_call_end(w->slot, false);
+                handler_end(w, false);
         }
         if (r < 0)
                 log_warning("Worker %u: checkout_done failed: %s", w->number, worker_error_message(w, r));

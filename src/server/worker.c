@@ -39,7 +39,8 @@
 /* SIGTERM asks the worker to retire.  Between checkouts, blocked in read(),
  * it tells the client at once that it will run nothing more and exits: any
  * call the client sent meanwhile was not run, and the client may send it to
- * another worker.  In a checkout, it finishes the checkout first. */
+ * another worker.  In a checkout, it finishes the checkout first (and the
+ * handler's code runs with it held: worker-call.c). */
 static volatile sig_atomic_t retire_requested;
 static volatile sig_atomic_t idle_between_checkouts;
 static int retire_fd = -1;
