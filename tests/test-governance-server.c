@@ -456,3 +456,51 @@ Test(governance, sigterm_to_a_busy_worker_waits_for_its_call) {
 Test(governance, reload_waits_for_the_calls_running) {
         signal_mid_call("server");
 }
+
+/* Runs the client's loop for about MS milliseconds. */
+static void run_loop_for(unsigned ms) {
+        double until = now_seconds() + ms / 1000.0;
+
+        while (now_seconds() < until)
+                cr_assert_geq(sd_event_run(event, 10 * 1000), 0);
+}
+
+/* A call written to a worker that died idle, before the client saw it go,
+ * never reached it (the write failed, or its bytes still wait): it goes to
+ * another worker (aetask-protocol(7), NEVER RAN), as one sent behind an
+ * unanswered Done does. */
+Test(governance, a_call_to_a_worker_that_died_idle_goes_to_another) {
+        test_checkout t;
+        test_reply r = {};
+
+        start(NULL);
+        test_checkout_begin(&t, client, event);
+        pid_t first = (pid_t) strtol(test_call_ok(&t, &r, "pid", "[]"), NULL, 10);
+        test_reply_clear(&r);
+        test_checkout_end(&t);
+        run_loop_for(200);  /* the Done answered, both pooled workers idle */
+
+        json_object *status = status_json(), *workers;
+        cr_assert(json_object_object_get_ex(status, "workers", &workers));
+        size_t n = json_object_array_length(workers);
+        cr_assert_geq(n, 1);
+        pid_t pids[16];
+        for (size_t i = 0; i < n && i < 16; i++) {
+                json_object *pid;
+                cr_assert(json_object_object_get_ex(json_object_array_get_idx(workers, i), "pid", &pid));
+                pids[i] = (pid_t) json_object_get_int(pid);
+                cr_assert_eq(kill(pids[i], SIGKILL), 0);
+        }
+        json_object_put(status);
+        /* Gone and reaped, and the client's loop has not run meanwhile. */
+        double deadline = now_seconds() + 5;
+        for (size_t i = 0; i < n && i < 16; i++)
+                while (kill(pids[i], 0) == 0 && now_seconds() < deadline)
+                        usleep(5000);
+
+        test_checkout_begin(&t, client, event);
+        pid_t served = (pid_t) strtol(test_call_ok(&t, &r, "pid", "[]"), NULL, 10);
+        test_reply_clear(&r);
+        test_checkout_end(&t);
+        cr_assert_neq(served, first);
+}

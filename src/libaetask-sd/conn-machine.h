@@ -76,7 +76,9 @@ void conn_machine_close(conn_machine *m);
  * *RET filled (conn_event_done() it), 0 (*RET untouched) when no whole
  * message is there. */
 int conn_machine_next(conn_machine *m, conn_event *ret);
-/* The connection failed (KIND, MESSAGE, as the shell found out): *RET says
- * how to close it. */
-void conn_machine_lost(conn_machine *m, aetask_error_kind kind, const char *message, conn_event *ret);
+/* The connection failed (KIND, MESSAGE, as the shell found out), with the
+ * call in flight not all written (CALL_UNSENT) or written: *RET says how to
+ * close it. */
+void conn_machine_lost(conn_machine *m, bool call_unsent, aetask_error_kind kind, const char *message,
+                       conn_event *ret);
 void conn_event_done(conn_event *ev);

@@ -129,7 +129,9 @@ static void conn_close_for(worker_conn *w, const conn_event *ev) {
 static void conn_lost(worker_conn *w, aetask_error_kind kind, const char *message) {
         conn_event ev;
 
-        conn_machine_lost(&w->m, kind, message, &ev);
+        /* The call in flight is the last thing written: bytes still in the
+         * output buffer are its own. */
+        conn_machine_lost(&w->m, buffer_length(&w->out) > 0, kind, message, &ev);
         conn_close_for(w, &ev);
 }
 

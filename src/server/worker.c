@@ -56,6 +56,12 @@ static pid_t server_pid;
 static unsigned drain_limit_seconds;     /* 0: none */
 static volatile sig_atomic_t drain_limit_armed;
 
+/* The kernel's word that the server died (PR_SET_PDEATHSIG), taken as
+ * SIGTERM is, but never held (worker-call.c holds SIGTERM while handler
+ * code runs): the drain limit counts from the server's death, even for a
+ * worker in the middle of a call. */
+#define SIGNAL_SERVER_GONE (SIGRTMIN + 1)
+
 /* How a worker ends.  A coverage build unloads the handler module first:
  * the module has its own copy of gcov, which writes the module's counts
  * from its destructor, and _exit() runs no destructors (child-exit.h). */
@@ -69,7 +75,7 @@ _Noreturn static void worker_exit(int status) {
         child_exit(status);
 }
 
-static void on_sigterm(int sig) {
+static void on_retire_signal(int sig) {
         retire_requested = 1;
         if (drain_limit_seconds > 0 && !drain_limit_armed && getppid() != server_pid) {
                 drain_limit_armed = 1;
@@ -315,7 +321,7 @@ static void set_scheduling(const aetask_server *s) {
 }
 
 static void setup_process(aetask_worker *w, int conn_fd) {
-        struct sigaction sa = { .sa_handler = on_sigterm, .sa_flags = SA_RESTART };
+        struct sigaction sa = { .sa_handler = on_retire_signal, .sa_flags = SA_RESTART };
         struct sigaction dfl = { .sa_handler = SIG_DFL };
         sigset_t none;
 
@@ -329,6 +335,7 @@ static void setup_process(aetask_worker *w, int conn_fd) {
         sigaction(SIGALRM, &dfl, NULL);
         sigemptyset(&sa.sa_mask);
         sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGNAL_SERVER_GONE, &sa, NULL);
         sigprocmask(SIG_SETMASK, &none, NULL);
         set_scheduling(w->server);
 
@@ -339,9 +346,9 @@ static void setup_process(aetask_worker *w, int conn_fd) {
         /* In alarm()'s whole seconds, rounded up; 0 stays "no limit". */
         drain_limit_seconds = w->server->drain_timeout == 0 ? 0 :
                 (unsigned) MIN((w->server->drain_timeout - 1) / USEC_PER_SEC + 1, (uint64_t) UINT_MAX);
-        (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+        (void) prctl(PR_SET_PDEATHSIG, SIGNAL_SERVER_GONE);
         if (getppid() != w->server->pid)
-                raise(SIGTERM);
+                raise(SIGNAL_SERVER_GONE);
 
         /* Nothing of the server's is the worker's business: listening sockets,
          * other workers' connections, the event loop's descriptors. */

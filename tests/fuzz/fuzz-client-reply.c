@@ -141,7 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 }
         }
         if (s.m.state != CONN_CLOSED) {
-                conn_machine_lost(&s.m, AETASK_ERROR_WORKER_DIED, "worker connection suddenly died", &ev);
+                conn_machine_lost(&s.m, false, AETASK_ERROR_WORKER_DIED, "worker connection suddenly died", &ev);
                 fuzz_assert(ev.close);
         }
         check_log(s.log);
