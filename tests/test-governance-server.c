@@ -494,3 +494,24 @@ Test(governance, a_call_to_a_worker_that_died_idle_goes_to_another) {
 
         cr_assert_neq(call_pid(), first);
 }
+
+/* "calls served" counts the handler's methods that ran, one killed as hung
+ * included (aetaskctl(1)); the metrics count the calls answered. */
+Test(governance, calls_served_counts_a_call_killed_as_hung) {
+        const char *args[] = { "--hung-timeout", "0.3", NULL };
+        test_checkout t;
+        test_reply r = {};
+
+        start(args);
+        test_checkout_begin(&t, client, event);
+        test_call_fails(&t, &r, "nap", "[3000]");
+        cr_assert_eq(r.kind, AETASK_ERROR_WORKER_DIED, "%s: %s", aetask_error_kind_to_string(r.kind), r.message);
+        test_reply_clear(&r);
+        test_checkout_end(&t);
+
+        json_object *o = status_json();
+        cr_assert_eq(status_number(o, "killed_hung"), 1);
+        cr_assert_eq(status_number(o, "calls"), 1, "calls served: %lld", (long long) status_number(o, "calls"));
+        cr_assert_eq(status_number(o, "metrics.calls"), 0);
+        json_object_put(o);
+}

@@ -45,13 +45,13 @@ check "NAME call shorthand again" '"x"' "$(ctl t call echo x)"
 bg=$!
 sleep 0.5
 out=$(ctl status t)
-check_match "status NAME: one busy worker" $'\nWorkers: 1 \\(1 busy, 0 idle\\) of at most 256, 128 per user; 2 calls served, 0 killed as hung\n' "$out"
+check_match "status NAME: one busy worker" $'\nWorkers: 1 \\(1 busy, 0 idle\\) of at most 256, 128 per user; 3 calls served, 0 killed as hung\n' "$out"
 check_match "status NAME: workers per user" $'\nUSER +WORKERS +BUSY\nuid '"$(id -u)"$' +1 +1\n' "$out"
-check_match "status NAME: the worker's row" $'\n +[0-9]+ +3 busy +'"$bg"' +'"$(id -u)"' sleep +[0-9]+ms +0 +[0-9]+ms +[0-9.]+[KMG] +-$' "$out"
+check_match "status NAME: the worker's row" $'\n +[0-9]+ +3 busy +'"$bg"' +'"$(id -u)"' sleep +[0-9]+ms +1 +[0-9]+ms +[0-9.]+[KMG] +-$' "$out"
 out=$(ctl t status)
 check_match "NAME status shorthand" "^echo: aetaskd pid $server" "$out"
 out=$(ctl --json --connect "unix:$dir/t.control" status)
-check_match "status --json" "\"alive\":1,\"busy\":1,\"idle\":0,\"max_workers\":256,\"max_workers_per_uid\":128,\"calls\":2,.*\"users\":\[\{\"uid\":$(id -u),\"workers\":1,\"busy\":1\}\],.*\"state\":\"busy\",\"client_pid\":$bg,.*\"method\":\"sleep\"" "$out"
+check_match "status --json" "\"alive\":1,\"busy\":1,\"idle\":0,\"max_workers\":256,\"max_workers_per_uid\":128,\"calls\":3,.*\"users\":\[\{\"uid\":$(id -u),\"workers\":1,\"busy\":1\}\],.*\"state\":\"busy\",\"client_pid\":$bg,.*\"method\":\"sleep\"" "$out"
 wait $bg
 check "the call answered" null "$(cat "$dir/sleep.out")"
 sleep 0.1

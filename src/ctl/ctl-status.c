@@ -155,11 +155,12 @@ static void print_status(json_object *p) {
                get_str(p, "name", "?"), (unsigned long long) get_u64(p, "pid"), get_str(p, "handler", "?"),
                format_duration(get_u64(p, "uptime_usec"), d1),
                json_object_object_get_ex(p, "draining", &v) && json_object_get_boolean(v) ? ", draining" : "");
-        printf("Workers: %llu (%llu busy, %llu idle) of at most %llu, %llu per user; %llu calls served, %llu killed as hung\n",
+        printf("Workers: %llu (%llu busy, %llu idle) of at most %llu, %llu per user; %llu call%s served, %llu killed as hung\n",
                (unsigned long long) get_u64(p, "alive"), (unsigned long long) get_u64(p, "busy"),
                (unsigned long long) get_u64(p, "idle"), (unsigned long long) get_u64(p, "max_workers"),
                (unsigned long long) get_u64(p, "max_workers_per_uid"),
-               (unsigned long long) get_u64(p, "calls"), (unsigned long long) get_u64(p, "killed_hung"));
+               (unsigned long long) get_u64(p, "calls"), plural_s(get_u64(p, "calls")),
+               (unsigned long long) get_u64(p, "killed_hung"));
         print_metrics(p);
         print_users(p);
 

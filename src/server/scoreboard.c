@@ -62,9 +62,11 @@ void slot_call_begin(scoreboard_slot *s, const char *method) {
         __atomic_store_n(&s->state, SLOT_BUSY, __ATOMIC_RELEASE);
 }
 
-void slot_call_end(scoreboard_slot *s, bool served) {
-        if (served)
-                __atomic_fetch_add(&s->calls, 1, __ATOMIC_RELAXED);
+void slot_count_call(scoreboard_slot *s) {
+        __atomic_fetch_add(&s->calls, 1, __ATOMIC_RELAXED);
+}
+
+void slot_call_end(scoreboard_slot *s) {
         __atomic_store_n(&s->state, SLOT_IDLE, __ATOMIC_RELEASE);
 }
 

@@ -53,8 +53,10 @@ scoreboard_slot *scoreboard_take(scoreboard *b);
 void scoreboard_release(scoreboard_slot *s);
 
 void slot_call_begin(scoreboard_slot *s, const char *method);
-/* SERVED: a call was answered (false for the checkout-done hook). */
-void slot_call_end(scoreboard_slot *s, bool served);
+/* A handler's method is about to run: "calls served" counts it, answered
+ * or not (its worker may be killed, hung or past its deadline). */
+void slot_count_call(scoreboard_slot *s);
+void slot_call_end(scoreboard_slot *s);
 slot_state slot_get_state(const scoreboard_slot *s);
 /* In the worker: setup reached SETUP; a failure says why in ERROR. */
 void slot_set_setup(scoreboard_slot *s, slot_setup setup, const char *error);

@@ -144,8 +144,8 @@ static void handler_begin(aetask_worker *w, const char *what) {
         slot_call_begin(w->slot, what);
 }
 
-static void handler_end(aetask_worker *w, bool served) {
-        slot_call_end(w->slot, served);
+static void handler_end(aetask_worker *w) {
+        slot_call_end(w->slot);
         hold_sigterm(SIG_UNBLOCK);
 }
 
@@ -161,7 +161,7 @@ void worker_setup(aetask_worker *w) {
         slot_set_setup(w->slot, SLOT_SETUP_RUNNING, NULL);
         handler_begin(w, "setup");
         r = w->handler->setup(w);
-        handler_end(w, false);
+        handler_end(w);
         if (r >= 0) {
                 slot_set_setup(w->slot, SLOT_SETUP_DONE, NULL);
                 return;
@@ -227,7 +227,7 @@ static int run_call_armed(aetask_worker *w, const protocol_call *c, buffer *out)
 
         handler_begin(w, w->method ?: "->()");
         if (client_gone(w)) {
-                handler_end(w, false);
+                handler_end(w);
                 log_info("Worker %u: client went away before its call began, not running it", w->number);
                 w->method = NULL;
                 return -EPIPE;
@@ -236,8 +236,9 @@ static int run_call_armed(aetask_worker *w, const protocol_call *c, buffer *out)
         /* What the table and the catch-all do not take goes to the general
          * interface, with the name the call was made with (or NULL). */
         uint64_t began = now_usec(CLOCK_MONOTONIC);
+        slot_count_call(w->slot);
         r = fn ? fn(w, args, &result) : w->handler->interface(w, w->method, args, &result);
-        handler_end(w, true);
+        handler_end(w);
         json_object_put(args);
         worker_log_call(&w->log, w->server->call_log_level, now_usec(CLOCK_MONOTONIC) - began,
                         r < 0 ? worker_error_message(w, r) : NULL);
@@ -256,7 +257,7 @@ static int run_done(aetask_worker *w, const protocol_call *c, buffer *out) {
         if (w->setup_done && w->setup_result >= 0 && w->handler->checkout_done) {
                 handler_begin(w, "checkout_done");
                 r = w->handler->checkout_done(w);
-                handler_end(w, false);
+                handler_end(w);
         }
         if (r < 0)
                 log_warning("Worker %u: checkout_done failed: %s", w->number, worker_error_message(w, r));
