@@ -111,8 +111,8 @@ static void print_metrics(json_object *p) {
                                ? format_bytes(get_u64(p, "max_worker_rss"), d2) : "unlimited");
         }
         if (json_object_object_get_ex(p, "backoff", &b))
-                printf("Back-off: %llu start failures in a row, next attempt in %s (delay %s, %llu probes): %s\n",
-                       (unsigned long long) get_u64(b, "failures"),
+                printf("Back-off: %llu start failure%s in a row, next attempt in %s (delay %s, %llu probes): %s\n",
+                       (unsigned long long) get_u64(b, "failures"), plural_s(get_u64(b, "failures")),
                        format_duration(get_u64(b, "next_attempt_usec"), d1),
                        format_duration(get_u64(b, "delay_usec"), d2),
                        (unsigned long long) get_u64(b, "probes"), get_str(b, "last_error", "?"));

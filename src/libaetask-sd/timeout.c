@@ -54,8 +54,8 @@ static void checkout_time_out(aetask_checkout *co) {
         int n;
 
         if (co->timeout % USEC_PER_SEC == 0)
-                n = snprintf(message, sizeof(message), "timed out after %llu seconds",
-                             (unsigned long long) (co->timeout / USEC_PER_SEC));
+                n = snprintf(message, sizeof(message), "timed out after %llu second%s",
+                             (unsigned long long) (co->timeout / USEC_PER_SEC), plural_s(co->timeout / USEC_PER_SEC));
         else
                 n = snprintf(message, sizeof(message), "timed out after %g seconds",
                              (double) co->timeout / USEC_PER_SEC);

@@ -26,8 +26,8 @@ bool backoff_active(aetask_server *s) {
 static void backoff_end(aetask_server *s) {
         backoff *b = &s->gov.backoff;
 
-        log_info("Setup of %s succeeded again after %u failures in a row: serving", server_display_name(s),
-                 b->failures);
+        log_info("Setup of %s succeeded again after %u failure%s in a row: serving", server_display_name(s),
+                 b->failures, plural_s(b->failures));
         b->failures = 0;
         b->delay = 0;
         b->until = 0;
@@ -53,10 +53,11 @@ const char *backoff_describe(aetask_server *s, char *buf, size_t size) {
         if (b->failures == 0)
                 snprintf(buf, size, "%s", "");
         else if (now < b->until)
-                snprintf(buf, size, "backing off after %u start failures in a row, next attempt in %.1fs",
-                         b->failures, (double) (b->until - now) / USEC_PER_SEC);
+                snprintf(buf, size, "backing off after %u start failure%s in a row, next attempt in %.1fs",
+                         b->failures, plural_s(b->failures), (double) (b->until - now) / USEC_PER_SEC);
         else
-                snprintf(buf, size, "backing off after %u start failures in a row, attempting now", b->failures);
+                snprintf(buf, size, "backing off after %u start failure%s in a row, attempting now", b->failures,
+                         plural_s(b->failures));
         return buf;
 }
 
@@ -77,8 +78,8 @@ const char *backoff_status_prefix(aetask_server *s, char *buf, size_t size) {
         if (b->failures == 0)
                 snprintf(buf, size, "%s", "");
         else
-                snprintf(buf, size, "Backing off after %u start failures in a row (next attempt %.1fs after the last): ",
-                         b->failures, (double) b->delay / USEC_PER_SEC);
+                snprintf(buf, size, "Backing off after %u start failure%s in a row (next attempt %.1fs after the last): ",
+                         b->failures, plural_s(b->failures), (double) b->delay / USEC_PER_SEC);
         return buf;
 }
 
@@ -154,9 +155,9 @@ void backoff_worker_exited(aetask_server *s, worker_record *rec, retire_cause ca
         snprintf(b->last_error, sizeof(b->last_error), "%s",
                  slot_get_setup(rec->slot) == SLOT_SETUP_FAILED ? rec->slot->setup_error : "the setup crashed");
         s->spare_retry_at = MAX(s->spare_retry_at, b->until);
-        log_warning("Worker %u (pid %d) of %s failed to start (%s): %u failures in a row, "
+        log_warning("Worker %u (pid %d) of %s failed to start (%s): %u failure%s in a row, "
                     "starting no worker for %.3f s", rec->slot->number, rec->pid, server_display_name(s),
-                    b->last_error, b->failures, (double) b->delay / USEC_PER_SEC);
+                    b->last_error, b->failures, plural_s(b->failures), (double) b->delay / USEC_PER_SEC);
         backoff_arm(s);
 }
 
