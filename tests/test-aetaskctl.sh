@@ -23,7 +23,24 @@ check unknown-message "aetaskctl: handler error: unknown method 'nosuchmethod'" 
 out=$("$AETASKCTL" --connect "unix:$dir/absent.sock" --timeout 0.3 call echo 1 2>&1); rc=$?
 check absent-exit 1 "$rc"
 check absent-message "aetaskctl: timeout error: timed out after 0.3 seconds (no worker: connecting to unix:$dir/absent.sock failed: No such file or directory)" "$out"
-"$AETASKCTL" --bogus >/dev/null 2>&1; check usage-exit 2 $?
+out=$(ctl call echo "$(printf 'a\xffb')" 2>&1); rc=$?
+check not-utf8-exit 2 "$rc"
+check not-utf8-message "aetaskctl: argument 1 is not valid UTF-8" "$out"
+out=$("$AETASKCTL" --bogus 2>&1); rc=$?
+check usage-exit 2 "$rc"
+check usage-message "aetaskctl: unrecognized option '--bogus'
+Try 'aetaskctl --help' for more information." "$out"
+
+# A first word that is no method name goes to the catch-all, and a handler
+# without one says so; aetaskctl says why ($1: the test handlers' folder).
+"$AETASKD" --listen "unix:$dir/gate.sock" --handler gate --handler-dir "$1" &
+gate=$!
+for _ in $(seq 100); do [ -S "$dir/gate.sock" ] && break; sleep 0.05; done
+out=$("$AETASKCTL" --connect "unix:$dir/gate.sock" call say-hello bob 2>&1); rc=$?
+kill $gate; wait $gate
+check not-a-method-exit 1 "$rc"
+check not-a-method-message 'aetaskctl: handler error: the handler takes no calls without a method name
+aetaskctl: "say-hello" is not a method name (1 to 128 ASCII letters, digits and underscores): it went to the catch-all as the first argument' "$out"
 # A timeout that is no number of seconds (NaN, which was accepted, or one
 # whose microseconds would not fit) is a usage error.
 for t in nan inf 1e99 -1; do
@@ -38,7 +55,9 @@ out=$("$AETASKCTL" --help); rc=$?
 check help-exit 0 "$rc"
 check help-first-line "Usage: aetaskctl [OPTIONS...] [NAME] COMMAND ..." "$(head -1 <<<"$out")"
 check version "aetaskctl $(sed -n "s/^ *version : '\(.*\)',/\1/p" "$(dirname "$0")/../meson.build")" "$("$AETASKCTL" --version)"
-"$AETASKCTL" >/dev/null 2>&1; check no-command-exit 2 $?
+out=$("$AETASKCTL" 2>/dev/null); rc=$?
+check no-command-exit 2 "$rc"
+check no-command-help-on-stderr "" "$out"
 out=$("$AETASKCTL" --timeout soon call echo 1 2>&1); rc=$?
 check bad-timeout "2 aetaskctl: invalid --timeout: soon: expected seconds, more than 0 and at most 1000000000 (fractions allowed)" "$rc $out"
 out=$("$AETASKCTL" somename 2>&1); rc=$?
@@ -74,7 +93,8 @@ check option-words-after-method '["-j","--timeout","x"]' "$(ctl call - -j --time
 check double-dash-ends-options '["--raw"]' "$(ctl call -- --raw)"
 check double-dash-then-method '"-j"' "$(ctl -- call echo -j)"
 out=$("$AETASKCTL" t call --bogus echo 1 2>&1); rc=$?
-check unknown-option-before-method "2 $AETASKCTL: unrecognized option '--bogus'" "$rc $out"
+check unknown-option-before-method "2 aetaskctl: unrecognized option '--bogus'
+Try 'aetaskctl --help' for more information." "$rc $out"
 out=$("$AETASKCTL" status t extra -j 2>&1); rc=$?
 check status-two-names-with-option "2 aetaskctl: status takes one NAME or ADDRESS" "$rc $out"
 unset AETASK_RUNTIME_DIR

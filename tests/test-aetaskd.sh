@@ -61,7 +61,10 @@ check no-symbol-message "aetaskd: Failed to load handler 'no-symbol': $1/no-symb
         "$(head -1 "$dir/nosymbol.log")"
 "$AETASKD" --listen "unix:$dir/z.sock" --handler-dir "$1" --handler wrong-abi 2>"$dir/wrongabi.log"; check wrong-abi-exit 6 $?
 check wrong-abi-message "aetaskd: Failed to load handler 'wrong-abi': ABI version 3, expected 1 to 2" "$(head -1 "$dir/wrongabi.log")"
-"$AETASKD" --bogus >/dev/null 2>&1; check bad-option-exit 2 $?
+out=$("$AETASKD" --bogus 2>&1); rc=$?
+check bad-option-exit 2 "$rc"
+check bad-option-message "aetaskd: unrecognized option '--bogus'
+Try 'aetaskd --help' for more information." "$out"
 for bad in "--max-workers=0" "--max-workers=65537" "--max-workers-per-uid=0" "--max-workers-per-uid=65537" "--max-workers-per-uid=x"; do
         "$AETASKD" --handler echo "$bad" >/dev/null 2>&1; check "out-of-range $bad" 2 $?
 done

@@ -441,7 +441,8 @@ static int parse_argv(int argc, char *argv[], aetask_server *s) {
                 case 'o':
                         r = option_handler_option(s, optarg);
                         break;
-                default:
+                default:  /* getopt said what was wrong */
+                        fprintf(stderr, "Try 'aetaskd --help' for more information.\n");
                         return EXIT_USAGE;
                 }
         if (r != ARGV_CONTINUE)
@@ -500,6 +501,8 @@ int main(int argc, char *argv[]) {
                 log_error_errno(r, "Failed to create server");
                 return EXIT_FAILURE;
         }
+        /* getopt names the program as argv[0] has it: "aetaskd:", not a path. */
+        argv[0] = program_invocation_short_name;
         r = parse_argv(argc, argv, s);
         if (r != ARGV_CONTINUE)
                 return r;

@@ -16,8 +16,8 @@ enum { ARG_VERSION = 0x100, ARG_INTERVAL, ARG_ITERATIONS };
 /* A watch refreshing faster would mostly measure itself. */
 #define CTL_INTERVAL_MIN_USEC 100000
 
-static void help(void) {
-        printf("Usage: aetaskctl [OPTIONS...] [NAME] COMMAND ...\n\n"
+static void help(FILE *f) {
+        fprintf(f, "Usage: aetaskctl [OPTIONS...] [NAME] COMMAND ...\n\n"
                "Talk to an aetask server: the one given with --connect, or unit aetask@NAME\n"
                "(its sockets in " UNIT_RUNTIME_DIR ").\n\n"
                "Commands:\n"
@@ -70,7 +70,7 @@ static bool words_end_options(char **words, size_t n) {
 static int parse_option(ctl_context *ctx, int c) {
         switch (c) {
         case 'h':
-                help();
+                help(stdout);
                 return 0;
         case ARG_VERSION:
                 puts("aetaskctl " AETASK_VERSION);
@@ -109,7 +109,8 @@ static int parse_option(ctl_context *ctx, int c) {
                         return -CTL_EXIT_USAGE;
                 }
                 return 1;
-        default:
+        default:  /* getopt said what was wrong */
+                fprintf(stderr, "Try 'aetaskctl --help' for more information.\n");
                 return -CTL_EXIT_USAGE;
         }
 }
@@ -175,12 +176,14 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr, "aetaskctl: out of memory\n");
                 return CTL_EXIT_CALL_FAILED;
         }
+        /* getopt names the program as argv[0] has it: "aetaskctl:", not a path. */
+        argv[0] = program_invocation_short_name;
         r = parse_argv(&ctx, argc, argv, words, &n);
         if (r <= 0)
                 return -r;
 
-        if (n == 0) {
-                help();
+        if (n == 0) {  /* a usage error: the help goes where errors go */
+                help(stderr);
                 return CTL_EXIT_USAGE;
         }
         /* "aetaskctl NAME VERB ...": a word that is no verb names a unit. */

@@ -7,11 +7,13 @@
 #include "macro.h"
 #include "json-writer.h"
 #include "protocol.h"
+#include "utf8.h"
 
 typedef struct call_state {
         sd_event *event;
         bool raw;
         int exit_code;
+        const char *not_a_method;      /* a first word taken as the catch-all's argument */
 } call_state;
 
 static int on_reply(aetask_checkout *co, json_object *result, const aetask_error *error, void *userdata) {
@@ -34,6 +36,10 @@ static void on_error(aetask_checkout *co, aetask_error_kind kind, const char *me
         call_state *st = userdata;
 
         fprintf(stderr, "aetaskctl: %s error: %s\n", aetask_error_kind_to_string(kind), message);
+        if (kind == AETASK_ERROR_HANDLER && st->not_a_method)
+                fprintf(stderr, "aetaskctl: \"%s\" is not a method name (1 to %d ASCII letters, digits and "
+                        "underscores): it went to the catch-all as the first argument\n",
+                        st->not_a_method, PROTOCOL_METHOD_NAME_MAX);
         st->exit_code = CTL_EXIT_CALL_FAILED;
         sd_event_exit(st->event, 0);
 }
@@ -78,12 +84,19 @@ int ctl_call(ctl_context *ctx, int argc, char **argv) {
                 else if (protocol_method_name_is_valid(argv[0])) {
                         method = argv[0];
                         i = 1;
-                }
+                } else
+                        st.not_a_method = argv[0];
         }
 
         args = json_object_new_array();
-        for (; i < argc; i++)
+        for (int first = i; i < argc; i++) {
+                /* Messages are UTF-8: a stray byte is the caller's to fix. */
+                if (!utf8_is_valid(argv[i], strlen(argv[i]))) {
+                        fprintf(stderr, "aetaskctl: argument %d is not valid UTF-8\n", i - first + 1);
+                        return CTL_EXIT_USAGE;
+                }
                 json_object_array_add(args, parse_argument(argv[i]));
+        }
 
         r = sd_event_default(&st.event);
         if (r >= 0)
