@@ -61,6 +61,12 @@ check no-symbol-message "aetaskd: Failed to load handler 'no-symbol': $1/no-symb
         "$(head -1 "$dir/nosymbol.log")"
 "$AETASKD" --listen "unix:$dir/z.sock" --handler-dir "$1" --handler wrong-abi 2>"$dir/wrongabi.log"; check wrong-abi-exit 6 $?
 check wrong-abi-message "aetaskd: Failed to load handler 'wrong-abi': ABI version 3, expected 1 to 2" "$(head -1 "$dir/wrongabi.log")"
+# A file in the way is left alone, and said so.
+echo precious >"$dir/file"
+out=$("$AETASKD" --handler echo --listen "unix:$dir/file" 2>&1); rc=$?
+check file-in-the-way-exit 1 "$rc"
+check file-in-the-way-message "aetaskd: Failed to listen on unix:$dir/file: the path exists and is not a socket" "$out"
+check file-in-the-way-kept precious "$(cat "$dir/file")"
 out=$("$AETASKD" --bogus 2>&1); rc=$?
 check bad-option-exit 2 "$rc"
 check bad-option-message "aetaskd: unrecognized option '--bogus'

@@ -7,6 +7,7 @@
  * See aetask-handler(3). */
 #pragma once
 
+#include <errno.h>                /* handlers return -errno codes */
 #include <json-c/json.h>
 #include <stdarg.h>
 #include <stddef.h>

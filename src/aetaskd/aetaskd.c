@@ -244,6 +244,11 @@ static int option_listen(aetask_server *s, int c, const char *value) {
                 log_control_not_unix(value);
                 return EXIT_USAGE;
         }
+        if (r == -EEXIST) {
+                /* Only a socket file is replaced (one nobody answers on). */
+                log_error("Failed to listen on %s: the path exists and is not a socket", value);
+                return EXIT_FAILURE;
+        }
         if (r < 0) {
                 log_error_errno(r, "Failed to listen on %s", value);
                 return EXIT_FAILURE;
