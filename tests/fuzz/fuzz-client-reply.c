@@ -141,8 +141,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 }
         }
         if (s.m.state != CONN_CLOSED) {
-                conn_machine_lost(&s.m, false, AETASK_ERROR_WORKER_DIED, "worker connection suddenly died", &ev);
+                /* Whether the call in flight was all written: the piece size's low bit. */
+                conn_machine_lost(&s.m, piece & 1, AETASK_ERROR_WORKER_DIED, "worker connection suddenly died", &ev);
                 fuzz_assert(ev.close);
+                fuzz_assert(!ev.requeue || !s.m.answered);  /* a checkout that had an answer never moves */
         }
         check_log(s.log);
         check_log(s.done_log);
