@@ -48,8 +48,7 @@ void conn_machine_close(conn_machine *m) {
         m->state = CONN_CLOSED;
 }
 
-static void event_close(conn_machine *m, conn_event *ev, bool call_unsent, aetask_error_kind kind,
-                        const char *message) {
+static void event_close(conn_machine *m, conn_event *ev, aetask_error_kind kind, const char *message) {
         bool has_checkout = m->state == CONN_ASSIGNED || m->state == CONN_CALL_IN_FLIGHT;
 
         ev->close = true;
@@ -57,11 +56,9 @@ static void event_close(conn_machine *m, conn_event *ev, bool call_unsent, aetas
         ev->message = message;
         /* No greeting means no worker ever had the connection (the server
          * went away with it in its backlog); a Done still unanswered means
-         * the worker never read this checkout's first call; a first call
-         * not all written never reached the worker whole (it died idle,
-         * before the client saw it go), and a worker runs whole messages
-         * only.  Either way nothing ran: the checkout goes elsewhere. */
-        ev->requeue = has_checkout && (!m->greeted || (!m->answered && (m->pending_done > 0 || call_unsent)));
+         * the worker never read this checkout's first call.  Either way
+         * nothing ran: the checkout goes elsewhere. */
+        ev->requeue = has_checkout && (!m->greeted || (m->pending_done > 0 && !m->answered));
         /* A connection that never reached a worker is a failed connect. */
         if (!m->greeted || kind == AETASK_ERROR_REFUSED)
                 ev->back_off++;
@@ -70,7 +67,12 @@ static void event_close(conn_machine *m, conn_event *ev, bool call_unsent, aetas
 void conn_machine_lost(conn_machine *m, bool call_unsent, aetask_error_kind kind, const char *message,
                        conn_event *ret) {
         *ret = (conn_event) { .type = CONN_EVENT_LOST };
-        event_close(m, ret, call_unsent && m->state == CONN_CALL_IN_FLIGHT, kind, message);
+        event_close(m, ret, kind, message);
+        /* Nor did a checkout's first call that was not all written: the
+         * worker died idle, before the client saw it go, and a worker runs
+         * whole messages only. */
+        if (call_unsent && m->state == CONN_CALL_IN_FLIGHT && !m->answered)
+                ret->requeue = true;
 }
 
 /* A retiring worker's last word, never the answer to a Done: it answered
@@ -81,7 +83,7 @@ static void read_retiring(conn_machine *m, conn_event *ev) {
 
         ev->type = CONN_EVENT_LOST;
         if (has_checkout && m->answered) {
-                event_close(m, ev, false, AETASK_ERROR_WORKER_DIED, "worker retired during the checkout");
+                event_close(m, ev, AETASK_ERROR_WORKER_DIED, "worker retired during the checkout");
                 return;
         }
         ev->close = true;
@@ -117,7 +119,7 @@ static void read_refusal(conn_machine *m, conn_event *ev) {
                 return;
         }
         ev->type = CONN_EVENT_LOST;
-        event_close(m, ev, false, kind, ev->text);
+        event_close(m, ev, kind, ev->text);
 }
 
 /* The answer to a Done: a failing checkout-done hook means the worker's
@@ -129,7 +131,7 @@ static void read_done_answer(conn_machine *m, conn_event *ev) {
                 return;
         m->retire = true;
         if (m->state == CONN_IDLE)
-                event_close(m, ev, false, AETASK_ERROR_HANDLER, ev->reply.message);
+                event_close(m, ev, AETASK_ERROR_HANDLER, ev->reply.message);
 }
 
 /* The answer to the call in flight. */
@@ -139,9 +141,9 @@ static void read_call_answer(conn_machine *m, conn_event *ev) {
         if (m->state != CONN_CALL_IN_FLIGHT) {
                 ev->type = CONN_EVENT_LOST;
                 if (reply->error && protocol_error_call_kind(reply->error_id) == AETASK_ERROR_REFUSED)
-                        event_close(m, ev, false, AETASK_ERROR_REFUSED, reply->message);
+                        event_close(m, ev, AETASK_ERROR_REFUSED, reply->message);
                 else
-                        event_close(m, ev, false, AETASK_ERROR_PROTOCOL, "worker sent a reply nobody asked for");
+                        event_close(m, ev, AETASK_ERROR_PROTOCOL, "worker sent a reply nobody asked for");
                 return;
         }
         m->state = CONN_ASSIGNED;
@@ -166,7 +168,7 @@ static void read_message(conn_machine *m, const char *s, size_t len, conn_event 
         if (protocol_parse_reply(s, len, &ev->reply, &reason) < 0) {
                 snprintf(ev->text, sizeof(ev->text), "invalid reply from worker: %s", reason);
                 ev->type = CONN_EVENT_LOST;
-                event_close(m, ev, false, AETASK_ERROR_PROTOCOL, ev->text);
+                event_close(m, ev, AETASK_ERROR_PROTOCOL, ev->text);
                 return;
         }
         if (ev->reply.error_id == PROTOCOL_ERROR_ID_RETIRING)
@@ -176,7 +178,7 @@ static void read_message(conn_machine *m, const char *s, size_t len, conn_event 
                 ev->type = CONN_EVENT_GREETED;
         } else if (!m->greeted && !ev->reply.error) {
                 ev->type = CONN_EVENT_LOST;
-                event_close(m, ev, false, AETASK_ERROR_PROTOCOL, "the worker did not greet");
+                event_close(m, ev, AETASK_ERROR_PROTOCOL, "the worker did not greet");
         } else if (!m->greeted)
                 read_refusal(m, ev);
         else if (m->pending_done > 0)
